@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "zygote_native",
+      "sources": [
+        "native/addon.cc",
+        "native/channel.cc",
+        "native/childfds.cc",
+        "native/errors.cc",
+        "native/fdpass.cc",
+        "native/fork.cc",
+        "native/forkable.cc",
+        "native/process.cc",
+        "native/report.cc",
+        "native/signals.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    }
+  ]
+}

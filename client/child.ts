@@ -1,0 +1,128 @@
+// A child the zygote forked for this client: its pid, its stdio as Node streams, its exit.
+import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import { native } from '../native/index.js';
+
+export interface ExitStatus {
+  /** The exit code if the child exited, else null. */
+  code: number | null;
+  /** The signal that ended the child, else null. */
+  signal: NodeJS.Signals | null;
+  /** 'exit': it exited; 'signal': a signal it did not get from kill() ended it; 'killed': kill() (or abort, or close) ended it. */
+  reason: 'exit' | 'signal' | 'killed';
+  /** Fork to reap, measured by the zygote. */
+  wallMs: number;
+  /** User plus system CPU time. */
+  cpuMs: number;
+  /** Peak resident set size. */
+  maxRssBytes: number;
+}
+
+export interface RawExit {
+  code: number | null;
+  signal: number | null;
+  wallMs: number;
+  cpuMs: number;
+  maxRssBytes: number;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+/** Sends a kill request through the zygote, for when this process may not signal the child. */
+export type KillViaZygote = (id: number, signal: number) => void;
+
+export class ZygoteChild {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves when the zygote has reaped the child; rejects with ZygoteClosedError if the zygote died first. */
+  readonly exited: Promise<ExitStatus>;
+  private pidfd: number;
+  private killRequested = false;
+  private status: ExitStatus | null = null;
+  private settle!: { resolve(s: ExitStatus): void; reject(e: Error): void };
+
+  constructor(
+    /** The spawn id on this connection. */
+    readonly id: number,
+    /** The child's real pid (in the zygote's pid namespace). */
+    readonly pid: number,
+    readonly name: string,
+    fds: readonly number[],
+    private readonly killViaZygote: KillViaZygote,
+  ) {
+    const [stdin, stdout, stderr, pidfd] = fds;
+    this.pidfd = pidfd;
+    this.stdin = new Socket({ fd: stdin, readable: false, writable: true });
+    this.stdout = new Socket({ fd: stdout, readable: true, writable: false });
+    this.stderr = new Socket({ fd: stderr, readable: true, writable: false });
+    // A child that exits without reading its stdin makes writes fail with EPIPE; that is
+    // the child's business, not a reason to crash the renderer. Other errors still throw
+    // when nobody listens.
+    this.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && this.stdin.listenerCount('error') === 1) throw err;
+    });
+    this.exited = new Promise<ExitStatus>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Whoever never awaits exited must not get an unhandled rejection when the zygote dies.
+    this.exited.catch(() => undefined);
+  }
+
+  /** Whether the zygote has reported this child's exit. */
+  get hasExited(): boolean {
+    return this.status !== null;
+  }
+
+  /**
+   * Sends a signal (SIGKILL by default) through the child's pidfd, so a recycled pid can never
+   * be hit. Returns false if the child has already exited.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
+    if (this.status !== null || this.pidfd < 0) return false;
+    const sig = typeof signal === 'number' ? signal : osConstants.signals[signal];
+    if (!Number.isInteger(sig) || sig <= 0) throw new TypeError(`Expected a signal name or number, got ${String(signal)}`);
+    try {
+      const sent = native.pidfdSendSignal(this.pidfd, sig);
+      if (sent) this.killRequested = true;
+      return sent;
+    } catch (err) {
+      // A child running as another user (the sandbox's uid) cannot be signalled from here;
+      // the zygote, its parent, can.
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      this.killRequested = true;
+      this.killViaZygote(this.id, sig);
+      return true;
+    }
+  }
+
+  /** @internal The zygote reported the exit. */
+  _exited(raw: RawExit): void {
+    if (this.status !== null) return;
+    const signal = raw.signal === null ? null : (SIGNAL_NAMES.get(raw.signal) ?? (`SIG${raw.signal}` as NodeJS.Signals));
+    const reason = signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit';
+    this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes };
+    this.closePidfd();
+    this.settle.resolve(this.status);
+  }
+
+  /** @internal The zygote is gone: nobody will report the exit (the child dies with it). */
+  _orphaned(err: Error): void {
+    if (this.status !== null) return;
+    this.closePidfd();
+    this.settle.reject(err);
+  }
+
+  /** @internal Stops reading and writing: used when the handle is closed. */
+  _destroyStreams(): void {
+    this.stdin.destroy();
+    this.stdout.destroy();
+    this.stderr.destroy();
+  }
+
+  private closePidfd(): void {
+    if (this.pidfd >= 0) native.close(this.pidfd);
+    this.pidfd = -1;
+  }
+}

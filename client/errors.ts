@@ -1,0 +1,37 @@
+// The typed errors the client library throws. Each message says what failed and why.
+export { ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
+
+/** Base class of every error this package throws on purpose. */
+export class ZygoteError extends Error {
+  override name = 'ZygoteError';
+}
+
+/** The zygote could not be started: bad options, a failed preload or main, a crash, a timeout. */
+export class ZygoteStartError extends ZygoteError {
+  override name = 'ZygoteStartError';
+}
+
+/** The handle was closed, or the zygote died or hung up: nothing more can be done with it. */
+export class ZygoteClosedError extends ZygoteError {
+  override name = 'ZygoteClosedError';
+}
+
+/** A spawn() failed before any of the child's own code ran. */
+export class SpawnError extends ZygoteError {
+  override name = 'SpawnError';
+  constructor(
+    message: string,
+    /** The setup step that failed ("fork", "pipe", "uv_loop_fork", ...). */
+    readonly step: string,
+    /** The errno symbol ("EAGAIN"), or '' when the failure had none. */
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A spawn() was cancelled through its AbortSignal. */
+export class AbortError extends ZygoteError {
+  override name = 'AbortError';
+}

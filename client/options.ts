@@ -1,0 +1,134 @@
+// Normalising and checking the options of startZygote(), connect() and spawn(), once, with
+// messages that name the option, what it must be and what it was.
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export interface StartZygoteOptions {
+  /** The module whose default export each child runs: a file: URL or an absolute path. */
+  main: URL | string;
+  /** Modules the zygote imports once before serving (trusted code), resolved from main. */
+  preload?: readonly string[];
+  /** The children's whole environment, and the zygote's. Default {}: nothing of this process. */
+  env?: Readonly<Record<string, string>>;
+  /** A label for log lines. Default "zygote". */
+  name?: string;
+  /** How long start-up (preload, main) may take. Default 30 s. */
+  startupTimeoutMs?: number;
+  /** How long each spawn may take to answer. Default 10 s. */
+  spawnTimeoutMs?: number;
+  /** Log every spawn and exit on stderr. Default false (errors only). */
+  verbose?: boolean;
+}
+
+export interface ConnectOptions {
+  /** How long to wait for the zygote's greeting. Default 10 s. */
+  timeoutMs?: number;
+  /** How long each spawn may take to answer. Default 10 s. */
+  spawnTimeoutMs?: number;
+}
+
+export interface SpawnOptions {
+  /** Arguments for main's default export; JSON values. Default []. */
+  args?: readonly unknown[];
+  /** A label for logs and the child's process title. */
+  name?: string;
+  /** Aborting kills the child (or cancels the spawn). */
+  signal?: AbortSignal;
+}
+
+export interface NormalizedStart {
+  mainUrl: string;
+  preload: string[];
+  env: Record<string, string>;
+  name: string;
+  startupTimeoutMs: number;
+  spawnTimeoutMs: number;
+  verbose: boolean;
+}
+
+export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected startZygote() options to be an object, got ${describe(opts)}`);
+  const mainUrl = toFileUrl(opts.main);
+  const preload = opts.preload ?? [];
+  if (!Array.isArray(preload) || !preload.every((p) => typeof p === 'string' && p !== '')) {
+    throw new TypeError(`Expected the \`preload\` option to be an array of module specifiers, got ${describe(preload)}`);
+  }
+  const env = opts.env ?? {};
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw new TypeError(`Expected the \`env\` option to be an object, got ${describe(env)}`);
+  const cleanEnv: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(env)) {
+    if (k === '' || k.includes('=') || k.includes('\0')) throw new TypeError(`Expected \`env\` keys to be variable names, got ${JSON.stringify(k)}`);
+    if (typeof v !== 'string' || v.includes('\0')) throw new TypeError(`Expected \`env.${k}\` to be a string without NUL, got ${describe(v)}`);
+    cleanEnv[k] = v;
+  }
+  return {
+    mainUrl,
+    preload: [...preload],
+    env: cleanEnv,
+    name: optionalString(opts.name, 'name') ?? 'zygote',
+    startupTimeoutMs: positiveInt(opts.startupTimeoutMs, 'startupTimeoutMs', 30_000),
+    spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
+    verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
+  };
+}
+
+export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<ConnectOptions> {
+  return {
+    timeoutMs: positiveInt(opts.timeoutMs, 'timeoutMs', 10_000),
+    spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
+  };
+}
+
+export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal } {
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
+  const args = opts.args ?? [];
+  if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
+  let argsJson: string;
+  try {
+    argsJson = JSON.stringify(args);
+  } catch (err) {
+    throw new TypeError(`Expected the \`args\` option to hold JSON values: ${(err as Error).message}`);
+  }
+  const name = optionalString(opts.name, 'name') ?? '';
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
+  }
+  return { argsJson, name, signal: opts.signal };
+}
+
+function toFileUrl(main: unknown): string {
+  let url: string;
+  if (main instanceof URL) url = main.href;
+  else if (typeof main === 'string' && main.startsWith('file:')) url = new URL(main).href;
+  else if (typeof main === 'string' && isAbsolute(main)) url = pathToFileURL(main).href;
+  else throw new TypeError(`Expected the \`main\` option to be a file: URL or an absolute path, got ${describe(main)}`);
+  if (!url.startsWith('file:')) throw new TypeError(`Expected the \`main\` option to be a file: URL, got ${url}`);
+  if (!existsSync(fileURLToPath(url))) throw new TypeError(`The \`main\` module does not exist: ${fileURLToPath(url)}`);
+  return url;
+}
+
+function positiveInt(v: unknown, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`Expected the \`${name}\` option to be a positive integer, got ${describe(v)}`);
+  return v;
+}
+
+function optionalString(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new TypeError(`Expected the \`${name}\` option to be a string, got ${describe(v)}`);
+  return v;
+}
+
+function bool(v: unknown, name: string): boolean {
+  if (typeof v !== 'boolean') throw new TypeError(`Expected the \`${name}\` option to be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `${JSON.stringify(v)} (string)`;
+  if (typeof v === 'object') return `an object`;
+  return `${String(v)} (${typeof v})`;
+}

@@ -1,0 +1,73 @@
+// startZygote() starts an embedded zygote over a socketpair; connect() reaches a served one.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { native } from '../native/index.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../zygote/config.js';
+import { ControlConnection } from './connection.js';
+import { ZygoteStartError } from './errors.js';
+import { normalizeConnectOptions, normalizeStartOptions, type ConnectOptions, type StartZygoteOptions } from './options.js';
+import { Zygote } from './zygote.js';
+
+/** The zygote's entry point, beside this file in the built package. */
+export const ZYGOTE_MAIN = fileURLToPath(new URL('../zygote/main.js', import.meta.url));
+
+/** The fd on which an embedded zygote finds its control socket. */
+const CONTROL_FD = 3;
+
+/**
+ * Starts a zygote owned by this process: it imports `preload` and `main` once, then forks a
+ * child per spawn(). Resolves once it is warm. Its stderr is this process's stderr.
+ */
+export async function startZygote(options: StartZygoteOptions): Promise<Zygote> {
+  const o = normalizeStartOptions(options);
+  const config: ZygoteConfig = {
+    main: o.mainUrl,
+    preload: o.preload,
+    control: { kind: 'fd', fd: CONTROL_FD },
+    name: o.name,
+    verbose: o.verbose,
+    setupTimeoutMs: 10_000,
+    shutdownTimeoutMs: 5_000,
+  };
+  const [mine, theirs] = native.socketpair();
+  let cp;
+  try {
+    cp = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], {
+      // The zygote's environment is the children's: exactly what was configured, nothing of ours.
+      env: o.env,
+      stdio: ['ignore', 'ignore', 'inherit', theirs],
+    });
+  } catch (err) {
+    native.close(mine);
+    throw new ZygoteStartError(`cannot start the zygote process: ${(err as Error).message}`, { cause: err });
+  } finally {
+    native.close(theirs);
+  }
+  const conn = new ControlConnection(mine, () => `zygote ${o.name} (pid ${cp.pid})`);
+  const exited = new Promise<never>((_, reject) => {
+    cp.once('error', (err) => reject(new ZygoteStartError(`cannot start the zygote process: ${err.message}`, { cause: err })));
+  });
+  try {
+    const hello = await Promise.race([conn.hello(o.startupTimeoutMs), exited]);
+    return new Zygote(conn, hello, o.spawnTimeoutMs, cp);
+  } catch (err) {
+    conn.close();
+    cp.kill('SIGKILL');
+    throw err;
+  }
+}
+
+/** Connects to a zygote started with `zygote serve --socket PATH`. */
+export async function connect(path: string, options: ConnectOptions = {}): Promise<Zygote> {
+  if (typeof path !== 'string' || path === '') throw new TypeError(`Expected a socket path, got ${String(path)}`);
+  const o = normalizeConnectOptions(options);
+  let fd: number;
+  try {
+    fd = native.connectUnix(path);
+  } catch (err) {
+    throw new ZygoteStartError(`cannot connect to the zygote at ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const conn = new ControlConnection(fd, () => `zygote at ${path}`);
+  const hello = await conn.hello(o.timeoutMs);
+  return new Zygote(conn, hello, o.spawnTimeoutMs, null);
+}

@@ -1,0 +1,242 @@
+// A handle on a zygote: spawn children, track them, close. Shared by embedded and connected zygotes.
+import type { ChildProcess } from 'node:child_process';
+import type { ServerMessage } from '../protocol/control.js';
+import { SPAWNED_FDS } from '../protocol/control.js';
+import { native } from '../native/index.js';
+import { ZygoteChild } from './child.js';
+import type { ControlConnection, Hello } from './connection.js';
+import { AbortError, SpawnError, ZygoteClosedError } from './errors.js';
+import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
+
+interface PendingSpawn {
+  name: string;
+  signal?: AbortSignal;
+  resolve(child: ZygoteChild): void;
+  reject(err: Error): void;
+}
+
+/** How long close() waits for killed children to be reported before giving up on them. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+export class Zygote {
+  /** The zygote's pid. */
+  readonly pid: number;
+  private nextId = 1;
+  private readonly pending = new Map<number, PendingSpawn>();
+  private readonly live = new Map<number, ZygoteChild>();
+  private closedBy: ZygoteClosedError | null = null;
+  private closing: Promise<void> | null = null;
+  private readonly ended: Promise<void>;
+  private markEnded!: () => void;
+
+  /** @internal Use startZygote() or connect(). */
+  constructor(
+    private readonly conn: ControlConnection,
+    hello: Hello,
+    private readonly spawnTimeoutMs: number,
+    /** The zygote process, when this handle started it. */
+    private readonly process: ChildProcess | null,
+  ) {
+    this.pid = hello.zygotePid;
+    this.ended = new Promise((resolve) => {
+      this.markEnded = resolve;
+    });
+    conn.attach({ message: (m, fds) => this.onMessage(m, fds), end: (err) => this.onEnd(err) });
+    this.updateRef();
+  }
+
+  /** Whether the handle can no longer spawn (closed, or the zygote is gone). */
+  get closed(): boolean {
+    return this.closedBy !== null;
+  }
+
+  /** Forks a child from the zygote; resolves once it is set up and running main. */
+  spawn(options: SpawnOptions = {}): Promise<ZygoteChild> {
+    if (this.closedBy) return Promise.reject(this.closedBy);
+    let opts: ReturnType<typeof normalizeSpawnOptions>;
+    try {
+      opts = normalizeSpawnOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    const id = this.nextId++;
+    return new Promise<ZygoteChild>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        this.updateRef();
+        reject(new SpawnError(`spawn ${opts.name || id} got no answer from zygote ${this.pid} within ${this.spawnTimeoutMs} ms`, 'timeout', 'ETIMEDOUT'));
+      }, this.spawnTimeoutMs);
+      const done = () => clearTimeout(timer);
+      this.pending.set(id, {
+        name: opts.name,
+        signal: opts.signal,
+        resolve: (c) => (done(), resolve(c)),
+        reject: (e) => (done(), reject(e)),
+      });
+      this.updateRef();
+      try {
+        this.conn.send({ kind: 'spawn', id, argsJson: opts.argsJson, name: opts.name });
+      } catch (err) {
+        this.pending.delete(id);
+        done();
+        reject(err instanceof ZygoteClosedError ? err : new ZygoteClosedError(`cannot send to zygote ${this.pid}: ${(err as Error).message}`, { cause: err }));
+      }
+    });
+  }
+
+  /**
+   * Kills and reaps this handle's children, then disconnects; an embedded zygote exits too.
+   * Pending spawns reject with ZygoteClosedError. Idempotent.
+   */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const closedErr = new ZygoteClosedError('the zygote handle was closed');
+    if (!this.closedBy) this.closedBy = closedErr;
+    this.failPending(this.closedBy);
+    for (const child of this.live.values()) child.kill('SIGKILL');
+    // Wait (bounded) for the zygote to report the killed children, so none outlives close().
+    const reported = Promise.allSettled([...this.live.values()].map((c) => c.exited));
+    await withTimeout(reported, CLOSE_TIMEOUT_MS);
+    for (const child of this.live.values()) {
+      child._destroyStreams();
+      child._orphaned(closedErr);
+    }
+    this.live.clear();
+    this.conn.close(closedErr);
+    if (this.process) await this.stopProcess();
+  }
+
+  /** An embedded zygote exits by itself once its client hangs up; SIGKILL is the backstop. */
+  private async stopProcess(): Promise<void> {
+    const cp = this.process!;
+    if (cp.exitCode !== null || cp.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => cp.once('exit', () => resolve()));
+    if (!(await withTimeout(exited, CLOSE_TIMEOUT_MS))) {
+      cp.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  private onMessage(msg: ServerMessage, fds: number[]): void {
+    switch (msg.kind) {
+      case 'spawned':
+        return this.onSpawned(msg.id, msg.pid, fds);
+      case 'spawnFailed': {
+        closeAll(fds);
+        const p = this.takePending(msg.id);
+        const why = msg.errnoName ? `${msg.message}` : msg.message;
+        p?.reject(new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${why}`, msg.step, msg.errnoName));
+        return;
+      }
+      case 'exited': {
+        closeAll(fds);
+        const child = this.live.get(msg.id);
+        if (!child) return;
+        this.live.delete(msg.id);
+        child._exited(msg);
+        this.updateRef();
+        return;
+      }
+      case 'fault':
+        closeAll(fds);
+        this.conn.close(new ZygoteClosedError(`zygote ${this.pid} refused a frame from this client: ${msg.message}`));
+        return;
+      default:
+        closeAll(fds);
+        this.conn.close(new ZygoteClosedError(`zygote ${this.pid} sent an unexpected ${msg.kind} message`));
+    }
+  }
+
+  private onSpawned(id: number, pid: number, fds: number[]): void {
+    const p = this.takePending(id);
+    if (fds.length !== SPAWNED_FDS.length) {
+      closeAll(fds);
+      const err = new ZygoteClosedError(`zygote ${this.pid} sent ${fds.length} fds with spawned (expected ${SPAWNED_FDS.join(', ')})`);
+      p?.reject(err);
+      this.conn.close(err);
+      return;
+    }
+    if (!p) {
+      // The spawn timed out or was abandoned: this child has no owner. Kill it now.
+      native.pidfdSendSignal(fds[3], 9);
+      closeAll(fds);
+      return;
+    }
+    const child = new ZygoteChild(id, pid, p.name, fds, (cid, sig) => {
+      if (!this.closedBy) this.conn.send({ kind: 'kill', id: cid, signal: sig });
+    });
+    this.live.set(id, child);
+    this.updateRef();
+    if (p.signal) {
+      if (p.signal.aborted) {
+        child.kill();
+        p.reject(abortError(p.signal));
+        return;
+      }
+      const onAbort = () => child.kill();
+      p.signal.addEventListener('abort', onAbort, { once: true });
+      child.exited.finally(() => p.signal!.removeEventListener('abort', onAbort)).catch(() => undefined);
+    }
+    p.resolve(child);
+  }
+
+  private onEnd(err: ZygoteClosedError): void {
+    const exit = this.process && (this.process.exitCode !== null || this.process.signalCode !== null) ? ` (zygote exit code ${this.process.exitCode}, signal ${this.process.signalCode})` : '';
+    const reason = this.closedBy ?? new ZygoteClosedError(`${err.message}${exit}`, { cause: err.cause });
+    this.closedBy = reason;
+    this.failPending(reason);
+    for (const child of this.live.values()) child._orphaned(reason);
+    this.live.clear();
+    this.markEnded();
+  }
+
+  private failPending(err: Error): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(err);
+    this.updateRef();
+  }
+
+  private takePending(id: number): PendingSpawn | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    this.updateRef();
+    return p;
+  }
+
+  /** Keeps the event loop alive only while something is in flight, like a net.Socket would. */
+  private updateRef(): void {
+    const busy = this.pending.size > 0 || this.live.size > 0;
+    this.conn.setRef(busy);
+    if (this.process) {
+      if (busy) this.process.ref();
+      else this.process.unref();
+    }
+  }
+}
+
+function abortError(signal: AbortSignal): AbortError {
+  return new AbortError('spawn was aborted', { cause: signal.reason });
+}
+
+function closeAll(fds: number[]): void {
+  for (const fd of fds) native.close(fd);
+}
+
+/** Resolves true if p settled within ms, false otherwise. */
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

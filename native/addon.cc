@@ -1,0 +1,23 @@
+// addon: the native module's exports; each concern lives in its own file.
+#include <napi.h>
+
+#include "channel.h"
+#include "fdpass.h"
+#include "fork.h"
+#include "process.h"
+#include "signals.h"
+
+namespace zygote {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitFdPass(env, exports);
+  InitChannel(env, exports);
+  InitFork(env, exports);
+  InitProcess(env, exports);
+  InitSignals(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(zygote_native, Init)
+
+}  // namespace zygote

@@ -1,0 +1,30 @@
+// fdpass: AF_UNIX SOCK_SEQPACKET sockets and packets that carry file descriptors (SCM_RIGHTS).
+#pragma once
+
+#include <napi.h>
+
+#include <vector>
+
+namespace zygote {
+
+// Most descriptors one packet may carry; the protocol's largest message carries four.
+constexpr int kMaxFdsPerPacket = 8;
+
+enum class RecvStatus { kPacket, kWouldBlock, kEof };
+
+struct Packet {
+  std::vector<char> data;
+  std::vector<int> fds;
+  bool truncated = false;  // the packet (or its fds) did not fit and was cut: a protocol error
+};
+
+// Sends one packet with optional fds; returns false on EAGAIN, sets errno and returns false
+// with *err set on any other failure.
+bool SendPacket(int fd, const char* data, size_t len, const int* fds, int nfds, int* err);
+
+// Receives one packet of at most max_bytes. Received fds are close-on-exec.
+RecvStatus RecvPacket(int fd, size_t max_bytes, Packet* out, int* err);
+
+void InitFdPass(Napi::Env env, Napi::Object exports);
+
+}  // namespace zygote

@@ -1,0 +1,95 @@
+// The native addon's API as TypeScript sees it; the one place that loads the .node file.
+import { createRequire } from 'node:module';
+
+/** A received packet: its bytes, the fds that rode on it, and whether it was cut short. */
+export interface NativePacket {
+  data: Buffer;
+  fds: number[];
+  truncated: boolean;
+}
+
+export interface ForkSpec {
+  stdin: number;
+  stdout: number;
+  stderr: number;
+  /** Write end of the pipe on which the child reports how its setup went. */
+  report: number;
+  name: string;
+}
+
+export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number };
+
+export interface SetupReport {
+  ok: boolean;
+  step: string;
+  errno: number;
+  /** The errno's symbol ("EPERM"), empty when there was none. */
+  code: string;
+  message: string;
+}
+
+export interface ReapResult {
+  code: number | null;
+  signal: number | null;
+  userUs: number;
+  systemUs: number;
+  maxRssKb: number;
+}
+
+/** The client's event-loop-driven end of a control socket (native/channel.cc). */
+export interface NativeChannel {
+  send(data: Buffer): void;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeChannelConstructor {
+  new (
+    fd: number,
+    maxBytes: number,
+    onPacket: (data: Buffer, fds: number[], truncated: boolean) => void,
+    onEnd: (errorCode: string | null) => void,
+  ): NativeChannel;
+}
+
+export interface NativeAddon {
+  // fdpass.cc
+  socketpair(): [number, number];
+  listenUnix(path: string, backlog: number): number;
+  connectUnix(path: string): number;
+  accept(fd: number): number | null;
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
+  sendPacket(fd: number, data: Buffer, fds?: number[]): boolean;
+  recvPacket(fd: number, maxBytes: number): NativePacket | null | 'eof';
+  // channel.cc
+  Channel: NativeChannelConstructor;
+  // fork.cc
+  forkChild(spec: ForkSpec): ForkResult;
+  // process.cc
+  pipe(): [number, number];
+  setNonBlocking(fd: number, on: boolean): void;
+  close(fd: number): void;
+  poll(fds: Int32Array, events: Int16Array, revents: Int16Array, timeoutMs: number): number;
+  reap(pid: number): ReapResult | null;
+  pidfdSendSignal(pidfd: number, signal: number): boolean;
+  readReport(fd: number): SetupReport | null | 'eof';
+  exitNow(code: number): never;
+  execve(path: string, argv: string[], env: string[]): never;
+  sameOpenFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean;
+  // signals.cc
+  installSignalPipe(signals: number[]): number;
+  readSignals(): number[];
+}
+
+const require = createRequire(import.meta.url);
+
+/** The addon, built by `node-gyp rebuild` (npm install runs it) into build/Release. */
+export const native: NativeAddon = require('../../build/Release/zygote_native.node');
+
+/** poll(2) event bits. */
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;

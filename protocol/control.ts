@@ -1,0 +1,164 @@
+// The control protocol's messages as plain TS types, and their validated Thrift encoding.
+//
+// Thrift's generated read() accepts anything that decodes: missing required fields, unions
+// with no or several members. Every message is therefore checked after decoding, and the
+// rest of the code only ever sees these types.
+import { createRequire } from 'node:module';
+import type * as Gen from './gen/zygote_types.cjs';
+import { decodeFrame, encodeFrame } from './framing.js';
+import { ProtocolError } from './errors.js';
+
+// Loaded with require: Node's ESM view of CommonJS misses exports the generator assigns
+// through an alias (ttypes.PROTOCOL_VERSION = ...).
+const gen = createRequire(import.meta.url)('./gen/zygote_types.cjs') as typeof Gen;
+
+export const PROTOCOL_VERSION: number = gen.PROTOCOL_VERSION;
+
+/** Largest control frame payload either side sends or accepts. */
+export const MAX_CONTROL_FRAME_BYTES = 256 * 1024;
+
+/** fds that ride on a Spawned frame, in this order. */
+export const SPAWNED_FDS = ['stdin', 'stdout', 'stderr', 'pidfd'] as const;
+
+export type ClientMessage =
+  | { kind: 'spawn'; id: number; argsJson: string; name: string }
+  | { kind: 'kill'; id: number; signal: number };
+
+export type ServerMessage =
+  | { kind: 'hello'; protocolVersion: number; zygotePid: number; nodeVersion: string }
+  | { kind: 'startupFailed'; message: string }
+  | { kind: 'spawned'; id: number; pid: number }
+  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string }
+  | {
+      kind: 'exited';
+      id: number;
+      pid: number;
+      code: number | null;
+      signal: number | null;
+      wallMs: number;
+      cpuMs: number;
+      maxRssBytes: number;
+    }
+  | { kind: 'fault'; message: string };
+
+export function encodeClientMessage(m: ClientMessage): Buffer {
+  const msg =
+    m.kind === 'spawn'
+      ? new gen.ClientMessage({ spawn: new gen.SpawnRequest({ id: m.id, argsJson: m.argsJson, name: m.name }) })
+      : new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) });
+  return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
+}
+
+export function decodeClientMessage(frame: Buffer): ClientMessage {
+  const msg = decodeFrame(frame, gen.ClientMessage, 'ClientMessage', MAX_CONTROL_FRAME_BYTES);
+  const which = onlyMember(msg, ['spawn', 'kill'], 'ClientMessage');
+  if (which === 'spawn') {
+    const s = msg.spawn!;
+    return {
+      kind: 'spawn',
+      id: int32(s.id, 'SpawnRequest.id'),
+      argsJson: str(s.argsJson, 'SpawnRequest.argsJson'),
+      name: s.name == null ? '' : str(s.name, 'SpawnRequest.name'),
+    };
+  }
+  const k = msg.kill!;
+  return { kind: 'kill', id: int32(k.id, 'KillRequest.id'), signal: int32(k.signal, 'KillRequest.signal') };
+}
+
+export function encodeServerMessage(m: ServerMessage): Buffer {
+  let msg: Gen.ServerMessage;
+  switch (m.kind) {
+    case 'hello':
+      msg = new gen.ServerMessage({ hello: new gen.Hello(m) });
+      break;
+    case 'startupFailed':
+      msg = new gen.ServerMessage({ startupFailed: new gen.StartupFailed(m) });
+      break;
+    case 'spawned':
+      msg = new gen.ServerMessage({ spawned: new gen.Spawned(m) });
+      break;
+    case 'spawnFailed':
+      msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed(m) });
+      break;
+    case 'exited': {
+      const { code, signal, ...rest } = m;
+      const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }) };
+      msg = new gen.ServerMessage({ exited: new gen.Exited(args) });
+      break;
+    }
+    case 'fault':
+      msg = new gen.ServerMessage({ fault: new gen.Fault(m) });
+      break;
+  }
+  return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
+}
+
+export function decodeServerMessage(frame: Buffer): ServerMessage {
+  const msg = decodeFrame(frame, gen.ServerMessage, 'ServerMessage', MAX_CONTROL_FRAME_BYTES);
+  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault'], 'ServerMessage');
+  switch (which) {
+    case 'hello': {
+      const h = msg.hello!;
+      return {
+        kind: 'hello',
+        protocolVersion: int32(h.protocolVersion, 'Hello.protocolVersion'),
+        zygotePid: int32(h.zygotePid, 'Hello.zygotePid'),
+        nodeVersion: str(h.nodeVersion, 'Hello.nodeVersion'),
+      };
+    }
+    case 'startupFailed':
+      return { kind: 'startupFailed', message: str(msg.startupFailed!.message, 'StartupFailed.message') };
+    case 'spawned': {
+      const s = msg.spawned!;
+      return { kind: 'spawned', id: int32(s.id, 'Spawned.id'), pid: int32(s.pid, 'Spawned.pid') };
+    }
+    case 'spawnFailed': {
+      const f = msg.spawnFailed!;
+      return {
+        kind: 'spawnFailed',
+        id: int32(f.id, 'SpawnFailed.id'),
+        step: str(f.step, 'SpawnFailed.step'),
+        errnoName: str(f.errnoName, 'SpawnFailed.errnoName'),
+        message: str(f.message, 'SpawnFailed.message'),
+      };
+    }
+    case 'exited': {
+      const e = msg.exited!;
+      return {
+        kind: 'exited',
+        id: int32(e.id, 'Exited.id'),
+        pid: int32(e.pid, 'Exited.pid'),
+        code: e.code == null ? null : int32(e.code, 'Exited.code'),
+        signal: e.signal == null ? null : int32(e.signal, 'Exited.signal'),
+        wallMs: num(e.wallMs, 'Exited.wallMs'),
+        cpuMs: num(e.cpuMs, 'Exited.cpuMs'),
+        maxRssBytes: num(e.maxRssBytes, 'Exited.maxRssBytes'),
+      };
+    }
+    case 'fault':
+      return { kind: 'fault', message: str(msg.fault!.message, 'Fault.message') };
+  }
+}
+
+function onlyMember<K extends string>(msg: object, members: readonly K[], what: string): K {
+  const set = members.filter((k) => (msg as Record<string, unknown>)[k] != null);
+  if (set.length !== 1) {
+    throw new ProtocolError('invalid', `${what} must have exactly one member set, found ${set.length === 0 ? 'none' : set.join(', ')}`);
+  }
+  return set[0];
+}
+
+function int32(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ProtocolError('invalid', `${field} is required and must be an i32`);
+  return v;
+}
+
+function num(v: unknown, field: string): number {
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new ProtocolError('invalid', `${field} is required and must be a number`);
+  return v;
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string') throw new ProtocolError('invalid', `${field} is required and must be a string`);
+  return v;
+}

@@ -1,0 +1,95 @@
+/**
+ * zygote control protocol: the messages between a client (the renderer) and the zygote
+ * server on its Unix SOCK_SEQPACKET socket.
+ *
+ * Framing (protocol/framing.ts): each packet is one frame, a 4-byte big-endian length
+ * followed by exactly that many bytes of one Thrift struct in the compact protocol.
+ * File descriptors travel as SCM_RIGHTS on the packet of the message that names them.
+ * Field ids are stable: add fields, never renumber or reuse them.
+ */
+namespace js zygote.protocol
+
+const i32 PROTOCOL_VERSION = 1
+
+/** Client → zygote: fork a child and run the zygote's main with these arguments. */
+struct SpawnRequest {
+  /** Chosen by the client, unique per connection; echoed in every reply about this child. */
+  1: required i32 id
+  /** The arguments for main's default export: a JSON array. */
+  2: required string argsJson
+  /** A label for logs and the child's process title. */
+  3: optional string name
+}
+
+/** Client → zygote: send a signal to a child this connection spawned. */
+struct KillRequest {
+  1: required i32 id
+  2: required i32 signal
+}
+
+union ClientMessage {
+  1: SpawnRequest spawn
+  2: KillRequest kill
+}
+
+/** Zygote → client, first frame on every connection: the zygote is warm and serving. */
+struct Hello {
+  1: required i32 protocolVersion
+  2: required i32 zygotePid
+  3: required string nodeVersion
+}
+
+/** Zygote → client, if the zygote could not start (bad main, failed preload). */
+struct StartupFailed {
+  1: required string message
+}
+
+/**
+ * The child is running. Four fds ride on this frame, in order: the write end of its
+ * stdin, the read ends of its stdout and stderr, and a pidfd for it.
+ */
+struct Spawned {
+  1: required i32 id
+  /** The child's pid in the zygote's pid namespace. */
+  2: required i32 pid
+}
+
+/** The fork or the child's setup failed; no untrusted code ran. */
+struct SpawnFailed {
+  1: required i32 id
+  /** The setup step that failed, e.g. "fork" or "pipe". */
+  2: required string step
+  /** The errno's symbolic name, e.g. "EAGAIN"; empty when the failure had none. */
+  3: required string errnoName
+  4: required string message
+}
+
+/** A child of this connection was reaped. */
+struct Exited {
+  1: required i32 id
+  2: required i32 pid
+  /** Set when the child exited normally. */
+  3: optional i32 code
+  /** Set when a signal ended the child: its number. */
+  4: optional i32 signal
+  /** Fork to reap, measured by the zygote. */
+  5: required double wallMs
+  /** User plus system CPU time, from wait4's rusage. */
+  6: required double cpuMs
+  /** Peak resident set size, from wait4's rusage. */
+  7: required double maxRssBytes
+}
+
+/** The zygote refused a frame from this client; it closes the connection after sending this. */
+struct Fault {
+  1: required string message
+}
+
+union ServerMessage {
+  1: Hello hello
+  2: StartupFailed startupFailed
+  3: Spawned spawned
+  4: SpawnFailed spawnFailed
+  5: Exited exited
+  6: Fault fault
+}

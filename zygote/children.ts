@@ -1,0 +1,109 @@
+// Forking children and following each from fork through setup to reaping.
+import { native, type ReapResult } from '../native/index.js';
+
+/** What a forked child needs to start running main. Exists only in the child. */
+export interface ChildTask {
+  pid: number;
+  id: number;
+  name: string;
+  argsJson: string;
+}
+
+/** The zygote's record of one child. */
+export interface ChildRecord {
+  id: number;
+  pid: number;
+  pidfd: number;
+  name: string;
+  /** The owning connection's fd, or -1 once that client has gone. */
+  ownerFd: number;
+  forkedAt: number;
+  /** 'setup' until the child reports; then 'running'. */
+  state: 'setup' | 'running';
+  /** Read end of the setup-report pipe, while in setup. */
+  reportFd: number;
+  /** The client's ends of stdin, stdout, stderr, handed over once the child is ready. */
+  stdio: [number, number, number];
+  /** Set when the child's setup failed: it exits by itself and is reaped quietly. */
+  failed: boolean;
+}
+
+export type ForkOutcome =
+  | { role: 'parent'; child: ChildRecord }
+  | { role: 'child'; task: ChildTask }
+  | { role: 'failed'; step: string; errnoName: string; message: string };
+
+/**
+ * Makes the child's pipes and forks. In the zygote returns the record; in the child (once the
+ * native setup succeeded) returns the task. Every fd made here is closed on every path.
+ */
+export function forkChild(req: { id: number; name: string; argsJson: string }, ownerFd: number): ForkOutcome {
+  const made: number[] = [];
+  const pipe = (): [number, number] => {
+    const p = native.pipe();
+    made.push(...p);
+    return p;
+  };
+  let stdin: [number, number], stdout: [number, number], stderr: [number, number], report: [number, number];
+  try {
+    stdin = pipe();
+    stdout = pipe();
+    stderr = pipe();
+    report = pipe();
+  } catch (err) {
+    made.forEach((fd) => native.close(fd));
+    return failure('pipe', err);
+  }
+  let forked;
+  try {
+    forked = native.forkChild({ stdin: stdin[0], stdout: stdout[1], stderr: stderr[1], report: report[1], name: processName(req) });
+  } catch (err) {
+    made.forEach((fd) => native.close(fd));
+    return failure('fork', err);
+  }
+  if (forked.role === 'child') {
+    return { role: 'child', task: { pid: forked.pid, id: req.id, name: req.name, argsJson: req.argsJson } };
+  }
+  // The child's ends now live in the child only.
+  for (const fd of [stdin[0], stdout[1], stderr[1], report[1]]) native.close(fd);
+  native.setNonBlocking(report[0], true);
+  return {
+    role: 'parent',
+    child: {
+      id: req.id,
+      pid: forked.pid,
+      pidfd: forked.pidfd,
+      name: req.name,
+      ownerFd,
+      forkedAt: performance.now(),
+      state: 'setup',
+      reportFd: report[0],
+      stdio: [stdin[1], stdout[0], stderr[0]],
+      failed: false,
+    },
+  };
+}
+
+/** Reaps a child whose pidfd became readable; null if it has not exited after all. */
+export function reapChild(child: ChildRecord): ReapResult | null {
+  return native.reap(child.pid);
+}
+
+/** Closes the fds the zygote still holds for a child that will never be handed over. */
+export function closeHandover(child: ChildRecord): void {
+  if (child.reportFd >= 0) native.close(child.reportFd);
+  child.reportFd = -1;
+  for (const fd of child.stdio) if (fd >= 0) native.close(fd);
+  child.stdio = [-1, -1, -1];
+}
+
+function processName(req: { id: number; name: string }): string {
+  // comm holds 15 bytes; keep the end of long names, where step names usually differ.
+  const base = req.name || `child-${req.id}`;
+  return base.length > 15 ? base.slice(-15) : base;
+}
+
+function failure(step: string, err: unknown): ForkOutcome {
+  const e = err as NodeJS.ErrnoException;
+  return { role: 'failed', step, errnoName: typeof e?.code === 'string' ? e.code : '', message: e?.message ?? String(err) };
+}

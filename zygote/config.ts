@@ -1,0 +1,66 @@
+// The zygote process's configuration: what the client or the CLI hands it on its command line.
+import { ProtocolError } from '../protocol/errors.js';
+
+/** How the zygote meets its clients. */
+export type ControlConfig =
+  /** Embedded: one client, already connected on this fd (a socketpair end). */
+  | { kind: 'fd'; fd: number }
+  /** Served: a listening socket at path, for the allowed peer uids. */
+  | { kind: 'listen'; path: string; allowUids: number[] };
+
+export interface ZygoteConfig {
+  /** file: URL of the module whose default export each child runs. */
+  main: string;
+  /** Module specifiers imported once by the zygote, resolved from main's location. */
+  preload: string[];
+  control: ControlConfig;
+  /** Label for log lines. */
+  name: string;
+  /** How long a child may take between fork and reporting that it is ready. */
+  setupTimeoutMs: number;
+  /** One log line per spawn, exit and connection (the CLI's default); errors are always logged. */
+  verbose: boolean;
+  /** How long shutdown waits for children to be reaped after SIGKILL. */
+  shutdownTimeoutMs: number;
+}
+
+/** The Node flags without which forking a warm Node process is unsafe (README, How it works). */
+export const FORK_SAFE_NODE_FLAGS = ['--single-threaded', '--v8-pool-size=1'] as const;
+
+/** Encodes a config as one argv word. */
+export function encodeConfig(config: ZygoteConfig): string {
+  return Buffer.from(JSON.stringify(config)).toString('base64url');
+}
+
+/** Decodes and checks the argv word; throws naming the first bad field. */
+export function decodeConfig(word: string | undefined): ZygoteConfig {
+  if (!word) throw new Error('zygote: missing configuration argument (start it with startZygote() or `zygote serve`)');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(word, 'base64url').toString('utf8'));
+  } catch (err) {
+    throw new ProtocolError('undecodable', 'zygote: the configuration argument is not base64url JSON', { cause: err });
+  }
+  const c = raw as Partial<ZygoteConfig>;
+  const bad = (field: string, want: string): never => {
+    throw new Error(`zygote: configuration field \`${field}\` must be ${want}`);
+  };
+  if (typeof c.main !== 'string' || !c.main.startsWith('file:')) bad('main', 'a file: URL');
+  if (!Array.isArray(c.preload) || !c.preload.every((p) => typeof p === 'string')) bad('preload', 'an array of strings');
+  if (typeof c.name !== 'string') bad('name', 'a string');
+  if (typeof c.verbose !== 'boolean') bad('verbose', 'a boolean');
+  if (!Number.isInteger(c.setupTimeoutMs) || c.setupTimeoutMs! <= 0) bad('setupTimeoutMs', 'a positive integer');
+  if (!Number.isInteger(c.shutdownTimeoutMs) || c.shutdownTimeoutMs! <= 0) bad('shutdownTimeoutMs', 'a positive integer');
+  const ctl = c.control as ControlConfig | undefined;
+  if (ctl?.kind === 'fd') {
+    if (!Number.isInteger(ctl.fd) || ctl.fd < 3) bad('control.fd', 'an integer fd above 2');
+  } else if (ctl?.kind === 'listen') {
+    if (typeof ctl.path !== 'string' || ctl.path === '') bad('control.path', 'a socket path');
+    if (!Array.isArray(ctl.allowUids) || !ctl.allowUids.every((u) => Number.isInteger(u) && u >= 0)) {
+      bad('control.allowUids', 'an array of uids');
+    }
+  } else {
+    bad('control', '{ kind: "fd" } or { kind: "listen" }');
+  }
+  return c as ZygoteConfig;
+}

@@ -1,0 +1,63 @@
+// The zygote process: checks its flags, warms up (preload, main), serves, and in each
+// forked child runs main. Started by startZygote() or `zygote serve`, never directly.
+import { encodeServerMessage } from '../protocol/control.js';
+import { native } from '../native/index.js';
+import type { ChildTask } from './children.js';
+import { freshenProcessState, installExitPath, runMain, type MainFunction } from './child-runtime.js';
+import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+import { Log } from './log.js';
+import { loadMain, preloadModules } from './preload.js';
+import { Server } from './server.js';
+
+const log = new Log('zygote');
+
+// 1. Start-up: any failure is reported to an embedded client, which is waiting for Hello.
+let config: ZygoteConfig | undefined;
+let main: MainFunction;
+let server: Server;
+try {
+  config = decodeConfig(process.argv[2]);
+  checkForkSafety();
+  await preloadModules(config.main, config.preload);
+  main = await loadMain(config.main);
+  server = new Server(config, log);
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  log.error(`cannot start: ${message}`);
+  if (config?.control.kind === 'fd') {
+    try {
+      native.sendPacket(config.control.fd, encodeServerMessage({ kind: 'startupFailed', message }));
+    } catch {
+      // The client is gone; the exit code is all that is left.
+    }
+  }
+  native.exitNow(1);
+}
+
+// 2. Serve: blocks in poll(2) for the zygote's whole life; returns only in a forked child.
+let task: ChildTask;
+try {
+  task = server.run();
+} catch (err) {
+  log.error(`serve loop failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  native.exitNow(1);
+}
+
+// 3. In the child, with its fds, loop and pipes already set up by native code.
+freshenProcessState(task.pid);
+process.title = `zygote-child ${task.name || task.id}`;
+process.argv = [process.execPath, new URL(config.main).pathname];
+installExitPath();
+await runMain(main, JSON.parse(task.argsJson) as unknown[]);
+
+/** Refuses to serve in a process that cannot be forked safely. */
+function checkForkSafety(): void {
+  const missing = FORK_SAFE_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
+  if (missing.length > 0) {
+    throw new Error(`node must run the zygote with ${FORK_SAFE_NODE_FLAGS.join(' ')} (missing ${missing.join(' ')}); see README "How it works"`);
+  }
+  if (process.env.UV_USE_IO_URING === '1') {
+    // libuv's io_uring rings are fds the child's fd sweep cannot tell from the zygote's own.
+    throw new Error('UV_USE_IO_URING=1 is not supported in a zygote (libuv io_uring fds cannot be forked safely)');
+  }
+}

@@ -1,0 +1,40 @@
+// Importing main and the preload list, as the zygote does once before it serves.
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { MainFunction } from './child-runtime.js';
+
+/**
+ * Imports each module so its code and data sit in the zygote's heap, shared copy-on-write by
+ * every child. Bare specifiers are resolved from main's location (where the user's
+ * node_modules is), falling back to the zygote's own resolution.
+ */
+export async function preloadModules(mainUrl: string, specifiers: readonly string[]): Promise<void> {
+  const require = createRequire(fileURLToPath(mainUrl));
+  for (const spec of specifiers) {
+    let target = spec;
+    try {
+      target = pathToFileURL(require.resolve(spec)).href;
+    } catch {
+      // An ESM-only package or an URL: let import() resolve it.
+    }
+    try {
+      await import(target);
+    } catch (err) {
+      throw new Error(`preload of ${JSON.stringify(spec)} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+/** Imports main and returns its default export, which must be a function. */
+export async function loadMain(mainUrl: string): Promise<MainFunction> {
+  let mod: { default?: unknown };
+  try {
+    mod = await import(mainUrl);
+  } catch (err) {
+    throw new Error(`main module ${mainUrl} failed to load: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof mod.default !== 'function') {
+    throw new Error(`main module ${mainUrl} must have a function as its default export, found ${typeof mod.default}`);
+  }
+  return mod.default as MainFunction;
+}

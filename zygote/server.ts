@@ -1,0 +1,359 @@
+// The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
+// reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
+// loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
+import { unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage } from '../protocol/control.js';
+import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
+import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
+import type { ZygoteConfig } from './config.js';
+import { Connection } from './connection.js';
+import type { Log } from './log.js';
+
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+
+type Watch =
+  | { kind: 'signals' }
+  | { kind: 'listen' }
+  | { kind: 'connection'; conn: Connection }
+  | { kind: 'report'; child: ChildRecord }
+  | { kind: 'pidfd'; child: ChildRecord };
+
+export class Server {
+  private readonly connections = new Map<number, Connection>();
+  /** Every child not yet reaped, by pid. */
+  private readonly children = new Map<number, ChildRecord>();
+  private listenFd = -1;
+  private readonly signalFd: number;
+  private shuttingDown: { reason: string; deadline: number } | null = null;
+
+  constructor(
+    private readonly config: ZygoteConfig,
+    private readonly log: Log,
+  ) {
+    this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
+    const ctl = config.control;
+    if (ctl.kind === 'fd') {
+      this.addConnection(ctl.fd, { pid: process.ppid, uid: process.getuid!(), gid: process.getgid!() });
+    } else {
+      this.listenFd = listenReplacingStale(ctl.path, log);
+      log.info(`listening on ${ctl.path} (mode 0600) for uids ${ctl.allowUids.join(', ')}`);
+    }
+  }
+
+  /**
+   * Serves until shutdown (then exits the process) or until this process is a freshly forked
+   * child, in which case it returns that child's task.
+   */
+  run(): ChildTask {
+    for (;;) {
+      if (this.shuttingDown && (this.children.size === 0 || performance.now() > this.shuttingDown.deadline)) this.exit();
+      const watches: Watch[] = [];
+      const fds: number[] = [];
+      const events: number[] = [];
+      const watch = (fd: number, ev: number, w: Watch) => {
+        fds.push(fd);
+        events.push(ev);
+        watches.push(w);
+      };
+      watch(this.signalFd, POLLIN, { kind: 'signals' });
+      if (this.listenFd >= 0) watch(this.listenFd, POLLIN, { kind: 'listen' });
+      for (const conn of this.connections.values()) watch(conn.fd, POLLIN | (conn.wantsWrite ? POLLOUT : 0), { kind: 'connection', conn });
+      for (const child of this.children.values()) {
+        if (child.reportFd >= 0) watch(child.reportFd, POLLIN, { kind: 'report', child });
+        watch(child.pidfd, POLLIN, { kind: 'pidfd', child });
+      }
+      const revents = new Int16Array(fds.length);
+      native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
+      this.expireSetups();
+      for (let i = 0; i < watches.length; i++) {
+        if (revents[i] === 0) continue;
+        const task = this.dispatch(watches[i], revents[i]);
+        if (task) return task;
+      }
+    }
+  }
+
+  private pollTimeout(): number {
+    let next = Infinity;
+    for (const c of this.children.values()) {
+      if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
+    }
+    if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
+    return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
+  }
+
+  private dispatch(w: Watch, rev: number): ChildTask | undefined {
+    switch (w.kind) {
+      case 'signals':
+        for (const sig of native.readSignals()) this.shutdown(`received ${SIGNAL_NAMES.get(sig) ?? sig}`);
+        return;
+      case 'listen':
+        this.acceptAll();
+        return;
+      case 'connection':
+        if (w.conn.closed) return;
+        if (rev & POLLOUT) this.guard(w.conn, () => w.conn.flush());
+        if (rev & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) return this.readFrom(w.conn);
+        return;
+      case 'report':
+        // A watch from this round may be stale: the child can be gone already.
+        if (this.children.get(w.child.pid) === w.child && w.child.reportFd >= 0) this.onReport(w.child);
+        return;
+      case 'pidfd':
+        if (this.children.get(w.child.pid) === w.child) this.onChildExit(w.child);
+        return;
+    }
+  }
+
+  private acceptAll(): void {
+    if (this.shuttingDown) return;
+    const ctl = this.config.control;
+    if (ctl.kind !== 'listen') return;
+    for (;;) {
+      const fd = native.accept(this.listenFd);
+      if (fd === null) return;
+      let peer;
+      try {
+        peer = native.peerCred(fd);
+      } catch (err) {
+        this.log.error(`could not read the peer credentials of a new connection: ${(err as Error).message}`);
+        native.close(fd);
+        continue;
+      }
+      if (!ctl.allowUids.includes(peer.uid)) {
+        this.log.info(`refused connection from uid ${peer.uid} pid ${peer.pid}: not in --allow-uid`);
+        native.close(fd);
+        continue;
+      }
+      this.addConnection(fd, peer);
+    }
+  }
+
+  private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }): void {
+    const conn = new Connection(fd, peer);
+    this.connections.set(fd, conn);
+    this.guard(conn, () => conn.send({ kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: process.pid, nodeVersion: process.version }));
+  }
+
+  private readFrom(conn: Connection): ChildTask | undefined {
+    // Bounded per wake-up so one busy client cannot starve the others.
+    for (let n = 0; n < 64 && !conn.closed; n++) {
+      const packet = native.recvPacket(conn.fd, MAX_CONTROL_FRAME_BYTES + 4);
+      if (packet === null) return;
+      if (packet === 'eof') {
+        this.dropConnection(conn, 'disconnected');
+        return;
+      }
+      // Clients never pass fds; any that arrive are closed, not kept.
+      for (const fd of packet.fds) native.close(fd);
+      let msg: ClientMessage;
+      try {
+        if (packet.truncated) throw new Error(`frame larger than ${MAX_CONTROL_FRAME_BYTES} bytes`);
+        if (packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
+        msg = decodeClientMessage(packet.data);
+      } catch (err) {
+        this.fault(conn, (err as Error).message);
+        return;
+      }
+      const task = this.handle(conn, msg);
+      if (task) return task;
+    }
+  }
+
+  private handle(conn: Connection, msg: ClientMessage): ChildTask | undefined {
+    if (msg.kind === 'kill') {
+      const pid = conn.children.get(msg.id);
+      const child = pid === undefined ? undefined : this.children.get(pid);
+      if (child && Number.isInteger(msg.signal) && msg.signal > 0 && msg.signal < 65) native.pidfdSendSignal(child.pidfd, msg.signal);
+      return;
+    }
+    if (this.shuttingDown) {
+      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down' }));
+      return;
+    }
+    if (conn.children.has(msg.id)) {
+      this.fault(conn, `spawn id ${msg.id} is already in use on this connection`);
+      return;
+    }
+    if (!isJsonArray(msg.argsJson)) {
+      this.guard(conn, () =>
+        conn.send({ kind: 'spawnFailed', id: msg.id, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array' }),
+      );
+      return;
+    }
+    const out = forkChild(msg, conn.fd);
+    if (out.role === 'child') return out.task;
+    if (out.role === 'failed') {
+      this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
+      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: out.step, errnoName: out.errnoName, message: out.message }));
+      return;
+    }
+    this.children.set(out.child.pid, out.child);
+    conn.children.set(msg.id, out.child.pid);
+    if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
+  }
+
+  private onReport(child: ChildRecord): void {
+    const report = native.readReport(child.reportFd);
+    if (report === null) return;
+    const owner = this.connections.get(child.ownerFd);
+    if (report !== 'eof' && report.ok) {
+      native.close(child.reportFd);
+      child.reportFd = -1;
+      child.state = 'running';
+      if (!owner) {
+        closeHandover(child);
+        native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+        return;
+      }
+      const fds = [...child.stdio, child.pidfd];
+      child.stdio = [-1, -1, -1]; // the connection closes them once sent
+      this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid }, fds, new Set([child.pidfd])));
+      return;
+    }
+    if (report === 'eof') {
+      // Only the child's death closes the pipe without a report; its pidfd is about to say
+      // so, with the exit status, and onChildExit reports the failure.
+      native.close(child.reportFd);
+      child.reportFd = -1;
+      return;
+    }
+    this.failSetup(child, report.step, report.code, `child setup step ${report.step} failed: ${report.code} (${report.message})`);
+  }
+
+  private failSetup(child: ChildRecord, step: string, errnoName: string, message: string): void {
+    child.failed = true;
+    closeHandover(child);
+    native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+    this.log.error(`child pid=${child.pid} id=${child.id}: ${message}`);
+    const owner = this.connections.get(child.ownerFd);
+    if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message }));
+  }
+
+  private expireSetups(): void {
+    const now = performance.now();
+    for (const c of this.children.values()) {
+      if (c.state === 'setup' && !c.failed && now - c.forkedAt > this.config.setupTimeoutMs) {
+        this.failSetup(c, 'setup', 'ETIMEDOUT', `the child did not finish its setup within ${this.config.setupTimeoutMs} ms`);
+      }
+    }
+  }
+
+  private onChildExit(child: ChildRecord): void {
+    const st = reapChild(child);
+    if (st === null) return;
+    this.children.delete(child.pid);
+    native.close(child.pidfd);
+    const wallMs = performance.now() - child.forkedAt;
+    if (child.state === 'setup' && !child.failed) {
+      // Died before reporting; its report pipe shows EOF too, but the exit says more.
+      this.failSetup(child, 'setup', '', `the child died during setup (${describe(st.code, st.signal)})`);
+    }
+    closeHandover(child);
+    const owner = this.connections.get(child.ownerFd);
+    owner?.children.delete(child.id);
+    const cpuMs = (st.userUs + st.systemUs) / 1000;
+    if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
+    if (owner && !child.failed) {
+      this.guard(owner, () =>
+        owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes: st.maxRssKb * 1024 }),
+      );
+    }
+  }
+
+  /** Tells a client what was wrong with its frame, then drops it. The zygote carries on. */
+  private fault(conn: Connection, message: string): void {
+    this.log.error(`bad frame from ${conn.label}: ${message}`);
+    try {
+      conn.send({ kind: 'fault', message });
+    } catch {
+      // The connection is being dropped anyway.
+    }
+    this.dropConnection(conn, `protocol fault: ${message}`);
+  }
+
+  /** Runs a send or flush; a dead or hopelessly slow client is dropped, not fatal. */
+  private guard(conn: Connection, fn: () => boolean | void): void {
+    try {
+      if (fn() === false) this.dropConnection(conn, 'not reading its replies');
+    } catch (err) {
+      this.dropConnection(conn, (err as Error).message);
+    }
+  }
+
+  /** Closes a connection and kills its children; they are reaped as they exit. */
+  private dropConnection(conn: Connection, why: string): void {
+    if (conn.closed) return;
+    conn.close();
+    this.connections.delete(conn.fd);
+    for (const pid of conn.children.values()) {
+      const child = this.children.get(pid);
+      if (!child) continue;
+      child.ownerFd = -1;
+      closeHandover(child);
+      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+    }
+    if (this.config.verbose) this.log.info(`${conn.label} closed (${why}); killed ${conn.children.size} children`);
+    conn.children.clear();
+    if (this.config.control.kind === 'fd') this.shutdown('its client disconnected');
+  }
+
+  /** Stops accepting, kills every child, and exits once they are reaped (bounded). */
+  private shutdown(reason: string): void {
+    if (this.shuttingDown) return;
+    this.shuttingDown = { reason, deadline: performance.now() + this.config.shutdownTimeoutMs };
+    if (this.config.verbose) this.log.info(`shutting down: ${reason}`);
+    const ctl = this.config.control;
+    if (this.listenFd >= 0 && ctl.kind === 'listen') {
+      native.close(this.listenFd);
+      this.listenFd = -1;
+      try {
+        unlinkSync(ctl.path);
+      } catch {
+        // Already gone: nothing to clean.
+      }
+    }
+    for (const conn of [...this.connections.values()]) this.dropConnection(conn, 'zygote shutting down');
+    for (const child of this.children.values()) native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+  }
+
+  private exit(): never {
+    const left = this.children.size;
+    if (left > 0) this.log.error(`${left} children not reaped within ${this.config.shutdownTimeoutMs} ms; exiting anyway`);
+    if (this.config.verbose) this.log.info('exited');
+    native.exitNow(left > 0 ? 1 : 0);
+  }
+}
+
+/** Binds the socket; a stale file from a crashed server (nobody listening) is replaced. */
+function listenReplacingStale(path: string, log: Log): number {
+  try {
+    return native.listenUnix(path, 128);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    try {
+      native.close(native.connectUnix(path));
+    } catch (probe) {
+      if ((probe as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+        log.info(`removing stale socket ${path} (nothing is listening on it)`);
+        unlinkSync(path);
+        return native.listenUnix(path, 128);
+      }
+      throw err;
+    }
+    throw new Error(`another zygote is already serving on ${path}`);
+  }
+}
+
+function isJsonArray(text: string): boolean {
+  try {
+    return Array.isArray(JSON.parse(text));
+  } catch {
+    return false;
+  }
+}
+
+function describe(code: number | null, signal: number | null): string {
+  return signal !== null ? `signal=${SIGNAL_NAMES.get(signal) ?? signal}` : `code=${code}`;
+}
