@@ -104,6 +104,9 @@ export class ZygoteChild {
     const reason = signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit';
     this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes };
     this.closePidfd();
+    // Nobody can read stdin any more (as child_process does). stdout and stderr end by
+    // themselves once their buffered data is read.
+    this.stdin.destroy();
     this.settle.resolve(this.status);
   }
 

@@ -154,6 +154,11 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   argv_p.push_back(nullptr);
   for (auto& s : envp) envp_p.push_back(s.data());
   envp_p.push_back(nullptr);
+  // Node marks its own 0-2 close-on-exec; the new image must keep this process's stdio.
+  for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
   execve(path.c_str(), argv_p.data(), envp_p.data());
   ThrowErrno(env, "execve", errno);
 }

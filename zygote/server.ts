@@ -165,7 +165,7 @@ export class Server {
     if (msg.kind === 'kill') {
       const pid = conn.children.get(msg.id);
       const child = pid === undefined ? undefined : this.children.get(pid);
-      if (child && Number.isInteger(msg.signal) && msg.signal > 0 && msg.signal < 65) native.pidfdSendSignal(child.pidfd, msg.signal);
+      if (child && Number.isInteger(msg.signal) && msg.signal > 0 && msg.signal < 65) killChild(child, msg.signal);
       return;
     }
     if (this.shuttingDown) {
@@ -204,7 +204,7 @@ export class Server {
       child.state = 'running';
       if (!owner) {
         closeHandover(child);
-        native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+        killChild(child);
         return;
       }
       const fds = [...child.stdio, child.pidfd];
@@ -225,7 +225,7 @@ export class Server {
   private failSetup(child: ChildRecord, step: string, errnoName: string, message: string): void {
     child.failed = true;
     closeHandover(child);
-    native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+    killChild(child);
     this.log.error(`child pid=${child.pid} id=${child.id}: ${message}`);
     const owner = this.connections.get(child.ownerFd);
     if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message }));
@@ -245,10 +245,13 @@ export class Server {
     if (st === null) return;
     this.children.delete(child.pid);
     native.close(child.pidfd);
+    child.pidfd = -1;
     const wallMs = performance.now() - child.forkedAt;
     if (child.state === 'setup' && !child.failed) {
-      // Died before reporting; its report pipe shows EOF too, but the exit says more.
-      this.failSetup(child, 'setup', '', `the child died during setup (${describe(st.code, st.signal)})`);
+      // Died before reporting; its report pipe shows EOF too, but the exit says more. A child
+      // killed because its client left is no failure worth a log line.
+      if (child.ownerFd >= 0) this.failSetup(child, 'setup', '', `the child died during setup (${describe(st.code, st.signal)})`);
+      else child.failed = true;
     }
     closeHandover(child);
     const owner = this.connections.get(child.ownerFd);
@@ -292,7 +295,7 @@ export class Server {
       if (!child) continue;
       child.ownerFd = -1;
       closeHandover(child);
-      native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+      killChild(child);
     }
     if (this.config.verbose) this.log.info(`${conn.label} closed (${why}); killed ${conn.children.size} children`);
     conn.children.clear();
@@ -315,7 +318,7 @@ export class Server {
       }
     }
     for (const conn of [...this.connections.values()]) this.dropConnection(conn, 'zygote shutting down');
-    for (const child of this.children.values()) native.pidfdSendSignal(child.pidfd, osConstants.signals.SIGKILL);
+    for (const child of this.children.values()) killChild(child);
   }
 
   private exit(): never {
@@ -344,6 +347,11 @@ function listenReplacingStale(path: string, log: Log): number {
     }
     throw new Error(`another zygote is already serving on ${path}`);
   }
+}
+
+/** Signals a child through its pidfd; a child already reaped (pidfd closed) is left alone. */
+function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGKILL): void {
+  if (child.pidfd >= 0) native.pidfdSendSignal(child.pidfd, signal);
 }
 
 function isJsonArray(text: string): boolean {

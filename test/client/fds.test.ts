@@ -1,0 +1,69 @@
+// fd hygiene: a child holds nothing of the zygote's, and neither side leaks fds.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startZygote, type Zygote } from '../../dist/client/index.js';
+import { native } from '../../dist/native/index.js';
+import { collect, ECHO_MAIN, fdsOf } from '../helpers/index.js';
+
+let z: Zygote;
+
+beforeAll(async () => {
+  z = await startZygote({ main: ECHO_MAIN, preload: ['apache-arrow'] });
+  // A few children first, so the zygote has had pidfds, pipes and report pipes open.
+  await Promise.all([0, 1, 2].map(() => z.spawn({ args: ['exit', 0] }).then((c) => c.exited)));
+});
+afterAll(async () => {
+  await z?.close();
+});
+
+describe('a child', () => {
+  it('shares no open file with the zygote: no socket, pipe, pidfd, eventfd or file', async () => {
+    // Another child alive at the same time, so its pidfd and pipes are open in the zygote.
+    const sibling = await z.spawn({ args: ['hang'] });
+    const child = await z.spawn({ args: ['fds', 2000] });
+    const seen = JSON.parse(await new Promise<string>((r) => child.stdout.once('data', (d) => r(String(d))))) as Record<string, string>;
+    const zygoteFds = fdsOf(z.pid);
+    expect(zygoteFds.size).toBeGreaterThan(5);
+    const shared: string[] = [];
+    for (const [cfd, target] of Object.entries(seen)) {
+      for (const [zfd, ztarget] of zygoteFds) {
+        // kcmp(KCMP_FILE): the same open file description, not just the same kind of thing.
+        if (native.sameOpenFile(child.pid, Number(cfd), z.pid, zfd)) shared.push(`child ${cfd} (${target}) = zygote ${zfd} (${ztarget})`);
+      }
+    }
+    expect(shared).toEqual([]);
+    expect(Object.values(seen).filter((t) => t.startsWith('socket:'))).toEqual([]);
+    expect(Object.values(seen).filter((t) => t.includes('pidfd'))).toEqual([]);
+    // 0-2 are the child's own pipes; any other pipe is one libuv made in the child.
+    expect(seen['0']).toMatch(/^pipe:/);
+    expect(seen['1']).toMatch(/^pipe:/);
+    expect(seen['2']).toMatch(/^pipe:/);
+    child.kill();
+    sibling.kill();
+    await Promise.all([child.exited, sibling.exited]);
+  });
+
+  it('the zygote does hold the sockets and pidfds an unswept child would inherit', () => {
+    // The zygote itself does hold a control socket and the children's pidfds: the test
+    // above would see them if they were inherited.
+    const kinds = [...fdsOf(z.pid).values()];
+    expect(kinds.some((t) => t.startsWith('socket:'))).toBe(true);
+  });
+});
+
+describe('fd counts', () => {
+  it('do not grow in the zygote or the client across 60 spawns', async () => {
+    const before = { zygote: fdsOf(z.pid).size, client: fdsOf(process.pid).size };
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const c = await z.spawn({ args: ['echo-args', round] });
+          await Promise.all([collect(c.stdout), collect(c.stderr), c.exited]);
+        }),
+      );
+    }
+    // Stream handles close on the next turns of the loop.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fdsOf(z.pid).size).toBe(before.zygote);
+    expect(fdsOf(process.pid).size).toBe(before.client);
+  });
+});

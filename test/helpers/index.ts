@@ -1,0 +1,72 @@
+// Shared test helpers: fixtures, bounded waits, and looks into /proc.
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const ECHO_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url);
+export const CLI = `${ROOT}dist/zygote/cli.js`;
+
+/** Reads a stream to its end (bounded by the caller's test timeout). */
+export function collect(stream: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (out += d));
+    stream.on('end', () => resolve(out));
+    stream.on('error', reject);
+  });
+}
+
+/** Polls cond every 10 ms until it is true; throws after timeoutMs. */
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Whether pid names a live process (not a zombie). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Whether pid exists at all, zombie or not. */
+export function exists(pid: number): boolean {
+  return existsSync(`/proc/${pid}`);
+}
+
+/** Zombie children of pid. */
+export function zombiesOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z' && Number(fields[1]) === pid) out.push(Number(name));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return out;
+}
+
+/** The open fds of pid, with what each points to. */
+export function fdsOf(pid: number): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const name of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.set(Number(name), readlinkSync(`/proc/${pid}/fd/${name}`));
+    } catch {
+      // Closed while we looked.
+    }
+  }
+  return out;
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// The `zygote` command line: `zygote serve` becomes a zygote serving a Unix socket.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { native } from '../native/index.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+
+const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
+
+const program = new Command()
+  .name('zygote')
+  .description('A pre-fork zygote: a warm Node.js process that forks a child per step in milliseconds.')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('serve')
+  .description('Preload modules once, then fork a child running MODULE for every client spawn() on a Unix socket.')
+  .requiredOption('--socket <path>', 'Unix socket to listen on (created with mode 0600; a stale one is replaced)')
+  .requiredOption('--main <module>', "module whose default export each child runs (path or file: URL)")
+  .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
+  .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
+  .option('--allow-uid <uid>', 'a uid allowed to connect (repeatable; default: this process\'s uid)', collectUid)
+  .option('--quiet', 'log only errors, not every spawn and exit')
+  .addHelpText(
+    'after',
+    `
+The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
+safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
+stops accepting, kills and reaps its children, and removes the socket.
+
+Example:
+  zygote serve --socket /run/zygote.sock --main ./step.js --preload apache-arrow --env LC_ALL=C.UTF-8`,
+  )
+  .action((opts: { socket: string; main: string; preload?: string[]; env?: Record<string, string>; allowUid?: number[]; quiet?: boolean }) => {
+    const main = opts.main.startsWith('file:') ? opts.main : pathToFileURL(resolve(opts.main)).href;
+    if (!existsSync(new URL(main))) program.error(`error: --main module not found: ${new URL(main).pathname}`);
+    const config: ZygoteConfig = {
+      main,
+      preload: opts.preload ?? [],
+      control: { kind: 'listen', path: resolve(opts.socket), allowUids: opts.allowUid ?? [process.getuid!()] },
+      name: 'zygote',
+      verbose: !opts.quiet,
+      setupTimeoutMs: 10_000,
+      shutdownTimeoutMs: 5_000,
+    };
+    // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
+    // fork safety needs and only the configured environment; nothing of this shell's.
+    const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
+    native.execve(process.execPath, [process.execPath, ...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], env);
+  });
+
+program.parse();
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function collectEnv(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected K=V, got ${JSON.stringify(value)}`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function collectUid(value: string, previous: number[] = []): number[] {
+  const uid = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(uid)) throw new InvalidArgumentError(`expected a numeric uid, got ${JSON.stringify(value)}`);
+  return [...previous, uid];
+}
