@@ -317,11 +317,19 @@ export class Server {
         // Already gone: nothing to clean.
       }
     }
-    for (const conn of [...this.connections.values()]) this.dropConnection(conn, 'zygote shutting down');
+    // Connections stay open until the children are reaped, so clients learn how each ended.
     for (const child of this.children.values()) killChild(child);
   }
 
   private exit(): never {
+    for (const conn of this.connections.values()) {
+      try {
+        conn.flush();
+      } catch {
+        // A client that is gone misses its last messages; nothing else to do.
+      }
+      conn.close();
+    }
     const left = this.children.size;
     if (left > 0) this.log.error(`${left} children not reaped within ${this.config.shutdownTimeoutMs} ms; exiting anyway`);
     if (this.config.verbose) this.log.info('exited');

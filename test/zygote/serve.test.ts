@@ -1,0 +1,129 @@
+// `zygote serve` end to end: the socket, peer checks, logs, shutdown, and connect().
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, ZygoteStartError } from '../../dist/client/index.js';
+import { native } from '../../dist/native/index.js';
+import { CLI, collect, ECHO_MAIN, isAlive, ROOT, waitFor } from '../helpers/index.js';
+
+interface Served {
+  proc: ChildProcess;
+  socket: string;
+  stderr: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: Served[] = [];
+const dirs: string[] = [];
+
+async function serve(extra: string[] = [], opts: { socket?: string; expectExit?: boolean } = {}): Promise<Served> {
+  const dir = mkdtempSync(join(tmpdir(), 'zygote-serve-'));
+  dirs.push(dir);
+  const path = opts.socket ?? join(dir, 'z.sock');
+  const proc = spawn(process.execPath, [CLI, 'serve', '--socket', path, '--main', ECHO_MAIN.pathname, ...extra], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const served = { proc, socket: path, stderr: () => err, exit };
+  running.push(served);
+  await waitFor(() => err.includes('listening on') || proc.exitCode !== null, 15_000, 'the server to listen');
+  if (!err.includes('listening on') && !opts.expectExit) throw new Error(`zygote serve exited early: ${err}`);
+  return served;
+}
+
+afterEach(async () => {
+  for (const s of running.splice(0)) {
+    if (s.proc.exitCode === null && s.proc.signalCode === null) {
+      s.proc.kill('SIGKILL');
+      await s.exit;
+    }
+  }
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('zygote serve', () => {
+  it('serves connect() clients on a 0600 socket, with the configured env and a log line per spawn and exit', async () => {
+    const s = await serve(['--preload', 'apache-arrow', '--env', 'A=1', '--env', 'B=x=y']);
+    expect(statSync(s.socket).mode & 0o777).toBe(0o600);
+    const z = await connect(s.socket);
+    const child = await z.spawn({ args: ['whoami'], name: 'who' });
+    const out = JSON.parse(await collect(child.stdout));
+    expect(out.env).toEqual({ A: '1', B: 'x=y' });
+    expect(out.ppid).toBe(s.proc.pid); // execve: the CLI process became the zygote
+    expect((await child.exited).code).toBe(0);
+    await z.close();
+    await waitFor(() => /exit id=1 pid=\d+ code=0/.test(s.stderr()), 5000, 'the exit log line');
+    expect(s.stderr()).toMatch(new RegExp(`spawn id=1 pid=${child.pid} name="who" for client fd=\\d+ uid=0`));
+  });
+
+  it('keeps serving other clients when one client dies, and kills only that client\'s children', async () => {
+    const s = await serve();
+    const steady = await connect(s.socket);
+    const survivor = await steady.spawn({ args: ['hang'] });
+    await new Promise((r) => survivor.stdout.once('data', r));
+    const doomed = spawn(process.execPath, [new URL('../fixtures/connect-and-hang.mjs', import.meta.url).pathname, s.socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const { childPid } = JSON.parse(await new Promise<string>((r) => doomed.stdout!.once('data', (d) => r(String(d)))));
+    doomed.kill('SIGKILL');
+    await waitFor(() => !isAlive(childPid), 5000, "the dead client's child to be killed");
+    expect(isAlive(survivor.pid)).toBe(true);
+    const next = await steady.spawn({ args: ['exit', 0] });
+    expect((await next.exited).code).toBe(0);
+    await steady.close();
+  });
+
+  it('refuses a peer whose uid is not allowed (SO_PEERCRED), and says so in its log', async () => {
+    const s = await serve(['--allow-uid', '4242']);
+    const err = await connect(s.socket, { timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ZygoteStartError);
+    expect((err as Error).message).toMatch(/closed the connection/);
+    expect(s.stderr()).toContain('refused connection from uid 0');
+  });
+
+  it('positive control: the same server lets an allowed uid in', async () => {
+    const s = await serve(['--allow-uid', '4242', '--allow-uid', '0']);
+    const z = await connect(s.socket);
+    await z.close();
+  });
+
+  it('stops on SIGTERM: kills and reaps its children, removes the socket, exits 0', async () => {
+    const s = await serve();
+    const z = await connect(s.socket);
+    const child = await z.spawn({ args: ['hang'] });
+    await new Promise((r) => child.stdout.once('data', r));
+    s.proc.kill('SIGTERM');
+    expect(await s.exit).toEqual({ code: 0, signal: null });
+    expect(isAlive(child.pid)).toBe(false);
+    expect(existsSync(s.socket)).toBe(false);
+    await expect(child.exited).resolves.toMatchObject({ signal: 'SIGKILL' });
+    await z.close();
+  });
+
+  it('replaces a stale socket file left by a crashed server', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-stale-'));
+    dirs.push(dir);
+    const path = join(dir, 'z.sock');
+    native.close(native.listenUnix(path, 1)); // bound, then abandoned: nobody listens
+    expect(existsSync(path)).toBe(true);
+    const s = await serve([], { socket: path });
+    expect(s.stderr()).toContain('removing stale socket');
+    const z = await connect(path);
+    await z.close();
+  });
+
+  it('refuses to start on a socket another zygote is serving', async () => {
+    const first = await serve();
+    const second = await serve([], { socket: first.socket, expectExit: true });
+    expect((await second.exit).code).toBe(1);
+    expect(second.stderr()).toContain(`another zygote is already serving on ${first.socket}`);
+  });
+
+  it('explains its usage', async () => {
+    const help = spawn(process.execPath, [CLI, 'serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const text = await collect(help.stdout!);
+    for (const opt of ['--socket <path>', '--main <module>', '--preload <module>', '--env <K=V>', '--allow-uid <uid>']) expect(text).toContain(opt);
+    const bad = spawn(process.execPath, [CLI, 'serve', '--socket', '/tmp/x.sock'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(await collect(bad.stderr!)).toContain("required option '--main <module>' not specified");
+  });
+});
