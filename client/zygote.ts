@@ -5,7 +5,7 @@ import { SPAWNED_FDS } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import { ZygoteChild } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, SpawnError, ZygoteClosedError } from './errors.js';
+import { AbortError, ProtocolError, SpawnError, ZygoteClosedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 
 interface PendingSpawn {
@@ -79,8 +79,19 @@ export class Zygote {
         this.conn.send({ kind: 'spawn', id, argsJson: opts.argsJson, name: opts.name });
       } catch (err) {
         this.pending.delete(id);
+        this.updateRef();
         done();
-        reject(err instanceof ZygoteClosedError ? err : new ZygoteClosedError(`cannot send to zygote ${this.pid}: ${(err as Error).message}`, { cause: err }));
+        if (err instanceof ProtocolError) {
+          // Nothing was sent: the request itself is too big. The connection is fine.
+          reject(new TypeError(`spawn ${opts.name || id}: ${err.message} (the \`args\` are too large; pass big data through stdin or files)`, { cause: err }));
+        } else if (err instanceof ZygoteClosedError) {
+          reject(err);
+        } else {
+          // The socket failed under us: the connection is unusable from here on.
+          const closed = new ZygoteClosedError(`cannot send to zygote ${this.pid}: ${(err as Error).message}`, { cause: err });
+          this.conn.close(closed);
+          reject(closed);
+        }
       }
     });
   }

@@ -54,6 +54,7 @@ RecvStatus RecvPacket(int fd, size_t max_bytes, Packet* out, int* err) {
   if (scratch.size() < max_bytes + 1) scratch.resize(max_bytes + 1);
   out->fds.clear();
   out->truncated = false;
+  out->fds_truncated = false;
   // One byte more than allowed, so an oversized packet is seen as such (MSG_TRUNC also says so).
   struct iovec iov = {scratch.data(), max_bytes + 1};
   struct msghdr msg = {};
@@ -82,7 +83,8 @@ RecvStatus RecvPacket(int fd, size_t max_bytes, Packet* out, int* err) {
   // A zero-length read on SEQPACKET is the peer's orderly shutdown (we never send empty
   // packets). Any fds that came with it are closed so none leak.
   if (n == 0 && out->fds.empty()) return RecvStatus::kEof;
-  out->truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<size_t>(n) > max_bytes;
+  out->truncated = (msg.msg_flags & MSG_TRUNC) != 0 || static_cast<size_t>(n) > max_bytes;
+  out->fds_truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
   size_t keep = std::min(static_cast<size_t>(n), max_bytes);
   out->data.assign(scratch.data(), scratch.data() + keep);
   return RecvStatus::kPacket;
@@ -209,7 +211,7 @@ Napi::Value SendPacketJs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, sent);
 }
 
-// recvPacket(fd, maxBytes) -> { data, fds, truncated } | null (nothing pending) | "eof".
+// recvPacket(fd, maxBytes) -> { data, fds, truncated, fdsTruncated } | null (nothing pending) | "eof".
 // A read error other than EAGAIN (ECONNRESET) is reported as end of stream too: the peer
 // is gone either way, and the caller's cleanup is the same.
 Napi::Value RecvPacketJs(const Napi::CallbackInfo& info) {
@@ -232,6 +234,7 @@ Napi::Value RecvPacketJs(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < p.fds.size(); i++) fds.Set(static_cast<uint32_t>(i), p.fds[i]);
   out.Set("fds", fds);
   out.Set("truncated", p.truncated);
+  out.Set("fdsTruncated", p.fds_truncated);
   return out;
 }
 

@@ -15,7 +15,8 @@ enum class RecvStatus { kPacket, kWouldBlock, kEof };
 struct Packet {
   std::vector<char> data;
   std::vector<int> fds;
-  bool truncated = false;  // the packet (or its fds) did not fit and was cut: a protocol error
+  bool truncated = false;      // the data did not fit and was cut: a protocol error
+  bool fds_truncated = false;  // more fds came than fit (the rest were closed by the kernel)
 };
 
 // Sends one packet with optional fds; returns false on EAGAIN, sets errno and returns false

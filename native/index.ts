@@ -1,11 +1,14 @@
 // The native addon's API as TypeScript sees it; the one place that loads the .node file.
 import { createRequire } from 'node:module';
 
-/** A received packet: its bytes, the fds that rode on it, and whether it was cut short. */
+/** A received packet: its bytes, the fds that rode on it, and whether either was cut short. */
 export interface NativePacket {
   data: Buffer;
   fds: number[];
+  /** The data was larger than maxBytes. */
   truncated: boolean;
+  /** More fds came than one packet may carry; the kernel closed the rest. */
+  fdsTruncated: boolean;
 }
 
 export interface ForkSpec {

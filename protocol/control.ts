@@ -14,8 +14,12 @@ const gen = createRequire(import.meta.url)('./gen/zygote_types.cjs') as typeof G
 
 export const PROTOCOL_VERSION: number = gen.PROTOCOL_VERSION;
 
-/** Largest control frame payload either side sends or accepts. */
-export const MAX_CONTROL_FRAME_BYTES = 256 * 1024;
+/**
+ * Largest control frame payload either side sends or accepts. A SEQPACKET packet must fit in
+ * the sender's socket buffer, which an unprivileged process cannot raise past
+ * net.core.wmem_max (212,992 bytes by default): 128 KiB fits with room to spare.
+ */
+export const MAX_CONTROL_FRAME_BYTES = 128 * 1024;
 
 /** fds that ride on a Spawned frame, in this order. */
 export const SPAWNED_FDS = ['stdin', 'stdout', 'stderr', 'pidfd'] as const;

@@ -150,6 +150,7 @@ export class Server {
       let msg: ClientMessage;
       try {
         if (packet.truncated) throw new Error(`frame larger than ${MAX_CONTROL_FRAME_BYTES} bytes`);
+        if (packet.fdsTruncated) throw new Error(`unexpected fds on a client frame (more than ${packet.fds.length})`);
         if (packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
         msg = decodeClientMessage(packet.data);
       } catch (err) {

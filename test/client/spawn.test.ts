@@ -99,6 +99,15 @@ describe('spawn()', () => {
     expect(new Set(results.map((r) => r.child.pid)).size).toBe(24);
   });
 
+  it('rejects arguments too large for one control frame with a TypeError, and stays usable', async () => {
+    const err = await z.spawn({ args: ['echo-args', 'x'.repeat(200_000)] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toMatch(/frame of \d+ bytes exceeds the 131072-byte limit \(the `args` are too large/);
+    expect(z.closed).toBe(false);
+    const { stdout } = await run(['echo-args', 'x'.repeat(100_000)]);
+    expect(JSON.parse(stdout)[0]).toHaveLength(100_000);
+  });
+
   it('rejects bad options with a message naming the option', async () => {
     await expect(z.spawn({ args: 'nope' as never })).rejects.toThrow('Expected the `args` option to be an array, got "nope" (string)');
     await expect(z.spawn({ args: [1n] as never })).rejects.toThrow('Expected the `args` option to hold JSON values');
