@@ -2,18 +2,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/client/index.js';
 import { native } from '../../dist/native/index.js';
-import { collect, ECHO_MAIN, fdsOf } from '../helpers/index.js';
+import { collect, ECHO_MAIN, fdsOf, waitFor } from '../helpers/index.js';
 
 let z: Zygote;
 
 beforeAll(async () => {
   z = await startZygote({ main: ECHO_MAIN, preload: ['apache-arrow'] });
   // A few children first, so the zygote has had pidfds, pipes and report pipes open.
-  await Promise.all([0, 1, 2].map(() => z.spawn({ args: ['exit', 0] }).then((c) => c.exited)));
+  await Promise.all([0, 1, 2].map(() => runToEnd(['exit', 0])));
 });
 afterAll(async () => {
   await z?.close();
 });
+
+/** Spawns, reads stdout and stderr to their end, and waits for the exit: leaves nothing open. */
+async function runToEnd(args: unknown[]) {
+  const c = await z.spawn({ args });
+  await Promise.all([collect(c.stdout), collect(c.stderr), c.exited]);
+}
 
 describe('a child', () => {
   it('shares no open file with the zygote: no socket, pipe, pidfd, eventfd or file', async () => {
@@ -40,6 +46,7 @@ describe('a child', () => {
     child.kill();
     sibling.kill();
     await Promise.all([child.exited, sibling.exited]);
+    for (const c of [child, sibling]) for (const s of [c.stdout, c.stderr]) s.destroy();
   });
 
   it('the zygote does hold the sockets and pidfds an unswept child would inherit', () => {
@@ -52,18 +59,15 @@ describe('a child', () => {
 
 describe('fd counts', () => {
   it('do not grow in the zygote or the client across 60 spawns', async () => {
+    // Streams destroyed by the test before close their fds on a later turn of the loop.
+    await new Promise((r) => setTimeout(r, 100));
     const before = { zygote: fdsOf(z.pid).size, client: fdsOf(process.pid).size };
     for (let round = 0; round < 3; round++) {
-      await Promise.all(
-        Array.from({ length: 20 }, async () => {
-          const c = await z.spawn({ args: ['echo-args', round] });
-          await Promise.all([collect(c.stdout), collect(c.stderr), c.exited]);
-        }),
-      );
+      await Promise.all(Array.from({ length: 20 }, () => runToEnd(['echo-args', round])));
     }
-    // Stream handles close on the next turns of the loop.
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fdsOf(z.pid).size).toBe(before.zygote);
-    expect(fdsOf(process.pid).size).toBe(before.client);
+    // The last streams' handles close on the next turns of the loop: wait (bounded) for it.
+    const counts = () => ({ zygote: fdsOf(z.pid).size, client: fdsOf(process.pid).size });
+    await waitFor(() => counts().zygote === before.zygote && counts().client === before.client, 3000, 'fd counts back at baseline').catch(() => undefined);
+    expect(counts()).toEqual(before);
   });
 });

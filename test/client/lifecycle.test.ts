@@ -1,9 +1,8 @@
 // Start-up failures, client death and zygote death: everything ends cleanly, nothing is left.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { startZygote, ZygoteClosedError, ZygoteStartError } from '../../dist/client/index.js';
-import { collect, ECHO_MAIN, exists, isAlive, ROOT, waitFor, zombiesOf } from '../helpers/index.js';
+import { collect, ECHO_MAIN, isAlive, ROOT, waitFor, zombiesOf } from '../helpers/index.js';
 
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url);
 
@@ -64,13 +63,14 @@ describe('when the zygote dies', () => {
     expect(z.closed).toBe(true);
     await z.close();
   });
+});
 
+describe('reaping', () => {
   it('leaves no zombie behind after many children exit', async () => {
     const z = await startZygote({ main: ECHO_MAIN });
     await Promise.all(Array.from({ length: 30 }, () => z.spawn({ args: ['exit', 3] }).then((c) => c.exited)));
+    // Each exit is reported only after the zygote reaped the child, so none can be left.
     expect(zombiesOf(z.pid)).toEqual([]);
-    const status = readFileSync(`/proc/${z.pid}/status`, 'utf8');
-    expect(status).toMatch(/State:\s+S/);
     await z.close();
   });
 });

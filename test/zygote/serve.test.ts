@@ -28,8 +28,10 @@ async function serve(extra: string[] = [], opts: { socket?: string; expectExit?:
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const served = { proc, socket: path, stderr: () => err, exit };
   running.push(served);
-  await waitFor(() => err.includes('listening on') || proc.exitCode !== null, 15_000, 'the server to listen');
-  if (!err.includes('listening on') && !opts.expectExit) throw new Error(`zygote serve exited early: ${err}`);
+  // The exact line: "nothing is listening on it" (the stale-socket message) must not match.
+  const listening = () => err.includes(`listening on ${path} `);
+  await waitFor(() => listening() || proc.exitCode !== null, 15_000, 'the server to listen');
+  if (!listening() && !opts.expectExit) throw new Error(`zygote serve exited early: ${err}`);
   return served;
 }
 
