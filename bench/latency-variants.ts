@@ -1,0 +1,105 @@
+// The ways the latency bench starts a step. Each variant is one entry in VARIANTS; a new one
+// (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { startZygote, type Zygote } from '../client/index.js';
+import { encodeColdJob } from '../zygote/cold.js';
+import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
+
+/** The bench main's modes: 'exit' writes a byte and returns; 'hold' then waits for stdin EOF. */
+export type StepMode = 'exit' | 'hold';
+
+/** A launched step, whatever started it. */
+export interface Step {
+  pid: number;
+  stdin: Writable;
+  stdout: Readable;
+  /** Resolves once the step's process is gone. */
+  exited: Promise<void>;
+  kill(): void;
+}
+
+export interface RunningVariant {
+  /** A long-lived process every step depends on (the zygote), whose RSS is a standing cost. */
+  residentPid: number | null;
+  launch(mode: StepMode): Promise<Step>;
+  close(): Promise<void>;
+}
+
+export interface Variant {
+  name: string;
+  description: string;
+  start(): Promise<RunningVariant>;
+}
+
+export interface VariantConfig {
+  main: URL;
+  preload: string[];
+  /** The steps' whole environment. */
+  env: Record<string, string>;
+}
+
+export const BENCH_CONFIG: VariantConfig = {
+  main: fixtureUrl('first-byte-main.mjs'),
+  preload: ['apache-arrow'],
+  env: {},
+};
+
+/** The variants the bench runs, alternating. 'cold' is the reference the ratios divide by. */
+export const VARIANTS: readonly Variant[] = [zygoteVariant('zygote', BENCH_CONFIG), coldVariant('cold', BENCH_CONFIG)];
+
+export const REFERENCE_VARIANT = 'cold';
+
+/** Fork from a warm zygote that preloaded the modules and imported main. */
+export function zygoteVariant(name: string, cfg: VariantConfig): Variant {
+  return {
+    name,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')})`,
+    async start() {
+      const z: Zygote = await startZygote({ main: cfg.main, preload: cfg.preload, env: cfg.env, name: `bench-${name}` });
+      let n = 0;
+      return {
+        residentPid: z.pid,
+        async launch(mode) {
+          const child = await z.spawn({ args: [mode], name: `${name}-${++n}` });
+          child.stderr.pipe(process.stderr, { end: false });
+          return {
+            pid: child.pid,
+            stdin: child.stdin,
+            stdout: child.stdout,
+            exited: child.exited.then(() => undefined),
+            kill: () => void child.kill(),
+          };
+        },
+        close: () => z.close(),
+      };
+    },
+  };
+}
+
+/** A fresh `node` per step running the cold runner: same preloads, same main, same runtime. */
+export function coldVariant(name: string, cfg: VariantConfig): Variant {
+  return {
+    name,
+    description: `child_process.spawn(node ${COLD_RUNNER.split('/').slice(-2).join('/')}) importing ${cfg.preload.join(', ')} and main`,
+    async start() {
+      return {
+        residentPid: null,
+        async launch(mode) {
+          const job = encodeColdJob({ main: cfg.main.href, preload: cfg.preload, args: [mode] });
+          const cp = spawn(process.execPath, [COLD_RUNNER, job], { env: cfg.env, stdio: ['pipe', 'pipe', 'inherit'] });
+          const exited = new Promise<void>((resolve) => {
+            cp.once('close', () => resolve());
+            cp.once('error', () => resolve());
+          });
+          if (cp.pid === undefined) {
+            await exited;
+            throw new Error(`cannot spawn ${process.execPath}`);
+          }
+          return { pid: cp.pid, stdin: cp.stdin!, stdout: cp.stdout!, exited, kill: () => void cp.kill('SIGKILL') };
+        },
+        close: async () => undefined,
+      };
+    },
+  };
+}

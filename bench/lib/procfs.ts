@@ -1,0 +1,52 @@
+// Reading a process's memory, fds and zombie children from /proc.
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Resident set size (VmRSS) in bytes. */
+export function readRssBytes(pid: number): number {
+  return statusField(pid, 'VmRSS');
+}
+
+export interface PrivateMemory {
+  rssBytes: number;
+  pssBytes: number;
+  /** Unique set size: Private_Clean + Private_Dirty, what the process alone costs. */
+  ussBytes: number;
+}
+
+export function readPrivateMemory(pid: number): PrivateMemory {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => kbField(text, field, `/proc/${pid}/smaps_rollup`);
+  return { rssBytes: kb('Rss') * 1024, pssBytes: kb('Pss') * 1024, ussBytes: (kb('Private_Clean') + kb('Private_Dirty')) * 1024 };
+}
+
+export function countFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Pids of the zombie (state Z) children of ppid. */
+export function zombieChildren(ppid: number): number[] {
+  const zombies: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we listed
+    }
+    // comm (field 2) may hold spaces and parentheses: the fields we want follow the last ')'.
+    const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (state === 'Z' && Number(parent) === ppid) zombies.push(Number(name));
+  }
+  return zombies;
+}
+
+function statusField(pid: number, field: string): number {
+  return kbField(readFileSync(`/proc/${pid}/status`, 'utf8'), field, `/proc/${pid}/status`) * 1024;
+}
+
+function kbField(text: string, field: string, where: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text);
+  if (!m) throw new Error(`no ${field} line in ${where}`);
+  return Number(m[1]);
+}
