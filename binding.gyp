@@ -10,10 +10,24 @@
         "native/fdpass.cc",
         "native/fork.cc",
         "native/forkable.cc",
+        "native/probe.cc",
         "native/process.cc",
         "native/report.cc",
-        "native/signals.cc"
+        "native/signals.cc",
+        "native/sandbox/creds.cc",
+        "native/sandbox/rlimits.cc",
+        "native/sandbox/seccomp.cc"
       ],
+      "libraries": ["-lseccomp"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    },
+    {
+      "target_name": "zygote_attack_helper",
+      "sources": ["test/native/attack.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],

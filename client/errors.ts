@@ -31,6 +31,14 @@ export class SpawnError extends ZygoteError {
   }
 }
 
+/**
+ * A sandbox step failed in the child, which then exited without running any of its code
+ * (fail closed). The message reads "sandbox step setresuid failed: EPERM (Operation not permitted)".
+ */
+export class SandboxError extends SpawnError {
+  override name = 'SandboxError';
+}
+
 /** A spawn() was cancelled through its AbortSignal. */
 export class AbortError extends ZygoteError {
   override name = 'AbortError';

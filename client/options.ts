@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { normalizeSandboxDefaults, normalizeSandboxRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -19,6 +20,13 @@ export interface StartZygoteOptions {
   spawnTimeoutMs?: number;
   /** Log every spawn and exit on stderr. Default false (errors only). */
   verbose?: boolean;
+  /** The children's sandbox: uid/gid (default 65534), a uid per child, resource limits. */
+  sandbox?: SandboxDefaults;
+  /**
+   * DANGEROUS, for tests and positive controls only: let spawn() skip sandbox layers or
+   * inject setup failures. Never set in production; `zygote serve` has no such option.
+   */
+  dangerouslyAllowUnsandboxed?: boolean;
 }
 
 export interface ConnectOptions {
@@ -35,6 +43,8 @@ export interface SpawnOptions {
   name?: string;
   /** Aborting kills the child (or cancels the spawn). */
   signal?: AbortSignal;
+  /** Per-child resource limits, and (tests only) layers to skip. */
+  sandbox?: SandboxRequest;
 }
 
 export interface NormalizedStart {
@@ -45,6 +55,8 @@ export interface NormalizedStart {
   startupTimeoutMs: number;
   spawnTimeoutMs: number;
   verbose: boolean;
+  sandbox: ReturnType<typeof normalizeSandboxDefaults>;
+  allowUnsandboxed: boolean;
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
@@ -70,6 +82,8 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     startupTimeoutMs: positiveInt(opts.startupTimeoutMs, 'startupTimeoutMs', 30_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
     verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
+    sandbox: normalizeSandboxDefaults(opts.sandbox),
+    allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),
   };
 }
 
@@ -80,7 +94,7 @@ export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<Con
   };
 }
 
-export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal } {
+export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest } {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
@@ -94,7 +108,7 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: stri
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
-  return { argsJson, name, signal: opts.signal };
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox) };
 }
 
 function toFileUrl(main: unknown): string {

@@ -28,6 +28,8 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     verbose: o.verbose,
     setupTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
+    sandbox: o.sandbox,
+    allowUnsandboxed: o.allowUnsandboxed,
   };
   const [mine, theirs] = native.socketpair();
   let cp;

@@ -5,7 +5,7 @@ import { SPAWNED_FDS } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import { ZygoteChild } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, ProtocolError, SpawnError, ZygoteClosedError } from './errors.js';
+import { AbortError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 
 interface PendingSpawn {
@@ -76,7 +76,19 @@ export class Zygote {
       });
       this.updateRef();
       try {
-        this.conn.send({ kind: 'spawn', id, argsJson: opts.argsJson, name: opts.name });
+        const sb = opts.sandbox;
+        this.conn.send({
+          kind: 'spawn',
+          id,
+          argsJson: opts.argsJson,
+          name: opts.name,
+          sandbox: {
+            ...(sb.rlimits?.nofile !== undefined ? { nofile: sb.rlimits.nofile } : {}),
+            ...(sb.rlimits?.fsize !== undefined ? { fsize: sb.rlimits.fsize } : {}),
+            skip: [...(sb.dangerouslySkip ?? [])],
+            ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
+          },
+        });
       } catch (err) {
         this.pending.delete(id);
         this.updateRef();
@@ -140,8 +152,12 @@ export class Zygote {
       case 'spawnFailed': {
         closeAll(fds);
         const p = this.takePending(msg.id);
-        const why = msg.errnoName ? `${msg.message}` : msg.message;
-        p?.reject(new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${why}`, msg.step, msg.errnoName));
+        if (!p) return;
+        p.reject(
+          msg.sandbox
+            ? new SandboxError(msg.message, msg.step, msg.errnoName)
+            : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
+        );
         return;
       }
       case 'exited': {

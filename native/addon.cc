@@ -4,7 +4,9 @@
 #include "channel.h"
 #include "fdpass.h"
 #include "fork.h"
+#include "probe.h"
 #include "process.h"
+#include "sandbox/seccomp.h"
 #include "signals.h"
 
 namespace zygote {
@@ -15,6 +17,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFork(env, exports);
   InitProcess(env, exports);
   InitSignals(env, exports);
+  InitProbe(env, exports);
+  sandbox::InitSeccomp(env, exports);
   return exports;
 }
 

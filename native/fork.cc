@@ -12,10 +12,12 @@
 // stdout, which untrusted code will own), and on any failure exits without running JS.
 #include "fork.h"
 
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,10 +30,33 @@
 #include "errors.h"
 #include "forkable.h"
 #include "report.h"
+#include "sandbox/creds.h"
+#include "sandbox/rlimits.h"
+#include "sandbox/seccomp.h"
 #include "signals.h"
 
 namespace zygote {
 namespace {
+
+// The sandbox as the native code receives it: every layer on or off, and its settings. TS
+// (zygote/sandbox/) decides all of it; nothing here has a default of its own.
+struct SandboxSpec {
+  bool setsid = false;
+  bool close_fds = true;
+  bool credentials = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool capabilities = false;
+  bool no_new_privs = false;
+  bool not_dumpable = false;
+  struct Limit {
+    bool set = false;
+    rlim_t value = 0;
+  } core, nofile, fsize;
+  int seccomp = -1;  // id of a compiled filter, or -1 for none
+  char inject_step[48] = {0};
+  int inject_errno = 0;
+};
 
 struct ForkSpec {
   int stdio[3];      // the child's ends, put on 0, 1, 2
@@ -39,46 +64,102 @@ struct ForkSpec {
   char name[16];     // comm name (TASK_COMM_LEN)
   pid_t parent;      // the zygote, for the PDEATHSIG race check
   int death_signal;  // sent to the child when the zygote dies
+  SandboxSpec sandbox;
 };
 
-// Child side. Each step returns 0 or an errno; the first failure is reported and ends the
-// child. Order matters, and each step says why it stands where it does.
-void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
-  auto fail = [&](const char* step, int err) {
-    WriteReport(spec.report_fd, false, step, err);
+// Child side. The setup list: each step runs in this order, reports the first failure with
+// its name and errno, and ends the child before any of its JS runs (fail closed). A test
+// may ask (through a configuration only tests can set) for a named step to fail.
+class ChildSetup {
+ public:
+  ChildSetup(const ForkSpec& spec) : spec_(spec) {}
+
+  void Step(const char* name, int err) {
+    if (spec_.sandbox.inject_step[0] != '\0' && strcmp(spec_.sandbox.inject_step, name) == 0) err = spec_.sandbox.inject_errno;
+    if (err == 0) return;
+    WriteReport(spec_.report_fd, false, name, err);
     _exit(kSetupFailedExitCode);
-  };
-
-  // 1. Signals first: until the zygote's handlers are gone, a signal here would write a
-  //    wake-up into the zygote's self-pipe. fork() ran with every signal blocked, so none
-  //    has been delivered yet; the mask is restored once the handlers are Node's again.
-  RestoreZygoteSignals();
-
-  // 2. Die with the zygote. PDEATHSIG fires when the parent *thread* exits; the zygote forks
-  //    from its main thread, which lives as long as it does. If the zygote died between
-  //    fork and here, getppid() has already changed: bail out.
-  if (prctl(PR_SET_PDEATHSIG, spec.death_signal) < 0) fail("prctl(PR_SET_PDEATHSIG)", errno);
-  if (getppid() != spec.parent) fail("zygote exited during fork", ESRCH);
-
-  sigset_t none;
-  sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, nullptr) < 0) fail("sigprocmask", errno);
-
-  // 3. The child's pipes become its stdio (dup2 clears close-on-exec on 0-2 as it should).
-  for (int i = 0; i < 3; i++) {
-    if (dup2(spec.stdio[i], i) < 0) fail("dup2(stdio)", errno);
   }
 
-  // 4. Close what was inherited, before uv_loop_fork so the loop's new fds cannot be hit.
-  if (int err = SweepInheritedFds(snapshot, loop, spec.report_fd)) fail("close inherited fds", err);
+ private:
+  const ForkSpec& spec_;
+};
 
-  // 5. Give the event loop a fresh epoll fd, async eventfd and signal pipe (uv_loop_fork(3):
-  //    required before the loop runs again in the child).
-  if (int rc = uv_loop_fork(loop)) fail("uv_loop_fork", -rc);
-  if (int err = RenewLoopReserveFd(loop)) fail("renew loop reserve fd", err);
+int Errno(int rc) { return rc < 0 ? errno : 0; }
 
-  // 6. A name for ps and for logs.
-  if (spec.name[0] != '\0' && prctl(PR_SET_NAME, spec.name) < 0) fail("prctl(PR_SET_NAME)", errno);
+int DieWithZygote(const ForkSpec& spec) {
+  if (prctl(PR_SET_PDEATHSIG, spec.death_signal) < 0) return errno;
+  // If the zygote died before the prctl, nobody will send the signal: getppid() tells.
+  return getppid() == spec.parent ? 0 : ESRCH;
+}
+
+int PutStdio(const ForkSpec& spec) {
+  for (int i = 0; i < 3; i++) {
+    if (dup2(spec.stdio[i], i) < 0) return errno;
+  }
+  return 0;
+}
+
+int UnblockSignals() {
+  sigset_t none;
+  sigemptyset(&none);
+  return Errno(sigprocmask(SIG_SETMASK, &none, nullptr));
+}
+
+void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
+  ChildSetup s(spec);
+  const SandboxSpec& sb = spec.sandbox;
+
+  // Process plumbing, as root, before anything is dropped.
+  // 1. Signals: until the zygote's handlers are gone, a signal would wake the zygote. fork()
+  //    ran with every signal blocked, so none was delivered yet.
+  RestoreZygoteSignals();
+  // 2. Die with the zygote (set again after the uid change, which clears it).
+  s.Step("prctl(PR_SET_PDEATHSIG)", DieWithZygote(spec));
+  s.Step("sigprocmask", UnblockSignals());
+  // 3. A new session: no controlling terminal, so no TIOCSTI into the zygote's terminal and
+  //    no signals from its process group.
+  if (sb.setsid) s.Step("setsid", Errno(setsid()));
+  // 4. The child's pipes become its stdio (dup2 clears close-on-exec on 0-2).
+  s.Step("dup2(stdio)", PutStdio(spec));
+  // 5. Close what was inherited, before uv_loop_fork so the loop's new fds cannot be hit.
+  if (sb.close_fds) s.Step("close inherited fds", SweepInheritedFds(snapshot, loop, spec.report_fd));
+  // 6. A fresh epoll fd, async eventfd and signal pipe for the event loop (uv_loop_fork(3)).
+  if (int rc = uv_loop_fork(loop)) s.Step("uv_loop_fork", -rc);
+  else s.Step("uv_loop_fork", 0);
+  s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
+  if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
+
+  // Limits. Never RLIMIT_AS: V8 reserves far more address space than it uses.
+  if (sb.core.set) s.Step("setrlimit(RLIMIT_CORE)", sandbox::SetLimit(RLIMIT_CORE, sb.core.value));
+  if (sb.nofile.set) s.Step("setrlimit(RLIMIT_NOFILE)", sandbox::SetLimit(RLIMIT_NOFILE, sb.nofile.value));
+  if (sb.fsize.set) s.Step("setrlimit(RLIMIT_FSIZE)", sandbox::SetLimit(RLIMIT_FSIZE, sb.fsize.value));
+
+  // Privileges (sandbox/creds.cc): what needs CAP_SETPCAP first, then the ids, then the sets.
+  if (sb.capabilities) {
+    s.Step("securebits", sandbox::LockSecurebits());
+    s.Step("drop bounding set", sandbox::DropBoundingSet());
+    s.Step("clear ambient capabilities", sandbox::ClearAmbientCaps());
+  }
+  if (sb.credentials) {
+    s.Step("setgroups", sandbox::DropGroups());
+    s.Step("setresgid", sandbox::SetGids(sb.gid));
+    s.Step("setresuid", sandbox::SetUids(sb.uid));
+    // A uid change clears the parent-death signal (commit_creds): set it again.
+    s.Step("prctl(PR_SET_PDEATHSIG) after setresuid", DieWithZygote(spec));
+  }
+  if (sb.capabilities) s.Step("capset", sandbox::ClearCapabilities());
+  if (sb.credentials && sb.capabilities) s.Step("verify no privilege is left", sandbox::VerifyNoPrivilege(sb.uid, sb.gid));
+  // No ptrace, no /proc/PID/mem, no core dump, even by a same-uid peer.
+  if (sb.not_dumpable) s.Step("prctl(PR_SET_DUMPABLE)", Errno(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
+  // No exec can ever grant privileges again; also what lets an unprivileged process install
+  // a seccomp filter.
+  if (sb.no_new_privs) s.Step("prctl(PR_SET_NO_NEW_PRIVS)", Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+  // Seccomp last: every step above used syscalls the filter denies.
+  if (sb.seccomp >= 0) {
+    const std::vector<sock_filter>* program = sandbox::SeccompProgram(sb.seccomp);
+    s.Step("seccomp", program == nullptr ? EINVAL : sandbox::ApplySeccomp(*program));
+  }
 
   // Done: say so and close the channel, so nothing the step does can write to it.
   WriteReport(spec.report_fd, true, "ready", 0);
@@ -93,6 +174,47 @@ int FdField(Napi::Env env, Napi::Object o, const char* key) {
   return fd;
 }
 
+bool Flag(Napi::Object o, const char* key) { return o.Has(key) && o.Get(key).ToBoolean(); }
+
+SandboxSpec::Limit LimitField(Napi::Object o, const char* key) {
+  SandboxSpec::Limit l;
+  if (o.Has(key) && o.Get(key).IsNumber()) {
+    l.set = true;
+    l.value = static_cast<rlim_t>(o.Get(key).As<Napi::Number>().DoubleValue());
+  }
+  return l;
+}
+
+SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
+  SandboxSpec sb;
+  sb.setsid = Flag(o, "setsid");
+  sb.close_fds = Flag(o, "closeFds");
+  if (o.Has("credentials") && o.Get("credentials").IsObject()) {
+    Napi::Object c = o.Get("credentials").As<Napi::Object>();
+    sb.credentials = true;
+    sb.uid = c.Get("uid").As<Napi::Number>().Uint32Value();
+    sb.gid = c.Get("gid").As<Napi::Number>().Uint32Value();
+  }
+  sb.capabilities = Flag(o, "capabilities");
+  sb.no_new_privs = Flag(o, "noNewPrivs");
+  sb.not_dumpable = Flag(o, "notDumpable");
+  if (o.Has("rlimits") && o.Get("rlimits").IsObject()) {
+    Napi::Object r = o.Get("rlimits").As<Napi::Object>();
+    sb.core = LimitField(r, "core");
+    sb.nofile = LimitField(r, "nofile");
+    sb.fsize = LimitField(r, "fsize");
+  }
+  sb.seccomp = o.Has("seccomp") && o.Get("seccomp").IsNumber() ? o.Get("seccomp").As<Napi::Number>().Int32Value() : -1;
+  if (sb.seccomp >= 0 && sandbox::SeccompProgram(sb.seccomp) == nullptr) throw Napi::RangeError::New(env, "forkChild: unknown seccomp filter id");
+  if (o.Has("injectFailure") && o.Get("injectFailure").IsObject()) {
+    Napi::Object f = o.Get("injectFailure").As<Napi::Object>();
+    std::string step = f.Get("step").As<Napi::String>().Utf8Value();
+    snprintf(sb.inject_step, sizeof sb.inject_step, "%s", step.c_str());
+    sb.inject_errno = f.Get("errno").As<Napi::Number>().Int32Value();
+  }
+  return sb;
+}
+
 ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   ForkSpec spec = {};
   spec.stdio[0] = FdField(env, o, "stdin");
@@ -100,9 +222,11 @@ ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   spec.stdio[2] = FdField(env, o, "stderr");
   spec.report_fd = FdField(env, o, "report");
   std::string name = o.Has("name") && o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
-  strncpy(spec.name, name.c_str(), sizeof spec.name - 1);
+  snprintf(spec.name, sizeof spec.name, "%s", name.c_str());
   spec.parent = getpid();
   spec.death_signal = SIGKILL;
+  if (!o.Has("sandbox") || !o.Get("sandbox").IsObject()) throw Napi::TypeError::New(env, "forkChild: sandbox must be an object");
+  spec.sandbox = ParseSandbox(env, o.Get("sandbox").As<Napi::Object>());
   return spec;
 }
 

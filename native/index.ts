@@ -11,6 +11,27 @@ export interface NativePacket {
   fdsTruncated: boolean;
 }
 
+/** One child's sandbox, resolved by zygote/sandbox/policy.ts. */
+export interface NativeSandboxSpec {
+  setsid: boolean;
+  closeFds: boolean;
+  credentials: { uid: number; gid: number } | null;
+  capabilities: boolean;
+  noNewPrivs: boolean;
+  notDumpable: boolean;
+  rlimits: { core?: number; nofile?: number; fsize?: number };
+  /** Id from compileSeccomp, or -1 for no filter. */
+  seccomp: number;
+  injectFailure: { step: string; errno: number } | null;
+}
+
+export interface SeccompRuleSpec {
+  name: string;
+  action: 'allow' | 'kill' | 'errno';
+  errno?: number;
+  args?: { index: number; op: 'eq' | 'masked_eq'; value: number; mask?: number }[];
+}
+
 export interface ForkSpec {
   stdin: number;
   stdout: number;
@@ -18,6 +39,7 @@ export interface ForkSpec {
   /** Write end of the pipe on which the child reports how its setup went. */
   report: number;
   name: string;
+  sandbox: NativeSandboxSpec;
 }
 
 export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number };
@@ -83,6 +105,9 @@ export interface NativeAddon {
   // signals.cc
   installSignalPipe(signals: number[]): number;
   readSignals(): number[];
+  // sandbox/seccomp.cc
+  compileSeccomp(rules: SeccompRuleSpec[], defaultErrno: number): { id: number; instructions: number };
+  seccompVersion(): string;
 }
 
 const require = createRequire(import.meta.url);

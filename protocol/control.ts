@@ -24,15 +24,24 @@ export const MAX_CONTROL_FRAME_BYTES = 128 * 1024;
 /** fds that ride on a Spawned frame, in this order. */
 export const SPAWNED_FDS = ['stdin', 'stdout', 'stderr', 'pidfd'] as const;
 
+/** A spawn's sandbox request on the wire (checked by the zygote, see zygote/sandbox/policy.ts). */
+export interface WireSandboxRequest {
+  nofile?: number;
+  fsize?: number;
+  skip: string[];
+  injectStep?: string;
+  injectErrno?: string;
+}
+
 export type ClientMessage =
-  | { kind: 'spawn'; id: number; argsJson: string; name: string }
+  | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest }
   | { kind: 'kill'; id: number; signal: number };
 
 export type ServerMessage =
   | { kind: 'hello'; protocolVersion: number; zygotePid: number; nodeVersion: string }
   | { kind: 'startupFailed'; message: string }
   | { kind: 'spawned'; id: number; pid: number }
-  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string }
+  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string; sandbox: boolean }
   | {
       kind: 'exited';
       id: number;
@@ -48,7 +57,9 @@ export type ServerMessage =
 export function encodeClientMessage(m: ClientMessage): Buffer {
   const msg =
     m.kind === 'spawn'
-      ? new gen.ClientMessage({ spawn: new gen.SpawnRequest({ id: m.id, argsJson: m.argsJson, name: m.name }) })
+      ? new gen.ClientMessage({
+          spawn: new gen.SpawnRequest({ id: m.id, argsJson: m.argsJson, name: m.name, sandbox: new gen.SandboxRequest(m.sandbox as never) }),
+        })
       : new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) });
   return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
 }
@@ -63,6 +74,7 @@ export function decodeClientMessage(frame: Buffer): ClientMessage {
       id: int32(s.id, 'SpawnRequest.id'),
       argsJson: str(s.argsJson, 'SpawnRequest.argsJson'),
       name: s.name == null ? '' : str(s.name, 'SpawnRequest.name'),
+      sandbox: sandboxRequest(s.sandbox),
     };
   }
   const k = msg.kill!;
@@ -124,6 +136,7 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         step: str(f.step, 'SpawnFailed.step'),
         errnoName: str(f.errnoName, 'SpawnFailed.errnoName'),
         message: str(f.message, 'SpawnFailed.message'),
+        sandbox: f.sandbox === true,
       };
     }
     case 'exited': {
@@ -142,6 +155,27 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
     case 'fault':
       return { kind: 'fault', message: str(msg.fault!.message, 'Fault.message') };
   }
+}
+
+function sandboxRequest(r: Gen.SandboxRequest | null | undefined): WireSandboxRequest {
+  if (r == null) return { skip: [] };
+  const out: WireSandboxRequest = { skip: [] };
+  if (r.nofile != null) out.nofile = int64(r.nofile, 'SandboxRequest.nofile');
+  if (r.fsize != null) out.fsize = int64(r.fsize, 'SandboxRequest.fsize');
+  if (r.skip != null) {
+    if (!Array.isArray(r.skip) || !r.skip.every((x) => typeof x === 'string')) throw new ProtocolError('invalid', 'SandboxRequest.skip must be a list of strings');
+    out.skip = r.skip;
+  }
+  if (r.injectStep != null) out.injectStep = str(r.injectStep, 'SandboxRequest.injectStep');
+  if (r.injectErrno != null) out.injectErrno = str(r.injectErrno, 'SandboxRequest.injectErrno');
+  return out;
+}
+
+/** Thrift's JS i64 is a node-int64 on read and a number on write; either way a safe integer here. */
+function int64(v: unknown, field: string): number {
+  const n = typeof v === 'number' ? v : typeof (v as { toNumber?: unknown })?.toNumber === 'function' ? (v as { toNumber(allowImprecise?: boolean): number }).toNumber(false) : NaN;
+  if (!Number.isSafeInteger(n)) throw new ProtocolError('invalid', `${field} must be a safe integer`);
+  return n;
 }
 
 function onlyMember<K extends string>(msg: object, members: readonly K[], what: string): K {

@@ -11,6 +11,22 @@ namespace js zygote.protocol
 
 const i32 PROTOCOL_VERSION = 1
 
+/**
+ * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
+ * fields are for tests: a zygote refuses them unless it was started to allow them.
+ */
+struct SandboxRequest {
+  /** RLIMIT_NOFILE for this child. */
+  1: optional i64 nofile
+  /** RLIMIT_FSIZE for this child, in bytes. */
+  2: optional i64 fsize
+  /** Layers to leave out (names as in zygote/sandbox/policy.ts). */
+  3: optional list<string> skip
+  /** Make this native setup step fail with injectErrno (an errno name). */
+  4: optional string injectStep
+  5: optional string injectErrno
+}
+
 /** Client → zygote: fork a child and run the zygote's main with these arguments. */
 struct SpawnRequest {
   /** Chosen by the client, unique per connection; echoed in every reply about this child. */
@@ -19,6 +35,7 @@ struct SpawnRequest {
   2: required string argsJson
   /** A label for logs and the child's process title. */
   3: optional string name
+  4: optional SandboxRequest sandbox
 }
 
 /** Client → zygote: send a signal to a child this connection spawned. */
@@ -57,11 +74,13 @@ struct Spawned {
 /** The fork or the child's setup failed; no untrusted code ran. */
 struct SpawnFailed {
   1: required i32 id
-  /** The setup step that failed, e.g. "fork" or "pipe". */
+  /** The setup step that failed, e.g. "fork", "pipe", or a sandbox step like "setresuid". */
   2: required string step
   /** The errno's symbolic name, e.g. "EAGAIN"; empty when the failure had none. */
   3: required string errnoName
   4: required string message
+  /** True when the step was one of the child's own sandbox steps (fail closed: no JS ran). */
+  5: optional bool sandbox
 }
 
 /** A child of this connection was reaped. */

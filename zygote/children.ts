@@ -1,5 +1,5 @@
 // Forking children and following each from fork through setup to reaping.
-import { native, type ReapResult } from '../native/index.js';
+import { native, type NativeSandboxSpec, type ReapResult } from '../native/index.js';
 
 /** What a forked child needs to start running main. Exists only in the child. */
 export interface ChildTask {
@@ -26,6 +26,8 @@ export interface ChildRecord {
   stdio: [number, number, number];
   /** Set when the child's setup failed: it exits by itself and is reaped quietly. */
   failed: boolean;
+  /** The uid taken from the zygote's pool for this child, returned once it is reaped. */
+  pooledUid: number | null;
 }
 
 export type ForkOutcome =
@@ -37,7 +39,7 @@ export type ForkOutcome =
  * Makes the child's pipes and forks. In the zygote returns the record; in the child (once the
  * native setup succeeded) returns the task. Every fd made here is closed on every path.
  */
-export function forkChild(req: { id: number; name: string; argsJson: string }, ownerFd: number): ForkOutcome {
+export function forkChild(req: { id: number; name: string; argsJson: string }, sandbox: NativeSandboxSpec, ownerFd: number): ForkOutcome {
   const made: number[] = [];
   const pipe = (): [number, number] => {
     const p = native.pipe();
@@ -56,7 +58,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, o
   }
   let forked;
   try {
-    forked = native.forkChild({ stdin: stdin[0], stdout: stdout[1], stderr: stderr[1], report: report[1], name: processName(req) });
+    forked = native.forkChild({ stdin: stdin[0], stdout: stdout[1], stderr: stderr[1], report: report[1], name: processName(req), sandbox });
   } catch (err) {
     made.forEach((fd) => native.close(fd));
     return failure('fork', err);
@@ -80,6 +82,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, o
       reportFd: report[0],
       stdio: [stdin[1], stdout[0], stderr[0]],
       failed: false,
+      pooledUid: null,
     },
   };
 }

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+import { normalizeSandboxDefaults, NOBODY } from './sandbox/policy.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
 
@@ -22,6 +23,11 @@ program
   .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
   .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
   .option('--allow-uid <uid>', 'a uid allowed to connect (repeatable; default: this process\'s uid)', collectUid)
+  .option('--uid <uid>', `uid the children run as (default ${NOBODY})`, parseUint)
+  .option('--gid <gid>', `gid the children run as (default ${NOBODY})`, parseUint)
+  .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
+  .option('--nofile <n>', 'RLIMIT_NOFILE of each child (default 256)', parseUint)
+  .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child (default 1 GiB)', parseUint)
   .option('--quiet', 'log only errors, not every spawn and exit')
   .addHelpText(
     'after',
@@ -33,9 +39,20 @@ stops accepting, kills and reaps its children, and removes the socket.
 Example:
   zygote serve --socket /run/zygote.sock --main ./step.js --preload apache-arrow --env LC_ALL=C.UTF-8`,
   )
-  .action((opts: { socket: string; main: string; preload?: string[]; env?: Record<string, string>; allowUid?: number[]; quiet?: boolean }) => {
+  .action((opts: ServeOptions) => {
     const main = opts.main.startsWith('file:') ? opts.main : pathToFileURL(resolve(opts.main)).href;
     if (!existsSync(new URL(main))) program.error(`error: --main module not found: ${new URL(main).pathname}`);
+    let sandbox: ZygoteConfig['sandbox'];
+    try {
+      sandbox = normalizeSandboxDefaults({
+        uid: opts.uid,
+        gid: opts.gid,
+        uidRange: opts.uidRange,
+        rlimits: { ...(opts.nofile !== undefined && { nofile: opts.nofile }), ...(opts.fsize !== undefined && { fsize: opts.fsize }) },
+      });
+    } catch (err) {
+      return program.error(`error: ${(err as Error).message}`);
+    }
     const config: ZygoteConfig = {
       main,
       preload: opts.preload ?? [],
@@ -44,6 +61,9 @@ Example:
       verbose: !opts.quiet,
       setupTimeoutMs: 10_000,
       shutdownTimeoutMs: 5_000,
+      sandbox,
+      // The CLI never serves unsandboxed children: that switch exists for tests only.
+      allowUnsandboxed: false,
     };
     // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
     // fork safety needs and only the configured environment; nothing of this shell's.
@@ -52,6 +72,32 @@ Example:
   });
 
 program.parse();
+
+interface ServeOptions {
+  socket: string;
+  main: string;
+  preload?: string[];
+  env?: Record<string, string>;
+  allowUid?: number[];
+  uid?: number;
+  gid?: number;
+  uidRange?: { start: number; count: number };
+  nofile?: number;
+  fsize?: number;
+  quiet?: boolean;
+}
+
+function parseUint(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseRange(value: string): { start: number; count: number } {
+  const m = /^(\d+):(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected START:COUNT, got ${JSON.stringify(value)}`);
+  return { start: Number(m[1]), count: Number(m[2]) };
+}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

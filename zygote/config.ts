@@ -1,5 +1,6 @@
 // The zygote process's configuration: what the client or the CLI hands it on its command line.
 import { ProtocolError } from '../protocol/errors.js';
+import { normalizeSandboxDefaults, type SandboxDefaults } from './sandbox/policy.js';
 
 /** How the zygote meets its clients. */
 export type ControlConfig =
@@ -20,6 +21,10 @@ export interface ZygoteConfig {
   setupTimeoutMs: number;
   /** One log line per spawn, exit and connection (the CLI's default); errors are always logged. */
   verbose: boolean;
+  /** The children's sandbox (normalised defaults). */
+  sandbox: ReturnType<typeof normalizeSandboxDefaults>;
+  /** DANGEROUS: honour spawns that skip sandbox layers (tests only; never the CLI). */
+  allowUnsandboxed: boolean;
   /** How long shutdown waits for children to be reaped after SIGKILL. */
   shutdownTimeoutMs: number;
 }
@@ -49,6 +54,12 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
   if (!Array.isArray(c.preload) || !c.preload.every((p) => typeof p === 'string')) bad('preload', 'an array of strings');
   if (typeof c.name !== 'string') bad('name', 'a string');
   if (typeof c.verbose !== 'boolean') bad('verbose', 'a boolean');
+  if (typeof c.allowUnsandboxed !== 'boolean') bad('allowUnsandboxed', 'a boolean');
+  try {
+    c.sandbox = normalizeSandboxDefaults(c.sandbox as SandboxDefaults);
+  } catch (err) {
+    bad('sandbox', (err as Error).message);
+  }
   if (!Number.isInteger(c.setupTimeoutMs) || c.setupTimeoutMs! <= 0) bad('setupTimeoutMs', 'a positive integer');
   if (!Number.isInteger(c.shutdownTimeoutMs) || c.shutdownTimeoutMs! <= 0) bad('shutdownTimeoutMs', 'a positive integer');
   const ctl = c.control as ControlConfig | undefined;

@@ -8,6 +8,9 @@ import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/i
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from './config.js';
 import { Connection } from './connection.js';
+import { resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
+import { SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
+import { UidPool } from './sandbox/uids.js';
 import type { Log } from './log.js';
 
 const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
@@ -26,11 +29,17 @@ export class Server {
   private listenFd = -1;
   private readonly signalFd: number;
   private shuttingDown: { reason: string; deadline: number } | null = null;
+  /** The compiled seccomp filter (native id), made once here rather than in every child. */
+  private readonly seccompId: number;
+  private readonly uidPool: UidPool | null;
 
   constructor(
     private readonly config: ZygoteConfig,
     private readonly log: Log,
   ) {
+    this.seccompId = native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id;
+    const range = config.sandbox.uidRange;
+    this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
     const ctl = config.control;
     if (ctl.kind === 'fd') {
@@ -170,7 +179,7 @@ export class Server {
       return;
     }
     if (this.shuttingDown) {
-      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down' }));
+      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
       return;
     }
     if (conn.children.has(msg.id)) {
@@ -179,17 +188,35 @@ export class Server {
     }
     if (!isJsonArray(msg.argsJson)) {
       this.guard(conn, () =>
-        conn.send({ kind: 'spawnFailed', id: msg.id, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array' }),
+        conn.send({ kind: 'spawnFailed', id: msg.id, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array', sandbox: false }),
       );
       return;
     }
-    const out = forkChild(msg, conn.fd);
-    if (out.role === 'child') return out.task;
-    if (out.role === 'failed') {
-      this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
-      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: out.step, errnoName: out.errnoName, message: out.message }));
+    const refuse = (step: string, message: string, errnoName = '') =>
+      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step, errnoName, message, sandbox: false }));
+    const pooledUid = this.uidPool ? this.uidPool.take() : null;
+    if (this.uidPool && pooledUid === null) {
+      refuse('uid', `every uid of the sandbox's uid range is in use by a live child`, 'EAGAIN');
       return;
     }
+    const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
+    let sandbox;
+    try {
+      sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox), ids, this.seccompId, this.config.allowUnsandboxed);
+    } catch (err) {
+      if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      refuse('sandbox policy', (err as Error).message);
+      return;
+    }
+    const out = forkChild(msg, sandbox, conn.fd);
+    if (out.role === 'child') return out.task;
+    if (out.role === 'failed') {
+      if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
+      refuse(out.step, out.message, out.errnoName);
+      return;
+    }
+    out.child.pooledUid = pooledUid;
     this.children.set(out.child.pid, out.child);
     conn.children.set(msg.id, out.child.pid);
     if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
@@ -220,7 +247,7 @@ export class Server {
       child.reportFd = -1;
       return;
     }
-    this.failSetup(child, report.step, report.code, `child setup step ${report.step} failed: ${report.code} (${report.message})`);
+    this.failSetup(child, report.step, report.code, `sandbox step ${report.step} failed: ${report.code} (${report.message})`);
   }
 
   private failSetup(child: ChildRecord, step: string, errnoName: string, message: string): void {
@@ -229,7 +256,7 @@ export class Server {
     killChild(child);
     this.log.error(`child pid=${child.pid} id=${child.id}: ${message}`);
     const owner = this.connections.get(child.ownerFd);
-    if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message }));
+    if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message, sandbox: true }));
   }
 
   private expireSetups(): void {
@@ -247,6 +274,7 @@ export class Server {
     this.children.delete(child.pid);
     native.close(child.pidfd);
     child.pidfd = -1;
+    if (child.pooledUid !== null) this.uidPool!.release(child.pooledUid);
     const wallMs = performance.now() - child.forkedAt;
     if (child.state === 'setup' && !child.failed) {
       // Died before reporting; its report pipe shows EOF too, but the exit says more. A child
@@ -361,6 +389,21 @@ function listenReplacingStale(path: string, log: Log): number {
 /** Signals a child through its pidfd; a child already reaped (pidfd closed) is left alone. */
 function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGKILL): void {
   if (child.pidfd >= 0) native.pidfdSendSignal(child.pidfd, signal);
+}
+
+/** The wire request as policy.ts checks it; an unknown layer name is refused there. */
+function sandboxRequest(w: { nofile?: number; fsize?: number; skip: string[]; injectStep?: string; injectErrno?: string }): SandboxRequest {
+  for (const layer of w.skip) {
+    if (!(SANDBOX_LAYERS as readonly string[]).includes(layer)) throw new Error(`unknown sandbox layer ${JSON.stringify(layer)}`);
+  }
+  const req: SandboxRequest = { dangerouslySkip: w.skip as SandboxLayer[] };
+  if (w.nofile !== undefined || w.fsize !== undefined) {
+    req.rlimits = {};
+    if (w.nofile !== undefined) req.rlimits.nofile = w.nofile;
+    if (w.fsize !== undefined) req.rlimits.fsize = w.fsize;
+  }
+  if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
+  return req;
 }
 
 function isJsonArray(text: string): boolean {

@@ -11,11 +11,140 @@ const Int64 = require('node-int64');
 
 
 const ttypes = module.exports = {};
+const SandboxRequest = module.exports.SandboxRequest = class {
+  constructor(args) {
+    this.nofile = null;
+    this.fsize = null;
+    this.skip = null;
+    this.injectStep = null;
+    this.injectErrno = null;
+    if (args) {
+      if (args.nofile !== undefined && args.nofile !== null) {
+        this.nofile = args.nofile;
+      }
+      if (args.fsize !== undefined && args.fsize !== null) {
+        this.fsize = args.fsize;
+      }
+      if (args.skip !== undefined && args.skip !== null) {
+        this.skip = Thrift.copyList(args.skip, [null]);
+      }
+      if (args.injectStep !== undefined && args.injectStep !== null) {
+        this.injectStep = args.injectStep;
+      }
+      if (args.injectErrno !== undefined && args.injectErrno !== null) {
+        this.injectErrno = args.injectErrno;
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I64) {
+          this.nofile = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.fsize = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.LIST) {
+          this.skip = [];
+          const _rtmp31 = input.readListBegin();
+          const _size0 = _rtmp31.size || 0;
+          for (let _i2 = 0; _i2 < _size0; ++_i2) {
+            let elem3 = null;
+            elem3 = input.readString();
+            this.skip.push(elem3);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.STRING) {
+          this.injectStep = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.STRING) {
+          this.injectErrno = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('SandboxRequest');
+    if (this.nofile !== null && this.nofile !== undefined) {
+      output.writeFieldBegin('nofile', Thrift.Type.I64, 1);
+      output.writeI64(this.nofile);
+      output.writeFieldEnd();
+    }
+    if (this.fsize !== null && this.fsize !== undefined) {
+      output.writeFieldBegin('fsize', Thrift.Type.I64, 2);
+      output.writeI64(this.fsize);
+      output.writeFieldEnd();
+    }
+    if (this.skip !== null && this.skip !== undefined) {
+      output.writeFieldBegin('skip', Thrift.Type.LIST, 3);
+      output.writeListBegin(Thrift.Type.STRING, this.skip.length);
+      for (let iter4 in this.skip) {
+        if (this.skip.hasOwnProperty(iter4)) {
+          iter4 = this.skip[iter4];
+          output.writeString(iter4);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.injectStep !== null && this.injectStep !== undefined) {
+      output.writeFieldBegin('injectStep', Thrift.Type.STRING, 4);
+      output.writeString(this.injectStep);
+      output.writeFieldEnd();
+    }
+    if (this.injectErrno !== null && this.injectErrno !== undefined) {
+      output.writeFieldBegin('injectErrno', Thrift.Type.STRING, 5);
+      output.writeString(this.injectErrno);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SpawnRequest = module.exports.SpawnRequest = class {
   constructor(args) {
     this.id = null;
     this.argsJson = null;
     this.name = null;
+    this.sandbox = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -29,6 +158,9 @@ const SpawnRequest = module.exports.SpawnRequest = class {
       }
       if (args.name !== undefined && args.name !== null) {
         this.name = args.name;
+      }
+      if (args.sandbox !== undefined && args.sandbox !== null) {
+        this.sandbox = new ttypes.SandboxRequest(args.sandbox);
       }
     }
   }
@@ -64,6 +196,14 @@ const SpawnRequest = module.exports.SpawnRequest = class {
           input.skip(ftype);
         }
         break;
+        case 4:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.sandbox = new ttypes.SandboxRequest();
+          this.sandbox.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -88,6 +228,11 @@ const SpawnRequest = module.exports.SpawnRequest = class {
     if (this.name !== null && this.name !== undefined) {
       output.writeFieldBegin('name', Thrift.Type.STRING, 3);
       output.writeString(this.name);
+      output.writeFieldEnd();
+    }
+    if (this.sandbox !== null && this.sandbox !== undefined) {
+      output.writeFieldBegin('sandbox', Thrift.Type.STRUCT, 4);
+      this.sandbox.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -448,6 +593,7 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     this.step = null;
     this.errnoName = null;
     this.message = null;
+    this.sandbox = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -468,6 +614,9 @@ const SpawnFailed = module.exports.SpawnFailed = class {
         this.message = args.message;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field message is unset!');
+      }
+      if (args.sandbox !== undefined && args.sandbox !== null) {
+        this.sandbox = args.sandbox;
       }
     }
   }
@@ -510,6 +659,13 @@ const SpawnFailed = module.exports.SpawnFailed = class {
           input.skip(ftype);
         }
         break;
+        case 5:
+        if (ftype == Thrift.Type.BOOL) {
+          this.sandbox = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -539,6 +695,11 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     if (this.message !== null && this.message !== undefined) {
       output.writeFieldBegin('message', Thrift.Type.STRING, 4);
       output.writeString(this.message);
+      output.writeFieldEnd();
+    }
+    if (this.sandbox !== null && this.sandbox !== undefined) {
+      output.writeFieldBegin('sandbox', Thrift.Type.BOOL, 5);
+      output.writeBool(this.sandbox);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -10,14 +10,31 @@ import Int64 = require('node-int64');
 
 
 /**
+ * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
+ * fields are for tests: a zygote refuses them unless it was started to allow them.
+ */
+export declare class SandboxRequest {
+    public nofile?: Int64;
+    public fsize?: Int64;
+    public skip?: string[];
+    public injectStep?: string;
+    public injectErrno?: string;
+
+      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * Client → zygote: fork a child and run the zygote's main with these arguments.
  */
 export declare class SpawnRequest {
     public id: number;
     public argsJson: string;
     public name?: string;
+    public sandbox?: SandboxRequest;
 
-      constructor(args?: { id: number; argsJson: string; name?: string; });
+      constructor(args?: { id: number; argsJson: string; name?: string; sandbox?: SandboxRequest; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -88,8 +105,9 @@ export declare class SpawnFailed {
     public step: string;
     public errnoName: string;
     public message: string;
+    public sandbox?: boolean;
 
-      constructor(args?: { id: number; step: string; errnoName: string; message: string; });
+      constructor(args?: { id: number; step: string; errnoName: string; message: string; sandbox?: boolean; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -36,11 +36,15 @@ describe('control protocol constants', () => {
 
 describe('ClientMessage round-trips', () => {
   const cases: [string, ClientMessage][] = [
-    ['a spawn with a name', { kind: 'spawn', id: 1, argsJson: '["echo-args",1,{"a":[true,null]}]', name: 'step one' }],
-    ['a spawn with an empty name', { kind: 'spawn', id: 2, argsJson: '[]', name: '' }],
-    ['a spawn with non-ASCII arguments', { kind: 'spawn', id: 3, argsJson: JSON.stringify(['ü', '日本', '\u{1f600}', '\0']), name: 'naïve' }],
-    ['a spawn with the extreme i32 ids', { kind: 'spawn', id: I32_MIN, argsJson: '[]', name: '' }],
-    ['a spawn with the largest i32 id', { kind: 'spawn', id: I32_MAX, argsJson: '[]', name: '' }],
+    ['a spawn with a name', { kind: 'spawn', id: 1, argsJson: '["echo-args",1,{"a":[true,null]}]', name: 'step one', sandbox: { skip: [] } }],
+    [
+      'a spawn with a full sandbox request',
+      { kind: 'spawn', id: 9, argsJson: '[]', name: 's', sandbox: { nofile: 64, fsize: 2 ** 40, skip: ['seccomp', 'credentials'], injectStep: 'setresuid', injectErrno: 'EPERM' } },
+    ],
+    ['a spawn with an empty name', { kind: 'spawn', id: 2, argsJson: '[]', name: '', sandbox: { skip: [] } }],
+    ['a spawn with non-ASCII arguments', { kind: 'spawn', id: 3, argsJson: JSON.stringify(['ü', '日本', '\u{1f600}', '\0']), name: 'naïve', sandbox: { skip: [] } }],
+    ['a spawn with the extreme i32 ids', { kind: 'spawn', id: I32_MIN, argsJson: '[]', name: '', sandbox: { skip: [] } }],
+    ['a spawn with the largest i32 id', { kind: 'spawn', id: I32_MAX, argsJson: '[]', name: '', sandbox: { skip: [] } }],
     ['a kill', { kind: 'kill', id: 7, signal: 15 }],
     ['a kill with negative numbers', { kind: 'kill', id: -1, signal: -9 }],
   ];
@@ -52,11 +56,11 @@ describe('ClientMessage round-trips', () => {
 
   it('a spawn whose optional name is absent on the wire decodes with name ""', () => {
     const m = new gen.ClientMessage({ spawn: new gen.SpawnRequest({ id: 4, argsJson: '[1]' }) });
-    expect(decodeClientMessage(encodeFrame(m, MAX_CONTROL_FRAME_BYTES))).toEqual({ kind: 'spawn', id: 4, argsJson: '[1]', name: '' });
+    expect(decodeClientMessage(encodeFrame(m, MAX_CONTROL_FRAME_BYTES))).toEqual({ kind: 'spawn', id: 4, argsJson: '[1]', name: '', sandbox: { skip: [] } });
   });
 
   it('a spawn just under the frame limit', () => {
-    const msg: ClientMessage = { kind: 'spawn', id: 1, argsJson: JSON.stringify(['x'.repeat(MAX_CONTROL_FRAME_BYTES - 64)]), name: '' };
+    const msg: ClientMessage = { kind: 'spawn', id: 1, argsJson: JSON.stringify(['x'.repeat(MAX_CONTROL_FRAME_BYTES - 64)]), name: '', sandbox: { skip: [] } };
     const frame = encodeClientMessage(msg);
     expect(frame.length - 4).toBeLessThanOrEqual(MAX_CONTROL_FRAME_BYTES);
     expect(decodeClientMessage(frame)).toEqual(msg);
@@ -69,8 +73,8 @@ describe('ServerMessage round-trips', () => {
     ['a hello', { kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: 1234, nodeVersion: 'v20.20.2' }],
     ['a startupFailed', { kind: 'startupFailed', message: 'Cannot find module /x/main.mjs' }],
     ['a spawned', { kind: 'spawned', id: 5, pid: 99_999 }],
-    ['a spawnFailed with an errno', { kind: 'spawnFailed', id: 6, step: 'fork', errnoName: 'EAGAIN', message: 'fork failed: Resource temporarily unavailable' }],
-    ['a spawnFailed without an errno', { kind: 'spawnFailed', id: 7, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array' }],
+    ['a spawnFailed with an errno', { kind: 'spawnFailed', id: 6, step: 'fork', errnoName: 'EAGAIN', message: 'fork failed: Resource temporarily unavailable', sandbox: false }],
+    ['a spawnFailed without an errno', { kind: 'spawnFailed', id: 7, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array', sandbox: false }],
     ['an exited with a code and no signal', { ...exitedBase, code: 0, signal: null }],
     ['an exited with a non-zero code', { ...exitedBase, code: 255, signal: null }],
     ['an exited with a signal and no code', { ...exitedBase, code: null, signal: 9 }],
@@ -100,7 +104,7 @@ describe('ServerMessage round-trips', () => {
 });
 
 describe('decodeClientMessage rejects', () => {
-  const spawnFrame = () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'n' });
+  const spawnFrame = () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'n', sandbox: { skip: [] } });
 
   it.each([0, 1, 3])('attack: a %i-byte frame, shorter than its header, as truncated', (n) => {
     expectProtocolError(() => decodeClientMessage(Buffer.alloc(n)), 'truncated', `frame of ${n} bytes is shorter than its 4-byte header`);
@@ -304,7 +308,7 @@ describe('decodeServerMessage rejects', () => {
 describe('encoders refuse oversized messages', () => {
   it('encodeClientMessage of a 300 KB spawn throws too-large naming the size and the limit', () => {
     expectProtocolError(
-      () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: JSON.stringify(['y'.repeat(300_000)]), name: '' }),
+      () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: JSON.stringify(['y'.repeat(300_000)]), name: '', sandbox: { skip: [] } }),
       'too-large',
       /^frame of \d+ bytes exceeds the 131072-byte limit$/,
     );
@@ -322,9 +326,16 @@ describe('property: decoding arbitrary bytes', () => {
   const isStr = (v: unknown) => typeof v === 'string';
 
   function isValidClient(m: ClientMessage): boolean {
-    if (m.kind === 'spawn') return isI32(m.id) && isStr(m.argsJson) && isStr(m.name) && Object.keys(m).length === 4;
+    if (m.kind === 'spawn') return isI32(m.id) && isStr(m.argsJson) && isStr(m.name) && isSandbox(m.sandbox) && Object.keys(m).length === 5;
     if (m.kind === 'kill') return isI32(m.id) && isI32(m.signal) && Object.keys(m).length === 3;
     return false;
+  }
+
+  function isSandbox(s: unknown): boolean {
+    const r = s as Record<string, unknown>;
+    const safe = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v));
+    const optStr = (v: unknown) => v === undefined || isStr(v);
+    return Array.isArray(r.skip) && r.skip.every(isStr) && safe(r.nofile) && safe(r.fsize) && optStr(r.injectStep) && optStr(r.injectErrno);
   }
 
   function isValidServer(m: ServerMessage): boolean {
@@ -337,7 +348,7 @@ describe('property: decoding arbitrary bytes', () => {
       case 'spawned':
         return isI32(m.id) && isI32(m.pid);
       case 'spawnFailed':
-        return isI32(m.id) && isStr(m.step) && isStr(m.errnoName) && isStr(m.message);
+        return isI32(m.id) && isStr(m.step) && isStr(m.errnoName) && isStr(m.message) && typeof m.sandbox === 'boolean';
       case 'exited':
         return (
           isI32(m.id) &&
@@ -354,11 +365,11 @@ describe('property: decoding arbitrary bytes', () => {
   }
 
   const seeds: Buffer[] = [
-    encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args",1,"two"]', name: 'seed' }),
+    encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args",1,"two"]', name: 'seed', sandbox: { skip: [] } }),
     encodeClientMessage({ kind: 'kill', id: 12, signal: 9 }),
     encodeServerMessage({ kind: 'hello', protocolVersion: 1, zygotePid: 77, nodeVersion: 'v20.20.2' }),
     encodeServerMessage({ kind: 'spawned', id: 3, pid: 4 }),
-    encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'fork', errnoName: 'EAGAIN', message: 'no' }),
+    encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'fork', errnoName: 'EAGAIN', message: 'no', sandbox: false }),
     encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096 }),
     encodeServerMessage({ kind: 'fault', message: 'bad' }),
   ];

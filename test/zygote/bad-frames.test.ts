@@ -11,6 +11,7 @@ import { connect } from '../../dist/client/index.js';
 import { native, POLLHUP, POLLIN, type NativePacket } from '../../dist/native/index.js';
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ServerMessage } from '../../dist/protocol/control.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
+import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));
 const FIXTURE_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url).href;
@@ -163,6 +164,8 @@ beforeAll(async () => {
     setupTimeoutMs: WAIT_MS,
     verbose: false,
     shutdownTimeoutMs: 5_000,
+    sandbox: normalizeSandboxDefaults(undefined),
+    allowUnsandboxed: false,
   };
   zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
   zygote.stderr!.setEncoding('utf8');
@@ -299,7 +302,7 @@ describe('a served zygote attacked with bad frames', () => {
     send(fd, encodeClientMessage({ kind: 'spawn', id: 41, argsJson, name: 'bad-args' }));
     const failed = await nextMessage(fd);
     expect(failed.fds).toEqual([]);
-    expect(failed.msg).toEqual({ kind: 'spawnFailed', id: 41, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array' });
+    expect(failed.msg).toEqual({ kind: 'spawnFailed', id: 41, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array', sandbox: false });
     // Not a fault: the same connection still spawns.
     send(fd, encodeClientMessage({ kind: 'spawn', id: 42, argsJson: '["exit-code", 0]', name: 'after-bad-args' }));
     const spawned = await nextMessage(fd);

@@ -1,0 +1,138 @@
+// The sandbox policy: its layers, defaults, and how a zygote's defaults and a spawn's request
+// combine into the exact spec the native code carries out (native/fork.cc, SandboxSpec).
+import { constants as osConstants } from 'node:os';
+import type { NativeSandboxSpec } from '../../native/index.js';
+
+/** The layers a child is put in, in the order native/fork.cc applies them. */
+export const SANDBOX_LAYERS = ['setsid', 'close-fds', 'rlimits', 'capabilities', 'credentials', 'not-dumpable', 'no-new-privs', 'seccomp'] as const;
+export type SandboxLayer = (typeof SANDBOX_LAYERS)[number];
+
+/** The unprivileged identity children run as by default: nobody / nogroup. */
+export const NOBODY = 65534;
+
+/** Resource limits (never the address space: V8 reserves far more than it uses). */
+export interface RlimitOptions {
+  /** Most open fds. Default 256. */
+  nofile?: number;
+  /** Largest file the child may write, in bytes. Default 1 GiB. */
+  fsize?: number;
+}
+
+/** A zygote's sandbox defaults (startZygote / zygote serve). */
+export interface SandboxDefaults {
+  /** uid and gid children run as. Default 65534. */
+  uid?: number;
+  gid?: number;
+  /**
+   * Give each live child its own uid (and gid) from [start, start + count), so concurrent
+   * children are strangers to each other: they cannot signal, ptrace or read each other's
+   * /proc files. Overrides uid and gid.
+   */
+  uidRange?: { start: number; count: number };
+  rlimits?: RlimitOptions;
+}
+
+/** What one spawn may ask of the sandbox. */
+export interface SandboxRequest {
+  rlimits?: RlimitOptions;
+  /**
+   * DANGEROUS, for tests and positive controls only: run this child without these layers.
+   * Honoured only by a zygote started with `dangerouslyAllowUnsandboxed: true` (never by
+   * `zygote serve`); any other zygote refuses the spawn.
+   */
+  dangerouslySkip?: readonly SandboxLayer[];
+  /** DANGEROUS, tests only: make the named native setup step fail with this errno. */
+  dangerouslyInjectFailure?: { step: string; errno: string };
+}
+
+
+export const DEFAULT_RLIMITS: Required<RlimitOptions> = { nofile: 256, fsize: 1024 ** 3 };
+
+/** Checks a zygote's defaults; throws a TypeError naming the bad field. */
+export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Required<Omit<SandboxDefaults, 'uidRange'>> & Pick<SandboxDefaults, 'uidRange'> {
+  const v = d ?? {};
+  if (typeof v !== 'object' || v === null) throw new TypeError('Expected the `sandbox` option to be an object');
+  const uid = id(v.uid, 'sandbox.uid', NOBODY);
+  const gid = id(v.gid, 'sandbox.gid', NOBODY);
+  if (uid === 0 || gid === 0) throw new TypeError('Expected `sandbox.uid` and `sandbox.gid` to be unprivileged (not 0)');
+  let uidRange: SandboxDefaults['uidRange'];
+  if (v.uidRange !== undefined) {
+    const { start, count } = v.uidRange;
+    if (!Number.isInteger(start) || start <= 0 || !Number.isInteger(count) || count <= 0 || start + count > 0xfffffffe) {
+      throw new TypeError(`Expected \`sandbox.uidRange\` to be { start > 0, count > 0 } within the uid space, got ${JSON.stringify(v.uidRange)}`);
+    }
+    uidRange = { start, count };
+  }
+  return { uid, gid, uidRange, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
+}
+
+export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string): Required<RlimitOptions> {
+  if (r === undefined) return { ...base };
+  if (typeof r !== 'object' || r === null) throw new TypeError(`Expected \`${what}\` to be an object`);
+  const limit = (x: unknown, key: keyof RlimitOptions) => {
+    if (x === undefined) return base[key];
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x <= 0) throw new TypeError(`Expected \`${what}.${key}\` to be a positive integer, got ${String(x)}`);
+    return x;
+  };
+  return { nofile: limit(r.nofile, 'nofile'), fsize: limit(r.fsize, 'fsize') };
+}
+
+/** Checks a spawn's sandbox request (client side, before anything is sent). */
+export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxRequest {
+  if (r === undefined) return {};
+  if (typeof r !== 'object' || r === null) throw new TypeError('Expected the `sandbox` option to be an object');
+  const out: SandboxRequest = {};
+  if (r.rlimits !== undefined) out.rlimits = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits');
+  if (r.dangerouslySkip !== undefined) {
+    if (!Array.isArray(r.dangerouslySkip) || !r.dangerouslySkip.every((l) => (SANDBOX_LAYERS as readonly string[]).includes(l))) {
+      throw new TypeError(`Expected \`sandbox.dangerouslySkip\` to list layers among ${SANDBOX_LAYERS.join(', ')}, got ${JSON.stringify(r.dangerouslySkip)}`);
+    }
+    out.dangerouslySkip = [...r.dangerouslySkip];
+  }
+  if (r.dangerouslyInjectFailure !== undefined) {
+    const f = r.dangerouslyInjectFailure;
+    if (typeof f?.step !== 'string' || typeof f?.errno !== 'string' || !(f.errno in osConstants.errno)) {
+      throw new TypeError(`Expected \`sandbox.dangerouslyInjectFailure\` to be { step, errno: an errno name }, got ${JSON.stringify(f)}`);
+    }
+    out.dangerouslyInjectFailure = { step: f.step, errno: f.errno };
+  }
+  return out;
+}
+
+/**
+ * The exact sandbox of one child: the zygote's defaults, the request's limits, and the
+ * layers it skips (refused unless the zygote allows unsandboxed children).
+ */
+export function resolveSandbox(
+  defaults: ReturnType<typeof normalizeSandboxDefaults>,
+  request: SandboxRequest,
+  ids: { uid: number; gid: number },
+  seccompId: number,
+  allowUnsandboxed: boolean,
+): NativeSandboxSpec {
+  const skip = new Set(request.dangerouslySkip ?? []);
+  if ((skip.size > 0 || request.dangerouslyInjectFailure) && !allowUnsandboxed) {
+    throw new Error('this zygote does not run children with sandbox layers skipped or failures injected (start it with dangerouslyAllowUnsandboxed for tests)');
+  }
+  const on = (layer: SandboxLayer) => !skip.has(layer);
+  const rlimits = { ...defaults.rlimits, ...(request.rlimits ?? {}) };
+  const inject = request.dangerouslyInjectFailure;
+  return {
+    setsid: on('setsid'),
+    closeFds: on('close-fds'),
+    credentials: on('credentials') ? ids : null,
+    capabilities: on('capabilities'),
+    noNewPrivs: on('no-new-privs'),
+    notDumpable: on('not-dumpable'),
+    // A core dump would write the heap, with whatever it read, into the cwd.
+    rlimits: on('rlimits') ? { core: 0, nofile: rlimits.nofile, fsize: rlimits.fsize } : {},
+    seccomp: on('seccomp') ? seccompId : -1,
+    injectFailure: inject ? { step: inject.step, errno: (osConstants.errno as Record<string, number>)[inject.errno] } : null,
+  };
+}
+
+function id(v: unknown, what: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xfffffffe) throw new TypeError(`Expected \`${what}\` to be a uid/gid number, got ${String(v)}`);
+  return v;
+}
