@@ -107,7 +107,9 @@ export interface NativeAddon {
   readSignals(): number[];
   // sandbox/seccomp.cc
   compileSeccomp(rules: SeccompRuleSpec[], defaultErrno: number): { id: number; instructions: number };
-  seccompVersion(): string;
+  // probe.cc (zygote doctor)
+  probeSeccompVersion(): { major: number; minor: number; micro: number };
+  probeLandlockAbi(): { abi: number | null; errno: string | null };
 }
 
 const require = createRequire(import.meta.url);

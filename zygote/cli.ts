@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+import { registerDoctor } from './doctor/index.js';
 import { normalizeSandboxDefaults, NOBODY } from './sandbox/policy.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
@@ -71,6 +72,7 @@ Example:
     native.execve(process.execPath, [process.execPath, ...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], env);
   });
 
+registerDoctor(program);
 program.parse();
 
 interface ServeOptions {

@@ -117,12 +117,6 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// seccompVersion() -> "2.5.4"
-Napi::Value SeccompVersion(const Napi::CallbackInfo& info) {
-  const scmp_version* v = seccomp_version();
-  return Napi::String::New(info.Env(), std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro));
-}
-
 }  // namespace
 
 const std::vector<sock_filter>* SeccompProgram(int id) {
@@ -142,7 +136,6 @@ int ApplySeccomp(const std::vector<sock_filter>& program) {
 
 void InitSeccomp(Napi::Env env, Napi::Object exports) {
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp, "compileSeccomp"));
-  exports.Set("seccompVersion", Napi::Function::New(env, SeccompVersion, "seccompVersion"));
 }
 
 }  // namespace zygote::sandbox

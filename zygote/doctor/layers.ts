@@ -1,0 +1,24 @@
+// Which layers the sandbox relies on (required) and which only harden it (advisory): the one
+// place that policy lives. A required layer that is missing or unknown fails `zygote doctor`.
+
+export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
+  'privileges', // the uid drop
+  'pid-namespace',
+  'mount-namespace',
+  'network-namespace',
+  'ipc-namespace',
+  'uts-namespace',
+  'no-new-privs',
+  'seccomp',
+  'cgroup-memory',
+  'cgroup-pids',
+]);
+
+/**
+ * Advisory: user-namespace (the zygote runs as root), cgroup-namespace, landlock (the mount
+ * namespace already confines the filesystem), cgroups (the overview; memory and pids carry the
+ * requirement), and the host settings ptrace-scope, core-pattern and legacy-tiocsti.
+ */
+export function isRequired(layer: string): boolean {
+  return REQUIRED_LAYERS.has(layer);
+}

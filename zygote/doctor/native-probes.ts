@@ -1,0 +1,17 @@
+// The addon's two probe functions (native/probe.cc), as the doctor uses them.
+import { native } from '../../native/index.js';
+
+export type SeccompVersion = ReturnType<typeof native.probeSeccompVersion>;
+
+/** landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the ABI, or the errno. */
+export type LandlockAbiProbe = ReturnType<typeof native.probeLandlockAbi>;
+
+/** The version of the libseccomp the addon runs with. */
+export function libseccompVersion(): SeccompVersion {
+  return native.probeSeccompVersion();
+}
+
+/** The kernel's Landlock ABI probe. */
+export function landlockAbi(): LandlockAbiProbe {
+  return native.probeLandlockAbi();
+}
