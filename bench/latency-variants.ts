@@ -2,7 +2,7 @@
 // (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { startZygote, type Zygote } from '../client/index.js';
+import { SANDBOX_LAYERS, startZygote, type SandboxRequest, type Zygote } from '../client/index.js';
 import { encodeColdJob } from '../zygote/cold.js';
 import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
 
@@ -45,23 +45,39 @@ export const BENCH_CONFIG: VariantConfig = {
   env: {},
 };
 
-/** The variants the bench runs, alternating. 'cold' is the reference the ratios divide by. */
-export const VARIANTS: readonly Variant[] = [zygoteVariant('zygote', BENCH_CONFIG), coldVariant('cold', BENCH_CONFIG)];
+/**
+ * The variants the bench runs, alternating. 'cold' is the reference the ratios divide by;
+ * the unsandboxed fork is there so the sandbox's own cost is a measured difference.
+ */
+export const VARIANTS: readonly Variant[] = [
+  zygoteVariant('zygote', BENCH_CONFIG),
+  // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
+  // child that kept the zygote's fds would even hold the write end of its own stdin.
+  zygoteVariant('zygote-unsandboxed', BENCH_CONFIG, { dangerouslySkip: SANDBOX_LAYERS.filter((l) => l !== 'close-fds') }),
+  coldVariant('cold', BENCH_CONFIG),
+];
 
 export const REFERENCE_VARIANT = 'cold';
 
-/** Fork from a warm zygote that preloaded the modules and imported main. */
-export function zygoteVariant(name: string, cfg: VariantConfig): Variant {
+/** Fork from a warm zygote that preloaded the modules and imported main; sandboxed unless `sandbox` skips layers. */
+export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SandboxRequest): Variant {
+  const skipped = sandbox?.dangerouslySkip?.length ?? 0;
   return {
     name,
-    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')})`,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${skipped > 0 ? 'no sandbox' : 'sandbox layer 1'}`,
     async start() {
-      const z: Zygote = await startZygote({ main: cfg.main, preload: cfg.preload, env: cfg.env, name: `bench-${name}` });
+      const z: Zygote = await startZygote({
+        main: cfg.main,
+        preload: cfg.preload,
+        env: cfg.env,
+        name: `bench-${name}`,
+        dangerouslyAllowUnsandboxed: skipped > 0,
+      });
       let n = 0;
       return {
         residentPid: z.pid,
         async launch(mode) {
-          const child = await z.spawn({ args: [mode], name: `${name}-${++n}` });
+          const child = await z.spawn({ args: [mode], name: `${name}-${++n}`, sandbox });
           child.stderr.pipe(process.stderr, { end: false });
           return {
             pid: child.pid,
