@@ -10,6 +10,7 @@
         "native/fdpass.cc",
         "native/fork.cc",
         "native/forkable.cc",
+        "native/platform.cc",
         "native/probe.cc",
         "native/process.cc",
         "native/report.cc",

@@ -4,6 +4,7 @@
 #include "channel.h"
 #include "fdpass.h"
 #include "fork.h"
+#include "platform.h"
 #include "probe.h"
 #include "process.h"
 #include "sandbox/seccomp.h"
@@ -18,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProcess(env, exports);
   InitSignals(env, exports);
   InitProbe(env, exports);
+  InitPlatform(env, exports);
   sandbox::InitSeccomp(env, exports);
   return exports;
 }

@@ -107,6 +107,8 @@ export interface NativeAddon {
   readSignals(): number[];
   // sandbox/seccomp.cc
   compileSeccomp(rules: SeccompRuleSpec[], defaultErrno: number): { id: number; instructions: number };
+  // platform.cc
+  patchPlatformDrain(): { slot: number } | true;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

@@ -20,6 +20,8 @@ try {
   checkForkSafety();
   await preloadModules(config.main, config.preload);
   main = await loadMain(config.main);
+  // Forked children have no platform worker thread; see native/platform.cc.
+  native.patchPlatformDrain();
   server = new Server(config, log);
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
