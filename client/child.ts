@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native/index.js';
+import { signalName } from '../protocol/signals.js';
 
 export interface ExitStatus {
   /** The exit code if the child exited, else null. */
@@ -27,7 +28,6 @@ export interface RawExit {
   maxRssBytes: number;
 }
 
-const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
 /** Sends a kill request through the zygote, for when this process may not signal the child. */
 export type KillViaZygote = (id: number, signal: number) => void;
@@ -100,7 +100,7 @@ export class ZygoteChild {
   /** @internal The zygote reported the exit. */
   _exited(raw: RawExit): void {
     if (this.status !== null) return;
-    const signal = raw.signal === null ? null : (SIGNAL_NAMES.get(raw.signal) ?? (`SIG${raw.signal}` as NodeJS.Signals));
+    const signal = raw.signal === null ? null : signalName(raw.signal);
     const reason = signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit';
     this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes };
     this.closePidfd();

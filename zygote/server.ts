@@ -4,6 +4,7 @@
 import { unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage } from '../protocol/control.js';
+import { signalName } from '../protocol/signals.js';
 import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from './config.js';
@@ -13,7 +14,6 @@ import { SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js
 import { UidPool } from './sandbox/uids.js';
 import type { Log } from './log.js';
 
-const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
 
 type Watch =
   | { kind: 'signals' }
@@ -95,7 +95,7 @@ export class Server {
   private dispatch(w: Watch, rev: number): ChildTask | undefined {
     switch (w.kind) {
       case 'signals':
-        for (const sig of native.readSignals()) this.shutdown(`received ${SIGNAL_NAMES.get(sig) ?? sig}`);
+        for (const sig of native.readSignals()) this.shutdown(`received ${signalName(sig)}`);
         return;
       case 'listen':
         this.acceptAll();
@@ -415,5 +415,5 @@ function isJsonArray(text: string): boolean {
 }
 
 function describe(code: number | null, signal: number | null): string {
-  return signal !== null ? `signal=${SIGNAL_NAMES.get(signal) ?? signal}` : `code=${code}`;
+  return signal !== null ? `signal=${signalName(signal)}` : `code=${code}`;
 }

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -191,6 +192,14 @@ Napi::Value GetResGid(const Napi::CallbackInfo& info) {
 Napi::Value PrctlGet(const Napi::CallbackInfo& info) {
   int option = static_cast<int>(Int(info, 0, "prctl_get"));
   return Result(info.Env(), Sys(prctl(option, 0UL, 0UL, 0UL, 0UL)));
+}
+
+// prctl(option, arg, 0, 0, 0): set a process attribute, e.g. PR_SET_DUMPABLE (4) 1 to make
+// a victim traceable again in a positive control. Stopped by seccomp (prctl options).
+Napi::Value PrctlSet(const Napi::CallbackInfo& info) {
+  int option = static_cast<int>(Int(info, 0, "prctl_set"));
+  unsigned long arg = static_cast<unsigned long>(Int(info, 1, "prctl_set"));
+  return Result(info.Env(), Sys(prctl(option, arg, 0UL, 0UL, 0UL)));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -586,6 +595,33 @@ Napi::Value ExecveTrue(const Napi::CallbackInfo& info) {
   return Result(info.Env(), Sys(syscall(SYS_execve, path, argv, envp)));
 }
 
+// execve(path, argv, envp) of any program, argv and envp given as arrays of strings (envp
+// default empty): e.g. a setuid-root binary, to show an exec grants nothing. Returns only on
+// failure; on success the process becomes that program (same pid, same stdio). Stopped by
+// seccomp; no_new_privs keeps a setuid bit from changing the euid.
+Napi::Value ExecvePath(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "execve_path");
+  auto strings = [&](size_t i) {
+    std::vector<std::string> out;
+    if (info.Length() <= i || info[i].IsUndefined()) return out;
+    if (!info[i].IsArray()) TypeError(info.Env(), "execve_path", "expected an array of strings");
+    Napi::Array a = info[i].As<Napi::Array>();
+    for (uint32_t k = 0; k < a.Length(); k++) {
+      Napi::Value v = a.Get(k);
+      if (!v.IsString()) TypeError(info.Env(), "execve_path", "expected an array of strings");
+      out.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    return out;
+  };
+  std::vector<std::string> args = strings(1), env = strings(2);
+  std::vector<const char*> argv, envp;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
+  for (const std::string& e : env) envp.push_back(e.c_str());
+  envp.push_back(nullptr);
+  return Result(info.Env(), Sys(syscall(SYS_execve, path.c_str(), argv.data(), envp.data())));
+}
+
 // abort(): die of SIGABRT; tests check that no core file (with the process's memory) is
 // written. Stopped by rlimits (RLIMIT_CORE 0) and dumpable. Never returns.
 Napi::Value AbortNow(const Napi::CallbackInfo& info) {
@@ -635,6 +671,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"getresuid", GetResUid},
       {"getresgid", GetResGid},
       {"prctl_get", PrctlGet},
+      {"prctl_set", PrctlSet},
       // filesystem view and namespaces
       {"chroot", Chroot},
       {"mount_tmpfs", MountTmpfs},
@@ -667,6 +704,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"clone3_raw", Clone3Raw},
       {"fork_raw", ForkRaw},
       {"execve_true", ExecveTrue},
+      {"execve_path", ExecvePath},
       {"abort_now", AbortNow},
       // files
       {"write_file", WriteFile},

@@ -40,6 +40,8 @@ export interface AttackAddon {
   getresgid(): IdsResult;
   /** prctl(option, 0, 0, 0, 0); value is its return. See PR_GET_*. */
   prctl_get(option: number): AttackResult;
+  /** prctl(option, arg, 0, 0, 0), e.g. PR_SET_DUMPABLE 1. */
+  prctl_set(option: number, arg: number): AttackResult;
 
   // filesystem view and namespaces (caps, seccomp) — these change the calling process
   chroot(path: string): AttackResult;
@@ -95,6 +97,9 @@ export interface AttackAddon {
   fork_raw(): AttackResult;
   /** execve("/bin/true"): returns only on failure. */
   execve_true(): AttackResult;
+  /** execve(path, argv, envp = []): returns only on failure; on success the process is
+   * that program, with the same pid and stdio. */
+  execve_path(path: string, argv: string[], envp?: string[]): AttackResult;
   /** abort(): never returns. */
   abort_now(): never;
 
@@ -112,13 +117,13 @@ export const attack: AttackAddon = createRequire(import.meta.url)('../../build/R
 
 /** Every function the addon exports, for "is it there" checks. */
 export const ATTACK_FUNCTIONS = [
-  'setuid', 'setgid', 'setgroups0', 'capset_all', 'getresuid', 'getresgid', 'prctl_get',
+  'setuid', 'setgid', 'setgroups0', 'capset_all', 'getresuid', 'getresgid', 'prctl_get', 'prctl_set',
   'chroot', 'mount_tmpfs', 'pivot_root', 'unshare', 'open_ns', 'setns', 'close',
   'ptrace_attach', 'process_vm_readv', 'read_proc_file', 'open_proc_mem_rw', 'kill',
   'io_uring_setup', 'bpf_map_create', 'bpf_prog_load_trivial', 'perf_event_open_self',
   'keyctl_get_keyring', 'add_key_user', 'userfaultfd', 'userfaultfd_user_mode_only', 'socket',
   'int80_getpid', 'tiocsti',
-  'clone_raw', 'clone3_raw', 'fork_raw', 'execve_true', 'abort_now',
+  'clone_raw', 'clone3_raw', 'fork_raw', 'execve_true', 'execve_path', 'abort_now',
   'write_file', 'open_file',
 ] as const satisfies readonly (keyof AttackAddon)[];
 
@@ -157,6 +162,7 @@ export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
 
 export const PR_GET_DUMPABLE = 3;
+export const PR_SET_DUMPABLE = 4;
 export const PR_GET_SECUREBITS = 27;
 export const PR_GET_NO_NEW_PRIVS = 39;
 
