@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { native } from '../../dist/native/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ECHO_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url);
@@ -56,6 +57,25 @@ export function zombiesOf(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Every (fd of pid, fd of other) pair that is one open file description (kcmp KCMP_FILE).
+ * An fd that closes while we look (EBADF) shares nothing any more and is skipped.
+ */
+export function sharedOpenFiles(pid: number, other: number, pidFds: Map<number, string> = fdsOf(pid)): string[] {
+  const otherFds = fdsOf(other);
+  const shared: string[] = [];
+  for (const [fd, target] of pidFds) {
+    for (const [ofd, otarget] of otherFds) {
+      try {
+        if (native.sameOpenFile(pid, fd, other, ofd)) shared.push(`${pid}:${fd} (${target}) = ${other}:${ofd} (${otarget})`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EBADF') throw err;
+      }
+    }
+  }
+  return shared;
 }
 
 /** The open fds of pid, with what each points to. */
