@@ -461,6 +461,13 @@ Napi::Value Int80Getpid(const Napi::CallbackInfo& info) {
   return Result(info.Env(), Raw(static_cast<int>(ret)));  // eax is the 32-bit result
 }
 
+// getpid through the x32 ABI: the x86_64 entry with __X32_SYSCALL_BIT (0x40000000) set,
+// which the kernel routes to its x32 table when built with CONFIG_X86_X32_ABI (ENOSYS
+// otherwise). Stopped by seccomp's architecture check, which kills the process.
+Napi::Value X32Getpid(const Napi::CallbackInfo& info) {
+  return Result(info.Env(), Raw(static_cast<int>(syscall(0x40000000 | SYS_getpid))));
+}
+
 // ioctl(fd, TIOCSTI, &c): push a character ('#' or the first byte of `ch`) into a
 // terminal's input queue, to run commands in the user's shell. With highBits the request
 // is TIOCSTI | 1 << 32: the kernel truncates cmd to 32 bits (so it is still TIOCSTI), but
@@ -698,6 +705,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"socket", Socket},
       // syscall-filter evasion
       {"int80_getpid", Int80Getpid},
+      {"x32_getpid", X32Getpid},
       {"tiocsti", Tiocsti},
       // new processes and exec
       {"clone_raw", CloneRaw},

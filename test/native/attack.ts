@@ -84,6 +84,7 @@ export interface AttackAddon {
   /** getpid via the i386 `int $0x80` entry. Under a seccomp filter with an arch check
    * this KILLS the process (SIGSYS); call it only in a process that may die. */
   int80_getpid(): AttackResult;
+  x32_getpid(): AttackResult;
   /** ioctl(fd, TIOCSTI, &ch) injecting ch[0] (default '#'); highBits sets bit 32 of the
    * request, which the kernel ignores but a 64-bit filter comparison does not. */
   tiocsti(fd: number, highBits?: boolean, ch?: string): AttackResult;
@@ -122,7 +123,7 @@ export const ATTACK_FUNCTIONS = [
   'ptrace_attach', 'process_vm_readv', 'read_proc_file', 'open_proc_mem_rw', 'kill',
   'io_uring_setup', 'bpf_map_create', 'bpf_prog_load_trivial', 'perf_event_open_self',
   'keyctl_get_keyring', 'add_key_user', 'userfaultfd', 'userfaultfd_user_mode_only', 'socket',
-  'int80_getpid', 'tiocsti',
+  'int80_getpid', 'x32_getpid', 'tiocsti',
   'clone_raw', 'clone3_raw', 'fork_raw', 'execve_true', 'execve_path', 'abort_now',
   'write_file', 'open_file',
 ] as const satisfies readonly (keyof AttackAddon)[];
