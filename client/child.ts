@@ -3,6 +3,8 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native/index.js';
+import { OutputLimit } from './output-limit.js';
+import type { Limits } from './options.js';
 import { signalName } from '../protocol/signals.js';
 
 export interface ExitStatus {
@@ -10,8 +12,12 @@ export interface ExitStatus {
   code: number | null;
   /** The signal that ended the child, else null. */
   signal: NodeJS.Signals | null;
-  /** 'exit': it exited; 'signal': a signal it did not get from kill() ended it; 'killed': kill() (or abort, or close) ended it. */
-  reason: 'exit' | 'signal' | 'killed';
+  /**
+   * How it ended. 'exit': it exited; 'signal': a signal it did not get from us ended it;
+   * 'killed': kill(), an abort or close() ended it; 'timeout': its wall-time limit;
+   * 'cpu-limit': its CPU-time limit; 'output-limit': it wrote more than its stdout or stderr cap.
+   */
+  reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit';
   /** Fork to reap, measured by the zygote. */
   wallMs: number;
   /** User plus system CPU time. */
@@ -23,6 +29,8 @@ export interface ExitStatus {
 export interface RawExit {
   code: number | null;
   signal: number | null;
+  /** The limit the zygote ended it for, if any. */
+  limit: 'timeout' | 'cpu-limit' | null;
   wallMs: number;
   cpuMs: number;
   maxRssBytes: number;
@@ -40,6 +48,9 @@ export class ZygoteChild {
   readonly exited: Promise<ExitStatus>;
   private pidfd: number;
   private killRequested = false;
+  private outputLimitHit = false;
+  /** The pipes under stdout and stderr (which may be OutputLimit streams on top of them). */
+  private readonly pipes: Socket[] = [];
   private status: ExitStatus | null = null;
   private settle!: { resolve(s: ExitStatus): void; reject(e: Error): void };
 
@@ -50,13 +61,15 @@ export class ZygoteChild {
     readonly pid: number,
     readonly name: string,
     fds: readonly number[],
+    limits: Limits,
     private readonly killViaZygote: KillViaZygote,
   ) {
     const [stdin, stdout, stderr, pidfd] = fds;
     this.pidfd = pidfd;
     this.stdin = new Socket({ fd: stdin, readable: false, writable: true });
-    this.stdout = new Socket({ fd: stdout, readable: true, writable: false });
-    this.stderr = new Socket({ fd: stderr, readable: true, writable: false });
+    this.pipes.push(new Socket({ fd: stdout, readable: true, writable: false }), new Socket({ fd: stderr, readable: true, writable: false }));
+    this.stdout = this.capped(this.pipes[0], limits.stdoutBytes);
+    this.stderr = this.capped(this.pipes[1], limits.stderrBytes);
     // A child that exits without reading its stdin makes writes fail with EPIPE; that is
     // the child's business, not a reason to crash the renderer. Other errors still throw
     // when nobody listens.
@@ -97,11 +110,25 @@ export class ZygoteChild {
     }
   }
 
+  /** The stream as is, or behind an OutputLimit that cuts it and kills the child at the cap. */
+  private capped(source: Socket, cap: number | undefined): Readable {
+    if (cap === undefined) return source;
+    const limit = new OutputLimit(cap, () => {
+      this.outputLimitHit = true;
+      this.kill('SIGKILL');
+      // Stop reading: what the child still writes stays in the pipe, not in our memory.
+      source.destroy();
+    });
+    source.on('error', (err) => limit.destroy(err));
+    return source.pipe(limit);
+  }
+
   /** @internal The zygote reported the exit. */
   _exited(raw: RawExit): void {
     if (this.status !== null) return;
     const signal = raw.signal === null ? null : signalName(raw.signal);
-    const reason = signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit';
+    const reason: ExitStatus['reason'] =
+      raw.limit ?? (this.outputLimitHit ? 'output-limit' : signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit');
     this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes };
     this.closePidfd();
     // Nobody can read stdin any more (as child_process does). stdout and stderr end by
@@ -120,8 +147,7 @@ export class ZygoteChild {
   /** @internal Stops reading and writing: used when the handle is closed. */
   _destroyStreams(): void {
     this.stdin.destroy();
-    this.stdout.destroy();
-    this.stderr.destroy();
+    for (const s of [this.stdout, this.stderr, ...this.pipes]) s.destroy();
   }
 
   private closePidfd(): void {

@@ -2,6 +2,6 @@
 export { startZygote, connect } from './start.js';
 export { Zygote } from './zygote.js';
 export { ZygoteChild, type ExitStatus } from './child.js';
-export type { StartZygoteOptions, ConnectOptions, SpawnOptions } from './options.js';
+export type { StartZygoteOptions, ConnectOptions, SpawnOptions, Limits } from './options.js';
 export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type SandboxRequest, type RlimitOptions } from '../zygote/sandbox/policy.js';
 export { ZygoteError, ZygoteStartError, ZygoteClosedError, SpawnError, SandboxError, AbortError, ProtocolError, type ProtocolErrorReason } from './errors.js';

@@ -22,6 +22,8 @@ export interface StartZygoteOptions {
   verbose?: boolean;
   /** The children's sandbox: uid/gid (default 65534), a uid per child, resource limits. */
   sandbox?: SandboxDefaults;
+  /** Default limits of every child spawned through this handle. */
+  limits?: Limits;
   /**
    * DANGEROUS, for tests and positive controls only: let spawn() skip sandbox layers or
    * inject setup failures. Never set in production; `zygote serve` has no such option.
@@ -34,6 +36,8 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** How long each spawn may take to answer. Default 10 s. */
   spawnTimeoutMs?: number;
+  /** Default limits of every child spawned through this handle. */
+  limits?: Limits;
 }
 
 export interface SpawnOptions {
@@ -45,6 +49,39 @@ export interface SpawnOptions {
   signal?: AbortSignal;
   /** Per-child resource limits, and (tests only) layers to skip. */
   sandbox?: SandboxRequest;
+  /** Limits for this child, on top of the handle's defaults. */
+  limits?: Limits;
+}
+
+/**
+ * What a child may consume. Exceeding one ends the child, and its ExitStatus.reason says
+ * which: 'timeout', 'cpu-limit', 'output-limit'.
+ */
+export interface Limits {
+  /** Wall-clock milliseconds from fork; enforced by the zygote. */
+  wallTimeMs?: number;
+  /** CPU milliseconds (RLIMIT_CPU, rounded up to whole seconds). */
+  cpuTimeMs?: number;
+  /** Bytes of stdout the client lets through; past it the stream ends and the child is killed. */
+  stdoutBytes?: number;
+  /** Same, for stderr. */
+  stderrBytes?: number;
+}
+
+export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'stdoutBytes', 'stderrBytes'] as const;
+
+/** Checks a limits object; each field a positive safe integer. */
+export function normalizeLimits(l: Limits | undefined, what: string): Limits {
+  if (l === undefined) return {};
+  if (l === null || typeof l !== 'object') throw new TypeError(`Expected the \`${what}\` option to be an object, got ${describe(l)}`);
+  const out: Limits = {};
+  for (const [k, v] of Object.entries(l)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new TypeError(`Unknown limit \`${what}.${k}\`; known: ${LIMIT_KEYS.join(', ')}`);
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new TypeError(`Expected \`${what}.${k}\` to be a positive integer, got ${describe(v)}`);
+    out[k as keyof Limits] = v;
+  }
+  return out;
 }
 
 export interface NormalizedStart {
@@ -57,6 +94,7 @@ export interface NormalizedStart {
   verbose: boolean;
   sandbox: ReturnType<typeof normalizeSandboxDefaults>;
   allowUnsandboxed: boolean;
+  limits: Limits;
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
@@ -84,6 +122,7 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
     sandbox: normalizeSandboxDefaults(opts.sandbox),
     allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),
+    limits: normalizeLimits(opts.limits, 'limits'),
   };
 }
 
@@ -91,10 +130,11 @@ export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<Con
   return {
     timeoutMs: positiveInt(opts.timeoutMs, 'timeoutMs', 10_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
+    limits: normalizeLimits(opts.limits, 'limits'),
   };
 }
 
-export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest } {
+export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest; limits: Limits } {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
@@ -108,7 +148,7 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: stri
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
-  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox) };
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits') };
 }
 
 function toFileUrl(main: unknown): string {

@@ -51,7 +51,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
   });
   try {
     const hello = await Promise.race([conn.hello(o.startupTimeoutMs), exited]);
-    return new Zygote(conn, hello, o.spawnTimeoutMs, cp);
+    return new Zygote(conn, hello, o.spawnTimeoutMs, cp, o.limits);
   } catch (err) {
     conn.close();
     cp.kill('SIGKILL');
@@ -71,5 +71,5 @@ export async function connect(path: string, options: ConnectOptions = {}): Promi
   }
   const conn = new ControlConnection(fd, () => `zygote at ${path}`);
   const hello = await conn.hello(o.timeoutMs);
-  return new Zygote(conn, hello, o.spawnTimeoutMs, null);
+  return new Zygote(conn, hello, o.spawnTimeoutMs, null, o.limits);
 }

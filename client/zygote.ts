@@ -6,10 +6,11 @@ import { native } from '../native/index.js';
 import { ZygoteChild } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
 import { AbortError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
-import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
+import { normalizeSpawnOptions, type Limits, type SpawnOptions } from './options.js';
 
 interface PendingSpawn {
   name: string;
+  limits: Limits;
   signal?: AbortSignal;
   resolve(child: ZygoteChild): void;
   reject(err: Error): void;
@@ -36,6 +37,8 @@ export class Zygote {
     private readonly spawnTimeoutMs: number,
     /** The zygote process, when this handle started it. */
     private readonly process: ChildProcess | null,
+    /** Limits every child of this handle gets unless its spawn says otherwise. */
+    private readonly defaultLimits: Limits = {},
   ) {
     this.pid = hello.zygotePid;
     this.ended = new Promise((resolve) => {
@@ -60,6 +63,7 @@ export class Zygote {
       return Promise.reject(err);
     }
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    const limits: Limits = { ...this.defaultLimits, ...opts.limits };
     const id = this.nextId++;
     return new Promise<ZygoteChild>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -70,6 +74,7 @@ export class Zygote {
       const done = () => clearTimeout(timer);
       this.pending.set(id, {
         name: opts.name,
+        limits,
         signal: opts.signal,
         resolve: (c) => (done(), resolve(c)),
         reject: (e) => (done(), reject(e)),
@@ -87,6 +92,10 @@ export class Zygote {
             ...(sb.rlimits?.fsize !== undefined ? { fsize: sb.rlimits.fsize } : {}),
             skip: [...(sb.dangerouslySkip ?? [])],
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
+          },
+          limits: {
+            ...(limits.wallTimeMs !== undefined ? { wallTimeMs: limits.wallTimeMs } : {}),
+            ...(limits.cpuTimeMs !== undefined ? { cpuTimeMs: limits.cpuTimeMs } : {}),
           },
         });
       } catch (err) {
@@ -194,7 +203,7 @@ export class Zygote {
       closeAll(fds);
       return;
     }
-    const child = new ZygoteChild(id, pid, p.name, fds, (cid, sig) => {
+    const child = new ZygoteChild(id, pid, p.name, fds, p.limits, (cid, sig) => {
       if (!this.closedBy) this.conn.send({ kind: 'kill', id: cid, signal: sig });
     });
     this.live.set(id, child);

@@ -52,7 +52,7 @@ struct SandboxSpec {
   struct Limit {
     bool set = false;
     rlim_t value = 0;
-  } core, nofile, fsize;
+  } core, nofile, fsize, cpu;
   int seccomp = -1;  // id of a compiled filter, or -1 for none
   char inject_step[48] = {0};
   int inject_errno = 0;
@@ -134,6 +134,8 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   if (sb.core.set) s.Step("setrlimit(RLIMIT_CORE)", sandbox::SetLimit(RLIMIT_CORE, sb.core.value));
   if (sb.nofile.set) s.Step("setrlimit(RLIMIT_NOFILE)", sandbox::SetLimit(RLIMIT_NOFILE, sb.nofile.value));
   if (sb.fsize.set) s.Step("setrlimit(RLIMIT_FSIZE)", sandbox::SetLimit(RLIMIT_FSIZE, sb.fsize.value));
+  // CPU seconds: SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
+  if (sb.cpu.set) s.Step("setrlimit(RLIMIT_CPU)", sandbox::SetLimits(RLIMIT_CPU, sb.cpu.value, sb.cpu.value + 1));
 
   // Privileges (sandbox/creds.cc): what needs CAP_SETPCAP first, then the ids, then the sets.
   if (sb.capabilities) {
@@ -203,6 +205,7 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.core = LimitField(r, "core");
     sb.nofile = LimitField(r, "nofile");
     sb.fsize = LimitField(r, "fsize");
+    sb.cpu = LimitField(r, "cpu");
   }
   sb.seccomp = o.Has("seccomp") && o.Get("seccomp").IsNumber() ? o.Get("seccomp").As<Napi::Number>().Int32Value() : -1;
   if (sb.seccomp >= 0 && sandbox::SeccompProgram(sb.seccomp) == nullptr) throw Napi::RangeError::New(env, "forkChild: unknown seccomp filter id");

@@ -19,7 +19,8 @@ export interface NativeSandboxSpec {
   capabilities: boolean;
   noNewPrivs: boolean;
   notDumpable: boolean;
-  rlimits: { core?: number; nofile?: number; fsize?: number };
+  /** cpu: seconds of CPU time (SIGXCPU then, a second later, SIGKILL). */
+  rlimits: { core?: number; nofile?: number; fsize?: number; cpu?: number };
   /** Id from compileSeccomp, or -1 for no filter. */
   seccomp: number;
   injectFailure: { step: string; errno: number } | null;

@@ -33,8 +33,18 @@ export interface WireSandboxRequest {
   injectErrno?: string;
 }
 
+/** Limits the zygote enforces for one child (see protocol/zygote.thrift, Limits). */
+export interface WireLimits {
+  wallTimeMs?: number;
+  cpuTimeMs?: number;
+}
+
+/** The limit the zygote ended a child for. */
+export type ZygoteLimit = 'timeout' | 'cpu-limit';
+const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit'];
+
 export type ClientMessage =
-  | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest }
+  | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest; limits: WireLimits }
   | { kind: 'kill'; id: number; signal: number };
 
 export type ServerMessage =
@@ -51,6 +61,7 @@ export type ServerMessage =
       wallMs: number;
       cpuMs: number;
       maxRssBytes: number;
+      limit: ZygoteLimit | null;
     }
   | { kind: 'fault'; message: string };
 
@@ -58,7 +69,13 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
   const msg =
     m.kind === 'spawn'
       ? new gen.ClientMessage({
-          spawn: new gen.SpawnRequest({ id: m.id, argsJson: m.argsJson, name: m.name, sandbox: new gen.SandboxRequest(m.sandbox as never) }),
+          spawn: new gen.SpawnRequest({
+            id: m.id,
+            argsJson: m.argsJson,
+            name: m.name,
+            sandbox: new gen.SandboxRequest(m.sandbox as never),
+            limits: new gen.Limits(m.limits as never),
+          }),
         })
       : new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) });
   return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
@@ -75,6 +92,7 @@ export function decodeClientMessage(frame: Buffer): ClientMessage {
       argsJson: str(s.argsJson, 'SpawnRequest.argsJson'),
       name: s.name == null ? '' : str(s.name, 'SpawnRequest.name'),
       sandbox: sandboxRequest(s.sandbox),
+      limits: limits(s.limits),
     };
   }
   const k = msg.kill!;
@@ -97,8 +115,8 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
       msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed(m) });
       break;
     case 'exited': {
-      const { code, signal, ...rest } = m;
-      const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }) };
+      const { code, signal, limit, ...rest } = m;
+      const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }), ...(limit === null ? {} : { limit }) };
       msg = new gen.ServerMessage({ exited: new gen.Exited(args) });
       break;
     }
@@ -150,11 +168,25 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         wallMs: num(e.wallMs, 'Exited.wallMs'),
         cpuMs: num(e.cpuMs, 'Exited.cpuMs'),
         maxRssBytes: num(e.maxRssBytes, 'Exited.maxRssBytes'),
+        limit: e.limit == null ? null : zygoteLimit(e.limit),
       };
     }
     case 'fault':
       return { kind: 'fault', message: str(msg.fault!.message, 'Fault.message') };
   }
+}
+
+function limits(l: Gen.Limits | null | undefined): WireLimits {
+  const out: WireLimits = {};
+  if (l == null) return out;
+  if (l.wallTimeMs != null) out.wallTimeMs = int64(l.wallTimeMs, 'Limits.wallTimeMs');
+  if (l.cpuTimeMs != null) out.cpuTimeMs = int64(l.cpuTimeMs, 'Limits.cpuTimeMs');
+  return out;
+}
+
+function zygoteLimit(v: unknown): ZygoteLimit {
+  if (typeof v !== 'string' || !ZYGOTE_LIMITS.includes(v)) throw new ProtocolError('invalid', `Exited.limit must be one of ${ZYGOTE_LIMITS.join(', ')}`);
+  return v as ZygoteLimit;
 }
 
 function sandboxRequest(r: Gen.SandboxRequest | null | undefined): WireSandboxRequest {

@@ -27,6 +27,14 @@ struct SandboxRequest {
   5: optional string injectErrno
 }
 
+/** Resource limits of one child, enforced by the zygote (output limits are the client's). */
+struct Limits {
+  /** Wall-clock time from fork; past it the child is killed and reported as "timeout". */
+  1: optional i64 wallTimeMs
+  /** CPU time (RLIMIT_CPU, whole seconds, rounded up); past it: "cpu-limit". */
+  2: optional i64 cpuTimeMs
+}
+
 /** Client → zygote: fork a child and run the zygote's main with these arguments. */
 struct SpawnRequest {
   /** Chosen by the client, unique per connection; echoed in every reply about this child. */
@@ -36,6 +44,7 @@ struct SpawnRequest {
   /** A label for logs and the child's process title. */
   3: optional string name
   4: optional SandboxRequest sandbox
+  5: optional Limits limits
 }
 
 /** Client → zygote: send a signal to a child this connection spawned. */
@@ -97,6 +106,8 @@ struct Exited {
   6: required double cpuMs
   /** Peak resident set size, from wait4's rusage. */
   7: required double maxRssBytes
+  /** Set when the zygote ended the child for a limit: "timeout" or "cpu-limit". */
+  8: optional string limit
 }
 
 /** The zygote refused a frame from this client; it closes the connection after sending this. */

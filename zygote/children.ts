@@ -28,6 +28,12 @@ export interface ChildRecord {
   failed: boolean;
   /** The uid taken from the zygote's pool for this child, returned once it is reaped. */
   pooledUid: number | null;
+  /** When (performance.now()) the child is killed for its wall-time limit, or null. */
+  deadline: number | null;
+  /** Its RLIMIT_CPU in seconds, or null. */
+  cpuLimitSec: number | null;
+  /** The limit the zygote ended it for. */
+  limitHit: 'timeout' | 'cpu-limit' | null;
 }
 
 export type ForkOutcome =
@@ -83,6 +89,9 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       stdio: [stdin[1], stdout[0], stderr[0]],
       failed: false,
       pooledUid: null,
+      deadline: null,
+      cpuLimitSec: null,
+      limitHit: null,
     },
   };
 }

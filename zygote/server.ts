@@ -74,7 +74,7 @@ export class Server {
       }
       const revents = new Int16Array(fds.length);
       native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
-      this.expireSetups();
+      this.expireDeadlines();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
         const task = this.dispatch(watches[i], revents[i]);
@@ -87,6 +87,7 @@ export class Server {
     let next = Infinity;
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
+      if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
     return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
@@ -201,8 +202,13 @@ export class Server {
     }
     const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
     let sandbox;
+    const limits = msg.limits;
     try {
+      for (const [key, v] of Object.entries(limits)) {
+        if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new Error(`limits.${key} must be a positive integer, got ${v}`);
+      }
       sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox), ids, this.seccompId, this.config.allowUnsandboxed);
+      if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       refuse('sandbox policy', (err as Error).message);
@@ -217,6 +223,8 @@ export class Server {
       return;
     }
     out.child.pooledUid = pooledUid;
+    if (limits.wallTimeMs !== undefined) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
+    if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
     conn.children.set(msg.id, out.child.pid);
     if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
@@ -259,9 +267,15 @@ export class Server {
     if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message, sandbox: true }));
   }
 
-  private expireSetups(): void {
+  private expireDeadlines(): void {
     const now = performance.now();
     for (const c of this.children.values()) {
+      if (c.deadline !== null && c.limitHit === null && now >= c.deadline && !c.failed) {
+        // Wall-clock limit: the whole child dies (it cannot fork, so it is one process).
+        c.limitHit = 'timeout';
+        killChild(c);
+        continue;
+      }
       if (c.state === 'setup' && !c.failed && now - c.forkedAt > this.config.setupTimeoutMs) {
         this.failSetup(c, 'setup', 'ETIMEDOUT', `the child did not finish its setup within ${this.config.setupTimeoutMs} ms`);
       }
@@ -287,9 +301,10 @@ export class Server {
     owner?.children.delete(child.id);
     const cpuMs = (st.userUs + st.systemUs) / 1000;
     if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
+    const limit = child.limitHit ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
     if (owner && !child.failed) {
       this.guard(owner, () =>
-        owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes: st.maxRssKb * 1024 }),
+        owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes: st.maxRssKb * 1024, limit }),
       );
     }
   }
@@ -384,6 +399,15 @@ function listenReplacingStale(path: string, log: Log): number {
     }
     throw new Error(`another zygote is already serving on ${path}`);
   }
+}
+
+/** RLIMIT_CPU ends a child with SIGXCPU, or SIGKILL a second later if it ignores that. */
+function cpuLimitReached(child: ChildRecord, signal: number | null, cpuMs: number): boolean {
+  if (child.cpuLimitSec === null || signal === null) return false;
+  if (signal === osConstants.signals.SIGXCPU) return true;
+  // The hard limit (soft + 1 s) sends SIGKILL to a child that ignored SIGXCPU; rusage may
+  // count a few ticks short of what the kernel charged, hence the 5% slack.
+  return signal === osConstants.signals.SIGKILL && cpuMs >= child.cpuLimitSec * 1000 * 0.95;
 }
 
 /** Signals a child through its pidfd; a child already reaped (pidfd closed) is left alone. */

@@ -5,8 +5,10 @@
 
 namespace zygote::sandbox {
 
-int SetLimit(int resource, rlim_t value) {
-  struct rlimit lim = {value, value};
+int SetLimit(int resource, rlim_t value) { return SetLimits(resource, value, value); }
+
+int SetLimits(int resource, rlim_t soft, rlim_t hard) {
+  struct rlimit lim = {soft, hard};
   return setrlimit(resource, &lim) < 0 ? errno : 0;
 }
 

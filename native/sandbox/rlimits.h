@@ -7,5 +7,7 @@ namespace zygote::sandbox {
 
 // Sets both soft and hard limit of resource to value; returns 0 or an errno.
 int SetLimit(int resource, rlim_t value);
+// Sets the soft and hard limits separately.
+int SetLimits(int resource, rlim_t soft, rlim_t hard);
 
 }  // namespace zygote::sandbox

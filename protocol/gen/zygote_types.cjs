@@ -139,12 +139,78 @@ const SandboxRequest = module.exports.SandboxRequest = class {
   }
 
 };
+const Limits = module.exports.Limits = class {
+  constructor(args) {
+    this.wallTimeMs = null;
+    this.cpuTimeMs = null;
+    if (args) {
+      if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
+        this.wallTimeMs = args.wallTimeMs;
+      }
+      if (args.cpuTimeMs !== undefined && args.cpuTimeMs !== null) {
+        this.cpuTimeMs = args.cpuTimeMs;
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I64) {
+          this.wallTimeMs = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.cpuTimeMs = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Limits');
+    if (this.wallTimeMs !== null && this.wallTimeMs !== undefined) {
+      output.writeFieldBegin('wallTimeMs', Thrift.Type.I64, 1);
+      output.writeI64(this.wallTimeMs);
+      output.writeFieldEnd();
+    }
+    if (this.cpuTimeMs !== null && this.cpuTimeMs !== undefined) {
+      output.writeFieldBegin('cpuTimeMs', Thrift.Type.I64, 2);
+      output.writeI64(this.cpuTimeMs);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SpawnRequest = module.exports.SpawnRequest = class {
   constructor(args) {
     this.id = null;
     this.argsJson = null;
     this.name = null;
     this.sandbox = null;
+    this.limits = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -161,6 +227,9 @@ const SpawnRequest = module.exports.SpawnRequest = class {
       }
       if (args.sandbox !== undefined && args.sandbox !== null) {
         this.sandbox = new ttypes.SandboxRequest(args.sandbox);
+      }
+      if (args.limits !== undefined && args.limits !== null) {
+        this.limits = new ttypes.Limits(args.limits);
       }
     }
   }
@@ -204,6 +273,14 @@ const SpawnRequest = module.exports.SpawnRequest = class {
           input.skip(ftype);
         }
         break;
+        case 5:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.limits = new ttypes.Limits();
+          this.limits.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -233,6 +310,11 @@ const SpawnRequest = module.exports.SpawnRequest = class {
     if (this.sandbox !== null && this.sandbox !== undefined) {
       output.writeFieldBegin('sandbox', Thrift.Type.STRUCT, 4);
       this.sandbox.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.limits !== null && this.limits !== undefined) {
+      output.writeFieldBegin('limits', Thrift.Type.STRUCT, 5);
+      this.limits.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -717,6 +799,7 @@ const Exited = module.exports.Exited = class {
     this.wallMs = null;
     this.cpuMs = null;
     this.maxRssBytes = null;
+    this.limit = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -748,6 +831,9 @@ const Exited = module.exports.Exited = class {
         this.maxRssBytes = args.maxRssBytes;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field maxRssBytes is unset!');
+      }
+      if (args.limit !== undefined && args.limit !== null) {
+        this.limit = args.limit;
       }
     }
   }
@@ -811,6 +897,13 @@ const Exited = module.exports.Exited = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.STRING) {
+          this.limit = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -855,6 +948,11 @@ const Exited = module.exports.Exited = class {
     if (this.maxRssBytes !== null && this.maxRssBytes !== undefined) {
       output.writeFieldBegin('maxRssBytes', Thrift.Type.DOUBLE, 7);
       output.writeDouble(this.maxRssBytes);
+      output.writeFieldEnd();
+    }
+    if (this.limit !== null && this.limit !== undefined) {
+      output.writeFieldBegin('limit', Thrift.Type.STRING, 8);
+      output.writeString(this.limit);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -26,6 +26,18 @@ export declare class SandboxRequest {
   }
 
 /**
+ * Resource limits of one child, enforced by the zygote (output limits are the client's).
+ */
+export declare class Limits {
+    public wallTimeMs?: Int64;
+    public cpuTimeMs?: Int64;
+
+      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * Client → zygote: fork a child and run the zygote's main with these arguments.
  */
 export declare class SpawnRequest {
@@ -33,8 +45,9 @@ export declare class SpawnRequest {
     public argsJson: string;
     public name?: string;
     public sandbox?: SandboxRequest;
+    public limits?: Limits;
 
-      constructor(args?: { id: number; argsJson: string; name?: string; sandbox?: SandboxRequest; });
+      constructor(args?: { id: number; argsJson: string; name?: string; sandbox?: SandboxRequest; limits?: Limits; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -123,8 +136,9 @@ export declare class Exited {
     public wallMs: number;
     public cpuMs: number;
     public maxRssBytes: number;
+    public limit?: string;
 
-      constructor(args?: { id: number; pid: number; code?: number; signal?: number; wallMs: number; cpuMs: number; maxRssBytes: number; });
+      constructor(args?: { id: number; pid: number; code?: number; signal?: number; wallMs: number; cpuMs: number; maxRssBytes: number; limit?: string; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -36,15 +36,15 @@ describe('control protocol constants', () => {
 
 describe('ClientMessage round-trips', () => {
   const cases: [string, ClientMessage][] = [
-    ['a spawn with a name', { kind: 'spawn', id: 1, argsJson: '["echo-args",1,{"a":[true,null]}]', name: 'step one', sandbox: { skip: [] } }],
+    ['a spawn with a name', { kind: 'spawn', id: 1, argsJson: '["echo-args",1,{"a":[true,null]}]', name: 'step one', sandbox: { skip: [] }, limits: {} }],
     [
       'a spawn with a full sandbox request',
-      { kind: 'spawn', id: 9, argsJson: '[]', name: 's', sandbox: { nofile: 64, fsize: 2 ** 40, skip: ['seccomp', 'credentials'], injectStep: 'setresuid', injectErrno: 'EPERM' } },
+      { kind: 'spawn', id: 9, argsJson: '[]', name: 's', sandbox: { nofile: 64, fsize: 2 ** 40, skip: ['seccomp', 'credentials'], injectStep: 'setresuid', injectErrno: 'EPERM' }, limits: { wallTimeMs: 1000, cpuTimeMs: 2 ** 40 } },
     ],
-    ['a spawn with an empty name', { kind: 'spawn', id: 2, argsJson: '[]', name: '', sandbox: { skip: [] } }],
-    ['a spawn with non-ASCII arguments', { kind: 'spawn', id: 3, argsJson: JSON.stringify(['ü', '日本', '\u{1f600}', '\0']), name: 'naïve', sandbox: { skip: [] } }],
-    ['a spawn with the extreme i32 ids', { kind: 'spawn', id: I32_MIN, argsJson: '[]', name: '', sandbox: { skip: [] } }],
-    ['a spawn with the largest i32 id', { kind: 'spawn', id: I32_MAX, argsJson: '[]', name: '', sandbox: { skip: [] } }],
+    ['a spawn with an empty name', { kind: 'spawn', id: 2, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
+    ['a spawn with non-ASCII arguments', { kind: 'spawn', id: 3, argsJson: JSON.stringify(['ü', '日本', '\u{1f600}', '\0']), name: 'naïve', sandbox: { skip: [] }, limits: {} }],
+    ['a spawn with the extreme i32 ids', { kind: 'spawn', id: I32_MIN, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
+    ['a spawn with the largest i32 id', { kind: 'spawn', id: I32_MAX, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
     ['a kill', { kind: 'kill', id: 7, signal: 15 }],
     ['a kill with negative numbers', { kind: 'kill', id: -1, signal: -9 }],
   ];
@@ -56,11 +56,11 @@ describe('ClientMessage round-trips', () => {
 
   it('a spawn whose optional name is absent on the wire decodes with name ""', () => {
     const m = new gen.ClientMessage({ spawn: new gen.SpawnRequest({ id: 4, argsJson: '[1]' }) });
-    expect(decodeClientMessage(encodeFrame(m, MAX_CONTROL_FRAME_BYTES))).toEqual({ kind: 'spawn', id: 4, argsJson: '[1]', name: '', sandbox: { skip: [] } });
+    expect(decodeClientMessage(encodeFrame(m, MAX_CONTROL_FRAME_BYTES))).toEqual({ kind: 'spawn', id: 4, argsJson: '[1]', name: '', sandbox: { skip: [] }, limits: {} });
   });
 
   it('a spawn just under the frame limit', () => {
-    const msg: ClientMessage = { kind: 'spawn', id: 1, argsJson: JSON.stringify(['x'.repeat(MAX_CONTROL_FRAME_BYTES - 64)]), name: '', sandbox: { skip: [] } };
+    const msg: ClientMessage = { kind: 'spawn', id: 1, argsJson: JSON.stringify(['x'.repeat(MAX_CONTROL_FRAME_BYTES - 64)]), name: '', sandbox: { skip: [] }, limits: {} };
     const frame = encodeClientMessage(msg);
     expect(frame.length - 4).toBeLessThanOrEqual(MAX_CONTROL_FRAME_BYTES);
     expect(decodeClientMessage(frame)).toEqual(msg);
@@ -68,7 +68,7 @@ describe('ClientMessage round-trips', () => {
 });
 
 describe('ServerMessage round-trips', () => {
-  const exitedBase = { kind: 'exited' as const, id: 3, pid: 4242, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 45 * 1024 * 1024 };
+  const exitedBase = { kind: 'exited' as const, id: 3, pid: 4242, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 45 * 1024 * 1024, limit: null };
   const cases: [string, ServerMessage][] = [
     ['a hello', { kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: 1234, nodeVersion: 'v20.20.2' }],
     ['a startupFailed', { kind: 'startupFailed', message: 'Cannot find module /x/main.mjs' }],
@@ -80,6 +80,7 @@ describe('ServerMessage round-trips', () => {
     ['an exited with a signal and no code', { ...exitedBase, code: null, signal: 9 }],
     ['an exited with neither code nor signal', { ...exitedBase, code: null, signal: null }],
     ['an exited with zero measurements', { ...exitedBase, code: 1, signal: null, wallMs: 0, cpuMs: 0, maxRssBytes: 0 }],
+    ['an exited the zygote ended for a limit', { ...exitedBase, code: null, signal: 9, limit: 'timeout' as const }],
     ['a fault', { kind: 'fault', message: 'frame header claims 9 bytes but 3 followed' }],
   ];
   it.each(cases)('%s', (_, msg) => {
@@ -104,7 +105,7 @@ describe('ServerMessage round-trips', () => {
 });
 
 describe('decodeClientMessage rejects', () => {
-  const spawnFrame = () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'n', sandbox: { skip: [] } });
+  const spawnFrame = () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'n', sandbox: { skip: [] }, limits: {} });
 
   it.each([0, 1, 3])('attack: a %i-byte frame, shorter than its header, as truncated', (n) => {
     expectProtocolError(() => decodeClientMessage(Buffer.alloc(n)), 'truncated', `frame of ${n} bytes is shorter than its 4-byte header`);
@@ -285,7 +286,7 @@ describe('decodeServerMessage rejects', () => {
   });
 
   it('attack: an exited whose wallMs is NaN, as invalid', () => {
-    const f = encodeServerMessage({ kind: 'exited', id: 1, pid: 2, code: 0, signal: null, wallMs: Number.NaN, cpuMs: 0, maxRssBytes: 0 });
+    const f = encodeServerMessage({ kind: 'exited', id: 1, pid: 2, code: 0, signal: null, wallMs: Number.NaN, cpuMs: 0, maxRssBytes: 0, limit: null });
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'Exited.wallMs is required and must be a number');
   });
 
@@ -308,7 +309,7 @@ describe('decodeServerMessage rejects', () => {
 describe('encoders refuse oversized messages', () => {
   it('encodeClientMessage of a 300 KB spawn throws too-large naming the size and the limit', () => {
     expectProtocolError(
-      () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: JSON.stringify(['y'.repeat(300_000)]), name: '', sandbox: { skip: [] } }),
+      () => encodeClientMessage({ kind: 'spawn', id: 1, argsJson: JSON.stringify(['y'.repeat(300_000)]), name: '', sandbox: { skip: [] }, limits: {} }),
       'too-large',
       /^frame of \d+ bytes exceeds the 131072-byte limit$/,
     );
@@ -326,7 +327,7 @@ describe('property: decoding arbitrary bytes', () => {
   const isStr = (v: unknown) => typeof v === 'string';
 
   function isValidClient(m: ClientMessage): boolean {
-    if (m.kind === 'spawn') return isI32(m.id) && isStr(m.argsJson) && isStr(m.name) && isSandbox(m.sandbox) && Object.keys(m).length === 5;
+    if (m.kind === 'spawn') return isI32(m.id) && isStr(m.argsJson) && isStr(m.name) && isSandbox(m.sandbox) && isLimits(m.limits) && Object.keys(m).length === 6;
     if (m.kind === 'kill') return isI32(m.id) && isI32(m.signal) && Object.keys(m).length === 3;
     return false;
   }
@@ -336,6 +337,11 @@ describe('property: decoding arbitrary bytes', () => {
     const safe = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v));
     const optStr = (v: unknown) => v === undefined || isStr(v);
     return Array.isArray(r.skip) && r.skip.every(isStr) && safe(r.nofile) && safe(r.fsize) && optStr(r.injectStep) && optStr(r.injectErrno);
+  }
+
+  function isLimits(l: unknown): boolean {
+    const r = l as Record<string, unknown>;
+    return Object.values(r).every((v) => typeof v === 'number' && Number.isSafeInteger(v));
   }
 
   function isValidServer(m: ServerMessage): boolean {
@@ -357,7 +363,8 @@ describe('property: decoding arbitrary bytes', () => {
           (m.signal === null || isI32(m.signal)) &&
           isNum(m.wallMs) &&
           isNum(m.cpuMs) &&
-          isNum(m.maxRssBytes)
+          isNum(m.maxRssBytes) &&
+          (m.limit === null || m.limit === 'timeout' || m.limit === 'cpu-limit')
         );
       default:
         return false;
@@ -365,12 +372,12 @@ describe('property: decoding arbitrary bytes', () => {
   }
 
   const seeds: Buffer[] = [
-    encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args",1,"two"]', name: 'seed', sandbox: { skip: [] } }),
+    encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args",1,"two"]', name: 'seed', sandbox: { skip: [] }, limits: {} }),
     encodeClientMessage({ kind: 'kill', id: 12, signal: 9 }),
     encodeServerMessage({ kind: 'hello', protocolVersion: 1, zygotePid: 77, nodeVersion: 'v20.20.2' }),
     encodeServerMessage({ kind: 'spawned', id: 3, pid: 4 }),
     encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'fork', errnoName: 'EAGAIN', message: 'no', sandbox: false }),
-    encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096 }),
+    encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096, limit: 'timeout' }),
     encodeServerMessage({ kind: 'fault', message: 'bad' }),
   ];
 
