@@ -15,9 +15,11 @@ export interface ExitStatus {
   /**
    * How it ended. 'exit': it exited; 'signal': a signal it did not get from us ended it;
    * 'killed': kill(), an abort or close() ended it; 'timeout': its wall-time limit;
-   * 'cpu-limit': its CPU-time limit; 'output-limit': it wrote more than its stdout or stderr cap.
+   * 'cpu-limit': its CPU-time limit; 'output-limit': it wrote more than its stdout or stderr cap;
+   * 'oom': its cgroup ran out of memory and the kernel killed it; 'pids-limit': it could not
+   * start a thread or process because its cgroup was at its pids limit.
    */
-  reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit';
+  reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit' | 'oom' | 'pids-limit';
   /** Fork to reap, measured by the zygote. */
   wallMs: number;
   /** User plus system CPU time. */
@@ -30,7 +32,7 @@ export interface RawExit {
   code: number | null;
   signal: number | null;
   /** The limit the zygote ended it for, if any. */
-  limit: 'timeout' | 'cpu-limit' | null;
+  limit: 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit' | null;
   wallMs: number;
   cpuMs: number;
   maxRssBytes: number;

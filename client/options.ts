@@ -62,13 +62,17 @@ export interface Limits {
   wallTimeMs?: number;
   /** CPU milliseconds (RLIMIT_CPU, rounded up to whole seconds). */
   cpuTimeMs?: number;
+  /** Bytes of memory in the child's own cgroup (no swap); the OOM killer ends it: 'oom'. */
+  memoryBytes?: number;
+  /** Tasks (threads count; Node needs about 10) in the child's cgroup: 'pids-limit'. */
+  pids?: number;
   /** Bytes of stdout the client lets through; past it the stream ends and the child is killed. */
   stdoutBytes?: number;
   /** Same, for stderr. */
   stderrBytes?: number;
 }
 
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'stdoutBytes', 'stderrBytes'] as const;
+export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes'] as const;
 
 /** Checks a limits object; each field a positive safe integer. */
 export function normalizeLimits(l: Limits | undefined, what: string): Limits {

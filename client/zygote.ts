@@ -96,6 +96,8 @@ export class Zygote {
           limits: {
             ...(limits.wallTimeMs !== undefined ? { wallTimeMs: limits.wallTimeMs } : {}),
             ...(limits.cpuTimeMs !== undefined ? { cpuTimeMs: limits.cpuTimeMs } : {}),
+            ...(limits.memoryBytes !== undefined ? { memoryBytes: limits.memoryBytes } : {}),
+            ...(limits.pids !== undefined ? { pids: limits.pids } : {}),
           },
         });
       } catch (err) {

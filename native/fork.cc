@@ -54,6 +54,7 @@ struct SandboxSpec {
     rlim_t value = 0;
   } core, nofile, fsize, cpu;
   int seccomp = -1;  // id of a compiled filter, or -1 for none
+  int cgroup_procs[2] = {-1, -1};  // cgroup.procs files to write ourselves into
   char inject_step[48] = {0};
   int inject_errno = 0;
 };
@@ -120,6 +121,11 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // 3. A new session: no controlling terminal, so no TIOCSTI into the zygote's terminal and
   //    no signals from its process group.
   if (sb.setsid) s.Step("setsid", Errno(setsid()));
+  // Into the child's own cgroups (memory, pids), while still root and before any of its own
+  // allocations or threads; the fds are then closed with the rest of what was inherited.
+  for (int fd : sb.cgroup_procs) {
+    if (fd >= 0) s.Step("join cgroup", write(fd, "0", 1) == 1 ? 0 : errno);
+  }
   // 4. The child's pipes become its stdio (dup2 clears close-on-exec on 0-2).
   s.Step("dup2(stdio)", PutStdio(spec));
   // 5. Close what was inherited, before uv_loop_fork so the loop's new fds cannot be hit.
@@ -206,6 +212,10 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.nofile = LimitField(r, "nofile");
     sb.fsize = LimitField(r, "fsize");
     sb.cpu = LimitField(r, "cpu");
+  }
+  if (o.Has("cgroupProcs") && o.Get("cgroupProcs").IsArray()) {
+    Napi::Array a = o.Get("cgroupProcs").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length() && i < 2; i++) sb.cgroup_procs[i] = a.Get(i).As<Napi::Number>().Int32Value();
   }
   sb.seccomp = o.Has("seccomp") && o.Get("seccomp").IsNumber() ? o.Get("seccomp").As<Napi::Number>().Int32Value() : -1;
   if (sb.seccomp >= 0 && sandbox::SeccompProgram(sb.seccomp) == nullptr) throw Napi::RangeError::New(env, "forkChild: unknown seccomp filter id");

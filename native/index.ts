@@ -21,6 +21,8 @@ export interface NativeSandboxSpec {
   notDumpable: boolean;
   /** cpu: seconds of CPU time (SIGXCPU then, a second later, SIGKILL). */
   rlimits: { core?: number; nofile?: number; fsize?: number; cpu?: number };
+  /** cgroup.procs fds (at most two: v1 memory and pids) the child writes itself into. */
+  cgroupProcs?: number[];
   /** Id from compileSeccomp, or -1 for no filter. */
   seccomp: number;
   injectFailure: { step: string; errno: number } | null;

@@ -37,11 +37,13 @@ export interface WireSandboxRequest {
 export interface WireLimits {
   wallTimeMs?: number;
   cpuTimeMs?: number;
+  memoryBytes?: number;
+  pids?: number;
 }
 
 /** The limit the zygote ended a child for. */
-export type ZygoteLimit = 'timeout' | 'cpu-limit';
-const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit'];
+export type ZygoteLimit = 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit';
+const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit', 'oom', 'pids-limit'];
 
 export type ClientMessage =
   | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest; limits: WireLimits }
@@ -181,6 +183,8 @@ function limits(l: Gen.Limits | null | undefined): WireLimits {
   if (l == null) return out;
   if (l.wallTimeMs != null) out.wallTimeMs = int64(l.wallTimeMs, 'Limits.wallTimeMs');
   if (l.cpuTimeMs != null) out.cpuTimeMs = int64(l.cpuTimeMs, 'Limits.cpuTimeMs');
+  if (l.memoryBytes != null) out.memoryBytes = int64(l.memoryBytes, 'Limits.memoryBytes');
+  if (l.pids != null) out.pids = int32(l.pids, 'Limits.pids');
   return out;
 }
 

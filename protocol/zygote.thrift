@@ -33,6 +33,10 @@ struct Limits {
   1: optional i64 wallTimeMs
   /** CPU time (RLIMIT_CPU, whole seconds, rounded up); past it: "cpu-limit". */
   2: optional i64 cpuTimeMs
+  /** Memory of the child's own cgroup (no swap); the kernel's OOM killer ends it: "oom". */
+  3: optional i64 memoryBytes
+  /** Tasks (processes and threads) in the child's cgroup; hitting it: "pids-limit". */
+  4: optional i32 pids
 }
 
 /** Client → zygote: fork a child and run the zygote's main with these arguments. */
@@ -106,7 +110,7 @@ struct Exited {
   6: required double cpuMs
   /** Peak resident set size, from wait4's rusage. */
   7: required double maxRssBytes
-  /** Set when the zygote ended the child for a limit: "timeout" or "cpu-limit". */
+  /** Set when a limit ended the child: "timeout", "cpu-limit", "oom" or "pids-limit". */
   8: optional string limit
 }
 

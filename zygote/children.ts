@@ -1,5 +1,6 @@
 // Forking children and following each from fork through setup to reaping.
 import { native, type NativeSandboxSpec, type ReapResult } from '../native/index.js';
+import type { ChildCgroup } from './sandbox/cgroups.js';
 
 /** What a forked child needs to start running main. Exists only in the child. */
 export interface ChildTask {
@@ -34,6 +35,8 @@ export interface ChildRecord {
   cpuLimitSec: number | null;
   /** The limit the zygote ended it for. */
   limitHit: 'timeout' | 'cpu-limit' | null;
+  /** Its own cgroup(s), when it has memory or pids limits. */
+  cgroup: ChildCgroup | null;
 }
 
 export type ForkOutcome =
@@ -92,6 +95,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       deadline: null,
       cpuLimitSec: null,
       limitHit: null,
+      cgroup: null,
     },
   };
 }

@@ -12,6 +12,8 @@ import { Connection } from './connection.js';
 import { resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
 import { SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
 import { UidPool } from './sandbox/uids.js';
+import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
+import { closeSync } from 'node:fs';
 import type { Log } from './log.js';
 
 
@@ -32,6 +34,7 @@ export class Server {
   /** The compiled seccomp filter (native id), made once here rather than in every child. */
   private readonly seccompId: number;
   private readonly uidPool: UidPool | null;
+  private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -209,13 +212,30 @@ export class Server {
       }
       sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox), ids, this.seccompId, this.config.allowUnsandboxed);
       if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
+      if (limits.pids !== undefined && limits.pids < MIN_PIDS) {
+        throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
+      }
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       refuse('sandbox policy', (err as Error).message);
       return;
     }
+    let cgroup: ChildCgroup | null = null;
+    if (limits.memoryBytes !== undefined || limits.pids !== undefined) {
+      try {
+        cgroup = this.cgroups.prepare({ memoryBytes: limits.memoryBytes, pids: limits.pids });
+      } catch (err) {
+        if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        refuse('cgroup', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
+        return;
+      }
+      sandbox.cgroupProcs = cgroup.procsFds;
+    }
     const out = forkChild(msg, sandbox, conn.fd);
     if (out.role === 'child') return out.task;
+    // The child has joined (or failed to); the zygote's copies of cgroup.procs are done with.
+    for (const fd of cgroup?.procsFds ?? []) closeSync(fd);
+    if (cgroup && out.role === 'failed') this.cgroups.finish(cgroup);
     if (out.role === 'failed') {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
@@ -223,6 +243,7 @@ export class Server {
       return;
     }
     out.child.pooledUid = pooledUid;
+    out.child.cgroup = cgroup;
     if (limits.wallTimeMs !== undefined) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
@@ -301,7 +322,9 @@ export class Server {
     owner?.children.delete(child.id);
     const cpuMs = (st.userUs + st.systemUs) / 1000;
     if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
-    const limit = child.limitHit ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
+    const cgroupHit = child.cgroup ? this.cgroups.finish(child.cgroup) : null;
+    // A clean exit 0 is success even if the pids limit refused a thread along the way.
+    const limit = child.limitHit ?? (st.code === 0 ? null : cgroupHit) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
     if (owner && !child.failed) {
       this.guard(owner, () =>
         owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes: st.maxRssKb * 1024, limit }),
@@ -366,6 +389,7 @@ export class Server {
   }
 
   private exit(): never {
+    this.cgroups.removeParents();
     for (const conn of this.connections.values()) {
       try {
         conn.flush();
@@ -400,6 +424,9 @@ function listenReplacingStale(path: string, log: Log): number {
     throw new Error(`another zygote is already serving on ${path}`);
   }
 }
+
+/** Node's own threads (main, V8 platform, libuv pool, inspector) need about this many tasks. */
+const MIN_PIDS = 10;
 
 /** RLIMIT_CPU ends a child with SIGXCPU, or SIGKILL a second later if it ignores that. */
 function cpuLimitReached(child: ChildRecord, signal: number | null, cpuMs: number): boolean {

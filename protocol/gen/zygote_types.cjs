@@ -143,12 +143,20 @@ const Limits = module.exports.Limits = class {
   constructor(args) {
     this.wallTimeMs = null;
     this.cpuTimeMs = null;
+    this.memoryBytes = null;
+    this.pids = null;
     if (args) {
       if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
         this.wallTimeMs = args.wallTimeMs;
       }
       if (args.cpuTimeMs !== undefined && args.cpuTimeMs !== null) {
         this.cpuTimeMs = args.cpuTimeMs;
+      }
+      if (args.memoryBytes !== undefined && args.memoryBytes !== null) {
+        this.memoryBytes = args.memoryBytes;
+      }
+      if (args.pids !== undefined && args.pids !== null) {
+        this.pids = args.pids;
       }
     }
   }
@@ -177,6 +185,20 @@ const Limits = module.exports.Limits = class {
           input.skip(ftype);
         }
         break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.memoryBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.I32) {
+          this.pids = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -196,6 +218,16 @@ const Limits = module.exports.Limits = class {
     if (this.cpuTimeMs !== null && this.cpuTimeMs !== undefined) {
       output.writeFieldBegin('cpuTimeMs', Thrift.Type.I64, 2);
       output.writeI64(this.cpuTimeMs);
+      output.writeFieldEnd();
+    }
+    if (this.memoryBytes !== null && this.memoryBytes !== undefined) {
+      output.writeFieldBegin('memoryBytes', Thrift.Type.I64, 3);
+      output.writeI64(this.memoryBytes);
+      output.writeFieldEnd();
+    }
+    if (this.pids !== null && this.pids !== undefined) {
+      output.writeFieldBegin('pids', Thrift.Type.I32, 4);
+      output.writeI32(this.pids);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

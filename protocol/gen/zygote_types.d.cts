@@ -31,8 +31,10 @@ export declare class SandboxRequest {
 export declare class Limits {
     public wallTimeMs?: Int64;
     public cpuTimeMs?: Int64;
+    public memoryBytes?: Int64;
+    public pids?: number;
 
-      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; });
+      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; memoryBytes?: Int64; pids?: number; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

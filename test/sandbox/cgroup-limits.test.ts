@@ -1,0 +1,81 @@
+// Memory and pids limits through a per-child cgroup: a bomb ends as 'oom' or 'pids-limit',
+// from the cgroup's own counters, and nothing else is harmed.
+import { existsSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startZygote, type Limits, type Zygote } from '../../dist/client/index.js';
+import { collect, ECHO_MAIN, isAlive } from '../helpers/index.js';
+
+let z: Zygote;
+
+beforeAll(async () => {
+  z = await startZygote({ main: ECHO_MAIN });
+});
+afterAll(async () => {
+  await z?.close();
+});
+
+async function run(args: unknown[], limits: Limits) {
+  const child = await z.spawn({ args, limits });
+  const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
+  return { child, stdout, stderr, status };
+}
+
+/** The zygote's per-child cgroups under any mounted hierarchy (v1 memory/pids, or v2). */
+function childCgroups(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    if (depth > 4 || !existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (e.name === `zygote-${z.pid}`) out.push(...readdirSync(`${dir}/${e.name}`).filter((n) => n.startsWith('child-')));
+      else walk(`${dir}/${e.name}`, depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return out;
+}
+
+describe('memory limit', () => {
+  it("ends a Buffer bomb as 'oom' (the cgroup's OOM-kill counter, not a guess from SIGKILL), while a sibling and the zygote carry on", async () => {
+    const sibling = await z.spawn({ args: ['sleep', 1500] });
+    const { status } = await run(['memory-bomb'], { memoryBytes: 128 << 20 });
+    expect(status).toMatchObject({ reason: 'oom', signal: 'SIGKILL' });
+    expect(isAlive(z.pid)).toBe(true);
+    const [, siblingStatus] = await Promise.all([collect(sibling.stdout), sibling.exited]);
+    expect(siblingStatus).toMatchObject({ code: 0, reason: 'exit' });
+  });
+
+  it('positive control: the same limit lets a child that stays under it finish', async () => {
+    const { stdout, status } = await run(['allocate', 50], { memoryBytes: 256 << 20 });
+    expect(stdout).toBe('allocated 50 MiB');
+    expect(status).toMatchObject({ code: 0, reason: 'exit' });
+  });
+
+  it('a SIGKILL that is not the OOM killer is not reported as oom', async () => {
+    const child = await z.spawn({ args: ['hang'], limits: { memoryBytes: 256 << 20 } });
+    await new Promise((r) => child.stdout.once('data', r));
+    child.kill();
+    expect((await child.exited).reason).toBe('killed');
+  });
+});
+
+describe('pids limit', () => {
+  it("stops a thread bomb cleanly ('pids-limit', EAGAIN inside the step), and the next spawn works", async () => {
+    const { stdout, status } = await run(['thread-bomb'], { pids: 20, wallTimeMs: 30_000 });
+    expect(stdout).toMatch(/^stopped after \d+ workers: .*EAGAIN/);
+    expect(status).toMatchObject({ code: 3, reason: 'pids-limit' });
+    const next = await run(['echo-args', 'after'], {});
+    expect(JSON.parse(next.stdout)).toEqual(['after']);
+  });
+
+  it('refuses a pids limit too small for Node itself, saying why', async () => {
+    await expect(z.spawn({ args: ['exit', 0], limits: { pids: 5 } })).rejects.toThrow('limits.pids must be at least 10');
+  });
+});
+
+describe('cgroup lifecycle', () => {
+  it('removes each child cgroup once the child is reaped', async () => {
+    await run(['exit', 0], { memoryBytes: 64 << 20, pids: 32 });
+    expect(childCgroups()).toEqual([]);
+  });
+});
