@@ -16,6 +16,7 @@
         "native/report.cc",
         "native/signals.cc",
         "native/sandbox/creds.cc",
+        "native/sandbox/namespaces.cc",
         "native/sandbox/rlimits.cc",
         "native/sandbox/seccomp.cc"
       ],

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "forkable.h"
 #include "report.h"
 #include "sandbox/creds.h"
+#include "sandbox/namespaces.h"
 #include "sandbox/rlimits.h"
 #include "sandbox/seccomp.h"
 #include "signals.h"
@@ -43,6 +45,9 @@ namespace {
 struct SandboxSpec {
   bool setsid = false;
   bool close_fds = true;
+  bool net_ns = false;
+  bool ipc_ns = false;
+  bool uts_ns = false;
   bool credentials = false;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -136,6 +141,13 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
   if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
 
+  // Namespaces of its own, while still root (they need CAP_SYS_ADMIN): no network but its own
+  // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
+  int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0);
+  if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
+  if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
+  if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
+
   // Limits. Never RLIMIT_AS: V8 reserves far more address space than it uses.
   if (sb.core.set) s.Step("setrlimit(RLIMIT_CORE)", sandbox::SetLimit(RLIMIT_CORE, sb.core.value));
   if (sb.nofile.set) s.Step("setrlimit(RLIMIT_NOFILE)", sandbox::SetLimit(RLIMIT_NOFILE, sb.nofile.value));
@@ -197,6 +209,9 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   SandboxSpec sb;
   sb.setsid = Flag(o, "setsid");
   sb.close_fds = Flag(o, "closeFds");
+  sb.net_ns = Flag(o, "netNamespace");
+  sb.ipc_ns = Flag(o, "ipcNamespace");
+  sb.uts_ns = Flag(o, "utsNamespace");
   if (o.Has("credentials") && o.Get("credentials").IsObject()) {
     Napi::Object c = o.Get("credentials").As<Napi::Object>();
     sb.credentials = true;

@@ -15,6 +15,9 @@ export interface NativePacket {
 export interface NativeSandboxSpec {
   setsid: boolean;
   closeFds: boolean;
+  netNamespace: boolean;
+  ipcNamespace: boolean;
+  utsNamespace: boolean;
   credentials: { uid: number; gid: number } | null;
   capabilities: boolean;
   noNewPrivs: boolean;

@@ -4,7 +4,19 @@ import { constants as osConstants } from 'node:os';
 import type { NativeSandboxSpec } from '../../native/index.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
-export const SANDBOX_LAYERS = ['setsid', 'close-fds', 'rlimits', 'capabilities', 'credentials', 'not-dumpable', 'no-new-privs', 'seccomp'] as const;
+export const SANDBOX_LAYERS = [
+  'setsid',
+  'close-fds',
+  'network-namespace',
+  'ipc-namespace',
+  'uts-namespace',
+  'rlimits',
+  'capabilities',
+  'credentials',
+  'not-dumpable',
+  'no-new-privs',
+  'seccomp',
+] as const;
 export type SandboxLayer = (typeof SANDBOX_LAYERS)[number];
 
 /** The unprivileged identity children run as by default: nobody / nogroup. */
@@ -120,6 +132,9 @@ export function resolveSandbox(
   return {
     setsid: on('setsid'),
     closeFds: on('close-fds'),
+    netNamespace: on('network-namespace'),
+    ipcNamespace: on('ipc-namespace'),
+    utsNamespace: on('uts-namespace'),
     credentials: on('credentials') ? ids : null,
     capabilities: on('capabilities'),
     noNewPrivs: on('no-new-privs'),
