@@ -2,7 +2,7 @@
 // (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { SANDBOX_LAYERS, startZygote, type SandboxRequest, type Zygote } from '../client/index.js';
+import { SANDBOX_LAYERS, startZygote, type Limits, type SandboxRequest, type Zygote } from '../client/index.js';
 import { encodeColdJob } from '../zygote/cold.js';
 import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
 
@@ -51,6 +51,9 @@ export const BENCH_CONFIG: VariantConfig = {
  */
 export const VARIANTS: readonly Variant[] = [
   zygoteVariant('zygote', BENCH_CONFIG),
+  // Per-layer costs: the default sandbox without its namespaces, and with a cgroup per child.
+  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, { dangerouslySkip: ['network-namespace', 'ipc-namespace', 'uts-namespace'] }),
+  zygoteVariant('zygote+cgroup', BENCH_CONFIG, undefined, { memoryBytes: 512 << 20, pids: 64 }),
   // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
   // child that kept the zygote's fds would even hold the write end of its own stdin.
   zygoteVariant('zygote-unsandboxed', BENCH_CONFIG, { dangerouslySkip: SANDBOX_LAYERS.filter((l) => l !== 'close-fds') }),
@@ -60,18 +63,20 @@ export const VARIANTS: readonly Variant[] = [
 export const REFERENCE_VARIANT = 'cold';
 
 /** Fork from a warm zygote that preloaded the modules and imported main; sandboxed unless `sandbox` skips layers. */
-export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SandboxRequest): Variant {
-  const skipped = sandbox?.dangerouslySkip?.length ?? 0;
+export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SandboxRequest, limits?: Limits): Variant {
+  const skipped = sandbox?.dangerouslySkip ?? [];
+  const what = skipped.length === 0 ? 'full sandbox' : skipped.length >= SANDBOX_LAYERS.length - 1 ? 'no sandbox' : `sandbox without ${skipped.join(', ')}`;
   return {
     name,
-    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${skipped > 0 ? 'no sandbox' : 'sandbox layer 1'}`,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}${limits ? ', a memory+pids cgroup per child' : ''}`,
     async start() {
       const z: Zygote = await startZygote({
         main: cfg.main,
         preload: cfg.preload,
         env: cfg.env,
         name: `bench-${name}`,
-        dangerouslyAllowUnsandboxed: skipped > 0,
+        dangerouslyAllowUnsandboxed: skipped.length > 0,
+        limits,
       });
       let n = 0;
       return {
