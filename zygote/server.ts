@@ -76,7 +76,9 @@ export class Server {
         watch(child.pidfd, POLLIN, { kind: 'pidfd', child });
       }
       const revents = new Int16Array(fds.length);
-      native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
+      const ready = native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
+      // Idle: now is the time for housekeeping that must not delay a spawn.
+      if (ready === 0 && this.cgroups.removalPending) this.cgroups.sweep();
       this.expireDeadlines();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
@@ -87,6 +89,7 @@ export class Server {
   }
 
   private pollTimeout(): number {
+    if (this.cgroups.removalPending) return 0;
     let next = Infinity;
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);

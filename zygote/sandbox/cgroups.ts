@@ -24,6 +24,8 @@ export class Cgroups {
   private layout: Layout | null = null;
   private parents: { memory: string | null; pids: string | null } | null = null;
   private seq = 0;
+  /** Dead children's cgroups, removed when the serve loop is idle (rmdir can take ms). */
+  private readonly toRemove: string[] = [];
 
   constructor(private readonly name: string) {}
 
@@ -79,7 +81,7 @@ export class Cgroups {
     return { dirs, procsFds: fds };
   }
 
-  /** After reaping: which limit, if any, ended the child; then the cgroup is removed. */
+  /** After reaping: which limit, if any, ended the child. Its cgroup is queued for removal. */
   finish(cg: ChildCgroup): 'oom' | 'pids-limit' | null {
     let hit: 'oom' | 'pids-limit' | null = null;
     if (cg.dirs.memory) {
@@ -87,12 +89,26 @@ export class Cgroups {
       if (counter(readOr(join(cg.dirs.memory, file)), 'oom_kill') > 0) hit = 'oom';
     }
     if (!hit && cg.dirs.pids && counter(readOr(join(cg.dirs.pids, 'pids.events')), 'max') > 0) hit = 'pids-limit';
-    for (const dir of new Set([cg.dirs.memory, cg.dirs.pids])) if (dir) tryRmdir(dir);
+    for (const dir of new Set([cg.dirs.memory, cg.dirs.pids])) if (dir) this.toRemove.push(dir);
     return hit;
+  }
+
+  /** Whether dead children's cgroups wait for removal. */
+  get removalPending(): boolean {
+    return this.toRemove.length > 0;
+  }
+
+  /**
+   * Removes queued cgroups. Removing a memory cgroup that was charged can take milliseconds
+   * (the kernel offlines it), so the serve loop does it only when nothing else is ready.
+   */
+  sweep(): void {
+    for (const dir of this.toRemove.splice(0)) tryRmdir(dir);
   }
 
   /** Removes the zygote's parent cgroups (at shutdown, once every child is reaped). */
   removeParents(): void {
+    this.sweep();
     if (!this.parents) return;
     for (const dir of new Set([this.parents.memory, this.parents.pids])) if (dir) tryRmdir(dir);
   }
