@@ -27,8 +27,6 @@ export class Zygote {
   private readonly live = new Map<number, ZygoteChild>();
   private closedBy: ZygoteClosedError | null = null;
   private closing: Promise<void> | null = null;
-  private readonly ended: Promise<void>;
-  private markEnded!: () => void;
 
   /** @internal Use startZygote() or connect(). */
   constructor(
@@ -41,9 +39,6 @@ export class Zygote {
     private readonly defaultLimits: Limits = {},
   ) {
     this.pid = hello.zygotePid;
-    this.ended = new Promise((resolve) => {
-      this.markEnded = resolve;
-    });
     conn.attach({ message: (m, fds) => this.onMessage(m, fds), end: (err) => this.onEnd(err) });
     this.updateRef();
   }
@@ -230,7 +225,6 @@ export class Zygote {
     this.failPending(reason);
     for (const child of this.live.values()) child._orphaned(reason);
     this.live.clear();
-    this.markEnded();
   }
 
   private failPending(err: Error): void {

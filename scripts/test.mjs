@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's test command: build, run vitest, and end with the plain summary line
+// The README's test command: build, type-check the tests, run vitest, and end with the plain summary line
 // "N passed, N failed" that CI reads. Exits with vitest's status.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,6 +10,12 @@ const build = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' });
 if (build.status !== 0) {
   console.log('0 passed, 1 failed');
   process.exit(build.status ?? 1);
+}
+// vitest strips types without checking them: check the tests against the built API first.
+const typecheck = spawnSync('npx', ['tsc', '-p', 'tsconfig.test.json'], { stdio: 'inherit' });
+if (typecheck.status !== 0) {
+  console.log('0 passed, 1 failed');
+  process.exit(typecheck.status ?? 1);
 }
 const dir = mkdtempSync(join(tmpdir(), 'zygote-test-'));
 const report = join(dir, 'report.json');

@@ -1,7 +1,7 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { unlinkSync } from 'node:fs';
+import { closeSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
@@ -13,7 +13,6 @@ import { resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest 
 import { SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
-import { closeSync } from 'node:fs';
 import type { Log } from './log.js';
 
 

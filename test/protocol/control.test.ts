@@ -13,7 +13,7 @@ import {
   type ClientMessage,
   type ServerMessage,
 } from '../../dist/protocol/control.js';
-import { ProtocolError, type ProtocolErrorReason } from '../../dist/protocol/errors.js';
+import type { ProtocolErrorReason } from '../../dist/protocol/errors.js';
 import { decodePayload, encodeFrame } from '../../dist/protocol/framing.js';
 import { compactString, CT, expectProtocolError, field, frameOf, gen, prng, zigzagVarint } from './helpers.js';
 

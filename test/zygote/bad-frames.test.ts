@@ -192,7 +192,7 @@ afterAll(async () => {
 describe('a served zygote attacked with bad frames', () => {
   it('greets a raw client with Hello and serves a well-formed spawn (the baseline the attacks are measured against)', async () => {
     const fd = await rawClient();
-    send(fd, encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'baseline' }));
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args"]', name: 'baseline', sandbox: { skip: [] }, limits: {} }));
     const spawned = await nextMessage(fd);
     expect(spawned.msg).toMatchObject({ kind: 'spawned', id: 1 });
     expect(spawned.fds).toHaveLength(4);
@@ -230,7 +230,7 @@ describe('a served zygote attacked with bad frames', () => {
 
   it('attack: a length prefix claiming fewer bytes than the packet holds gets a fault saying so, then EOF', async () => {
     const fd = await rawClient();
-    const good = encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '[]', name: '' });
+    const good = encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} });
     const lying = Buffer.from(good);
     lying.writeUInt32BE(3, 0);
     send(fd, lying);
@@ -299,12 +299,12 @@ describe('a served zygote attacked with bad frames', () => {
   ])('attack: a spawn whose argsJson is %s gets spawnFailed at "arguments", not a fault, and the connection stays usable', async (_, argsJson) => {
     const faultsBefore = badFrameLines().length;
     const fd = await rawClient();
-    send(fd, encodeClientMessage({ kind: 'spawn', id: 41, argsJson, name: 'bad-args' }));
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 41, argsJson, name: 'bad-args', sandbox: { skip: [] }, limits: {} }));
     const failed = await nextMessage(fd);
     expect(failed.fds).toEqual([]);
     expect(failed.msg).toEqual({ kind: 'spawnFailed', id: 41, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array', sandbox: false });
     // Not a fault: the same connection still spawns.
-    send(fd, encodeClientMessage({ kind: 'spawn', id: 42, argsJson: '["exit-code", 0]', name: 'after-bad-args' }));
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 42, argsJson: '["exit-code", 0]', name: 'after-bad-args', sandbox: { skip: [] }, limits: {} }));
     const spawned = await nextMessage(fd);
     expect(spawned.msg).toMatchObject({ kind: 'spawned', id: 42 });
     expect(spawned.fds).toHaveLength(4);
@@ -316,12 +316,12 @@ describe('a served zygote attacked with bad frames', () => {
 
   it('attack: a second spawn reusing the id of a live child gets a fault naming the id, then EOF, and the live child is killed', async () => {
     const fd = await rawClient();
-    send(fd, encodeClientMessage({ kind: 'spawn', id: 7, argsJson: '["sleep", 60000]', name: 'first' }));
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 7, argsJson: '["sleep", 60000]', name: 'first', sandbox: { skip: [] }, limits: {} }));
     const spawned = await nextMessage(fd);
     expect(spawned.msg).toMatchObject({ kind: 'spawned', id: 7 });
     expect(spawned.fds).toHaveLength(4);
     const pidfd = spawned.fds[3];
-    send(fd, encodeClientMessage({ kind: 'spawn', id: 7, argsJson: '["echo-args"]', name: 'duplicate' }));
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 7, argsJson: '["echo-args"]', name: 'duplicate', sandbox: { skip: [] }, limits: {} }));
     const text = await expectFaultThenEof(fd, 'spawn id 7 is already in use on this connection');
     await expectLoggedBadFrame(text);
     // Dropping the connection kills its children: the first child's pidfd becomes readable when it dies.
