@@ -48,6 +48,8 @@ struct SandboxSpec {
   bool net_ns = false;
   bool ipc_ns = false;
   bool uts_ns = false;
+  bool mnt_ns = false;
+  unsigned long long tmp_bytes = 0;
   bool credentials = false;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -143,8 +145,17 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
 
   // Namespaces of its own, while still root (they need CAP_SYS_ADMIN): no network but its own
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
-  int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0);
+  int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
+                 (sb.mnt_ns ? CLONE_NEWNS : 0);
   if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
+  // Its own view of the filesystem: everything read-only and nosuid, private /tmp and
+  // /dev/shm of a capped size, nothing it mounts or remounts seen by the host.
+  if (sb.mnt_ns) {
+    s.Step("private mounts", sandbox::PrivateMounts());
+    s.Step("read-only mounts", sandbox::ReadOnlyMounts());
+    s.Step("tmpfs /tmp", sandbox::MountTmpfs("/tmp", sb.tmp_bytes));
+    s.Step("tmpfs /dev/shm", sandbox::MountTmpfs("/dev/shm", sb.tmp_bytes));
+  }
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
   if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
 
@@ -212,6 +223,8 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   sb.net_ns = Flag(o, "netNamespace");
   sb.ipc_ns = Flag(o, "ipcNamespace");
   sb.uts_ns = Flag(o, "utsNamespace");
+  sb.mnt_ns = Flag(o, "mountNamespace");
+  sb.tmp_bytes = o.Has("tmpBytes") && o.Get("tmpBytes").IsNumber() ? static_cast<unsigned long long>(o.Get("tmpBytes").As<Napi::Number>().DoubleValue()) : 64ULL << 20;
   if (o.Has("credentials") && o.Get("credentials").IsObject()) {
     Napi::Object c = o.Get("credentials").As<Napi::Object>();
     sb.credentials = true;

@@ -18,6 +18,9 @@ export interface NativeSandboxSpec {
   netNamespace: boolean;
   ipcNamespace: boolean;
   utsNamespace: boolean;
+  /** Own mount namespace: all read-only and nosuid, private tmpfs /tmp and /dev/shm of tmpBytes. */
+  mountNamespace: boolean;
+  tmpBytes: number;
   credentials: { uid: number; gid: number } | null;
   capabilities: boolean;
   noNewPrivs: boolean;

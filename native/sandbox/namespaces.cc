@@ -9,7 +9,12 @@
 #include <net/if.h>
 #include <sched.h>
 #include <string.h>
+#include <linux/mount.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +36,22 @@ int LoopbackUp() {
   }
   close(fd);
   return err;
+}
+
+int PrivateMounts() { return mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ? errno : 0; }
+
+int ReadOnlyMounts() {
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
+  return syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0 ? errno : 0;
+}
+
+int MountTmpfs(const char* path, unsigned long long size_bytes) {
+  struct stat st;
+  if (stat(path, &st) < 0) return errno == ENOENT ? 0 : errno;
+  char options[64];
+  snprintf(options, sizeof options, "size=%llu,mode=1777", size_bytes);
+  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0 ? errno : 0;
 }
 
 int SetHostname(const char* name) { return sethostname(name, strlen(name)) < 0 ? errno : 0; }

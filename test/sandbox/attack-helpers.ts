@@ -7,6 +7,15 @@ import type { ExitStatus, SandboxLayer, Zygote, ZygoteChild } from '../../dist/c
 import type { AttackResult } from '../native/attack.js';
 import { collect } from '../helpers/index.js';
 
+/**
+ * These attacks test the other layers; the mount namespace (read-only view, private /tmp)
+ * would stop many of them first (EROFS, or files the test made being out of sight), so it is
+ * left out here and attacked on its own in filesystem.test.ts. It only ever adds protection.
+ */
+function withoutMountLayer(skip: readonly SandboxLayer[]): SandboxLayer[] {
+  return [...new Set([...skip, 'mount-namespace' as const])];
+}
+
 export const ATTACK_MAIN = new URL('../fixtures/attack-main.mjs', import.meta.url);
 
 /** How long one attacking child may run before the test kills it. */
@@ -41,7 +50,7 @@ export interface AttackRun<R = AttackResult> {
  * and stderr to the end and waits for its exit. A child still running after 20 s is killed.
  */
 export async function attackIn<R = AttackResult>(z: Zygote, args: unknown[], skip: readonly SandboxLayer[] = []): Promise<AttackRun<R>> {
-  const child = await z.spawn({ args, sandbox: skip.length > 0 ? { dangerouslySkip: skip } : undefined });
+  const child = await z.spawn({ args, sandbox: { dangerouslySkip: withoutMountLayer(skip) } });
   const timer = setTimeout(() => child.kill(), RUN_TIMEOUT_MS);
   try {
     const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
@@ -118,7 +127,7 @@ function firstLine(stream: Readable, what: string): Promise<string> {
 
 /** Spawns a victim ('hang' or 'hang-dumpable') and waits until it runs its JS. */
 export async function startVictim(z: Zygote, action: 'hang' | 'hang-dumpable' = 'hang', skip: readonly SandboxLayer[] = []): Promise<Victim> {
-  const child = await z.spawn({ args: [action], sandbox: skip.length > 0 ? { dangerouslySkip: skip } : undefined });
+  const child = await z.spawn({ args: [action], sandbox: { dangerouslySkip: withoutMountLayer(skip) } });
   try {
     const ready = JSON.parse(await firstLine(child.stdout, `victim ${child.pid}`)) as VictimReady;
     return { child, ready };

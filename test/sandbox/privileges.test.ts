@@ -76,6 +76,10 @@ describe('fail closed', () => {
     'unshare',
     'loopback up',
     'sethostname',
+    'private mounts',
+    'read-only mounts',
+    'tmpfs /tmp',
+    'tmpfs /dev/shm',
     'setrlimit(RLIMIT_CORE)',
     'setrlimit(RLIMIT_NOFILE)',
     'setrlimit(RLIMIT_FSIZE)',
@@ -95,7 +99,11 @@ describe('fail closed', () => {
 
   it.each(STEPS)('a failure at %s rejects spawn() with SandboxError naming the step and errno, and no JS runs', async (step) => {
     const marker = join(dir, `ran-${step.replace(/\W+/g, '_')}`);
-    const err = await z.spawn({ args: ['touch', marker], sandbox: { dangerouslyInjectFailure: { step, errno: 'EPERM' } } }).catch((e: unknown) => e);
+    // The marker proves no JS ran. A child with its own mount namespace could not write it to
+    // the test's /tmp anyway, so only the mount steps themselves keep that layer on.
+    const mountStep = /mounts|tmpfs/.test(step);
+    const sandbox = { dangerouslyInjectFailure: { step, errno: 'EPERM' }, dangerouslySkip: mountStep ? [] : (['mount-namespace'] as const) };
+    const err = await z.spawn({ args: ['touch', marker], sandbox: { ...sandbox, dangerouslySkip: [...sandbox.dangerouslySkip] } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxError);
     expect(err).toMatchObject({ step, code: 'EPERM', message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
     expect(existsSync(marker)).toBe(false);
@@ -103,7 +111,7 @@ describe('fail closed', () => {
 
   it('positive control: without an injected failure the same spawn runs its JS', async () => {
     const marker = join(dir, 'ran-control');
-    await run(['touch', marker], { dangerouslySkip: ['credentials'] }); // root may write the test's directory
+    await run(['touch', marker], { dangerouslySkip: ['credentials', 'mount-namespace'] }); // root may write the test's /tmp directory
     expect(existsSync(marker)).toBe(true);
   });
 

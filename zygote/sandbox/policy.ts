@@ -10,6 +10,7 @@ export const SANDBOX_LAYERS = [
   'network-namespace',
   'ipc-namespace',
   'uts-namespace',
+  'mount-namespace',
   'rlimits',
   'capabilities',
   'credentials',
@@ -42,6 +43,8 @@ export interface SandboxDefaults {
    */
   uidRange?: { start: number; count: number };
   rlimits?: RlimitOptions;
+  /** Size of the private tmpfs /tmp (and /dev/shm) each child gets, in bytes. Default 64 MiB. */
+  tmpBytes?: number;
 }
 
 /** What one spawn may ask of the sandbox. */
@@ -59,6 +62,7 @@ export interface SandboxRequest {
 
 
 export const DEFAULT_RLIMITS: Required<RlimitOptions> = { nofile: 256, fsize: 1024 ** 3 };
+export const DEFAULT_TMP_BYTES = 64 * 1024 * 1024;
 
 /** Checks a zygote's defaults; throws a TypeError naming the bad field. */
 export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Required<Omit<SandboxDefaults, 'uidRange'>> & Pick<SandboxDefaults, 'uidRange'> {
@@ -75,7 +79,9 @@ export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Requir
     }
     uidRange = { start, count };
   }
-  return { uid, gid, uidRange, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
+  const tmpBytes = v.tmpBytes ?? DEFAULT_TMP_BYTES;
+  if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new TypeError(`Expected \`sandbox.tmpBytes\` to be a positive integer, got ${String(v.tmpBytes)}`);
+  return { uid, gid, uidRange, tmpBytes, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
 }
 
 export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string): Required<RlimitOptions> {
@@ -135,6 +141,8 @@ export function resolveSandbox(
     netNamespace: on('network-namespace'),
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
+    mountNamespace: on('mount-namespace'),
+    tmpBytes: defaults.tmpBytes,
     credentials: on('credentials') ? ids : null,
     capabilities: on('capabilities'),
     noNewPrivs: on('no-new-privs'),
