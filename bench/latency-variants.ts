@@ -52,7 +52,7 @@ export const BENCH_CONFIG: VariantConfig = {
 export const VARIANTS: readonly Variant[] = [
   zygoteVariant('zygote', BENCH_CONFIG),
   // Per-layer costs: the default sandbox without its namespaces, and with a cgroup per child.
-  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, { dangerouslySkip: ['network-namespace', 'ipc-namespace', 'uts-namespace'] }),
+  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, { dangerouslySkip: ['network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace'] }),
   zygoteVariant('zygote+cgroup', BENCH_CONFIG, undefined, { memoryBytes: 512 << 20, pids: 64 }),
   // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
   // child that kept the zygote's fds would even hold the write end of its own stdin.
