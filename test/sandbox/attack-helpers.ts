@@ -23,18 +23,9 @@ const RUN_TIMEOUT_MS = 20_000;
 /** How long a victim may take to say it is ready, and a killed child to be reported. */
 const WAIT_MS = 10_000;
 
-/** Rejects with a message naming what was awaited if p does not settle within ms. */
-export async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { bounded } from '../helpers/index.js';
+
+export { bounded };
 
 export interface AttackRun<R = AttackResult> {
   pid: number;

@@ -12,6 +12,7 @@ import { native, POLLHUP, POLLIN, type NativePacket } from '../../dist/native/in
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ServerMessage } from '../../dist/protocol/control.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
 import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
+import { bounded } from '../helpers/index.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));
 const FIXTURE_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url).href;
@@ -49,16 +50,8 @@ async function waitFor(cond: () => boolean, ms = WAIT_MS): Promise<boolean> {
 }
 
 /** Settles with p's value, or rejects naming what was awaited once ms pass. */
-async function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  return bounded(p, ms, what);
 }
 
 /** The next packet (or EOF) on a raw client socket; throws after ms without one. */
