@@ -8,6 +8,7 @@
         "native/childfds.cc",
         "native/errors.cc",
         "native/fdpass.cc",
+        "native/files.cc",
         "native/fork.cc",
         "native/forkable.cc",
         "native/platform.cc",

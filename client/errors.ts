@@ -43,3 +43,23 @@ export class SandboxError extends SpawnError {
 export class AbortError extends ZygoteError {
   override name = 'AbortError';
 }
+
+/** Why readOutputFile or mapOutputFile refused a step's output file. */
+export type InvalidOutputReason = 'not-found' | 'symlink' | 'not-regular' | 'hard-link' | 'too-large' | 'outside' | 'bad-name';
+
+/**
+ * A step's output file was refused; the message names the file and what was wrong with it:
+ * "output file 'link.arrow' in /srv/out refused: it is a symbolic link, or a directory on its way is".
+ */
+export class InvalidOutputError extends ZygoteError {
+  override name = 'InvalidOutputError';
+  constructor(
+    message: string,
+    readonly reason: InvalidOutputReason,
+    /** The name asked for, relative to the output directory. */
+    readonly file: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -3,6 +3,7 @@
 
 #include "channel.h"
 #include "fdpass.h"
+#include "files.h"
 #include "fork.h"
 #include "platform.h"
 #include "probe.h"
@@ -14,6 +15,7 @@ namespace zygote {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitFdPass(env, exports);
+  InitFiles(env, exports);
   InitChannel(env, exports);
   InitFork(env, exports);
   InitProcess(env, exports);

@@ -134,3 +134,43 @@ export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 export const POLLNVAL = 0x020;
+
+// ---- files.cc: opening a step's output files without following links; read-only mappings ----
+
+/** What fstatFile says an fd is. */
+export type NativeFileType = 'file' | 'dir' | 'fifo' | 'symlink' | 'socket' | 'char' | 'block' | 'unknown';
+
+/** fstatFile's answer; numbers are doubles as in fs.fstatSync (an ino above 2^53 loses bits). */
+export interface NativeFileStat {
+  type: NativeFileType;
+  size: number;
+  nlink: number;
+  dev: number;
+  ino: number;
+  uid: number;
+  gid: number;
+  /** st_mode: type and permission bits. */
+  mode: number;
+}
+
+// Merges into NativeAddon above (same module), so `native.openBeneath` is typed like the rest.
+export interface NativeAddon {
+  /**
+   * openat2 beneath dirFd: no absolute path or '..' out of it (EXDEV), no symlink in any
+   * component (ELOOP), no magic link, no mount crossed (EXDEV); O_NONBLOCK so a FIFO cannot
+   * block. 'read' opens an existing file; 'write' only creates a new one (O_EXCL, 0644).
+   * Errors carry .code, .errno, .syscall ('openat2') and .path.
+   */
+  openBeneath(dirFd: number, path: string, flags: 'read' | 'write'): number;
+  /** A directory fd (O_DIRECTORY | O_NOFOLLOW) to open beneath; close it with close(). */
+  openDirectory(path: string): number;
+  fstatFile(fd: number): NativeFileStat;
+  /**
+   * Maps a regular file's first `length` bytes (default: all) read-only and shared, without a
+   * copy; the fd may be closed afterwards. A write through a view is a SIGSEGV. Unmapped when a
+   * GC collects the buffer, or on the next event-loop turn after unmapFile. Empty file: empty buffer.
+   */
+  mmapFile(fd: number, length?: number): ArrayBuffer;
+  /** Detaches a buffer from mmapFile (its views read as empty) and unmaps it on the next turn. */
+  unmapFile(buffer: ArrayBuffer): void;
+}
