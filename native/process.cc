@@ -108,7 +108,8 @@ Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
 }
 
 // readReport(fd) -> { ok, step, errno, code } | null (not yet) | "eof" (the child died
-// before it reported: its exit status says why).
+// before it reported: its exit status says why) | { exit: { code, signal } } (a pid
+// namespace's init passing on how the step ended; see native/init.cc).
 Napi::Value ReadReport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = IntArg(info, 0, "fd");
@@ -119,7 +120,15 @@ Napi::Value ReadReport(const Napi::CallbackInfo& info) {
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return env.Null();
   if (n < 0) ThrowErrno(env, "read(report)", errno);
   if (n == 0) return Napi::String::New(env, "eof");
-  if (n != sizeof r || r.magic != kReportMagic) throw Napi::Error::New(env, "malformed setup report from child");
+  if (n != sizeof r || (r.magic != kReportMagic && r.magic != kExitMagic)) throw Napi::Error::New(env, "malformed setup report from child");
+  if (r.magic == kExitMagic) {
+    Napi::Object status = Napi::Object::New(env);
+    status.Set("code", WIFEXITED(r.err) ? Napi::Number::New(env, WEXITSTATUS(r.err)) : env.Null());
+    status.Set("signal", WIFSIGNALED(r.err) ? Napi::Number::New(env, WTERMSIG(r.err)) : env.Null());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("exit", status);
+    return out;
+  }
   r.step[sizeof r.step - 1] = '\0';
   Napi::Object out = Napi::Object::New(env);
   out.Set("ok", r.ok == 1);

@@ -7,9 +7,11 @@
 
 namespace zygote {
 
-void WriteReport(int fd, bool ok, const char* step, int err) {
+namespace {
+
+void Write(int fd, uint32_t magic, bool ok, const char* step, int err) {
   SetupReport r = {};
-  r.magic = kReportMagic;
+  r.magic = magic;
   r.ok = ok ? 1 : 0;
   r.err = err;
   strncpy(r.step, step, sizeof r.step - 1);
@@ -17,5 +19,11 @@ void WriteReport(int fd, bool ok, const char* step, int err) {
   do n = write(fd, &r, sizeof r);
   while (n < 0 && errno == EINTR);
 }
+
+}  // namespace
+
+void WriteReport(int fd, bool ok, const char* step, int err) { Write(fd, kReportMagic, ok, step, err); }
+
+void WriteExitRecord(int fd, int wait_status) { Write(fd, kExitMagic, false, "exit", wait_status); }
 
 }  // namespace zygote

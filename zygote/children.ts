@@ -23,6 +23,8 @@ export interface ChildRecord {
   state: 'setup' | 'running';
   /** Read end of the setup-report pipe, while in setup. */
   reportFd: number;
+  /** The same pipe once running, not watched: the step's exit record comes on it. */
+  statusFd: number;
   /** The client's ends of stdin, stdout, stderr, handed over once the child is ready. */
   stdio: [number, number, number];
   /** Set when the child's setup failed: it exits by itself and is reaped quietly. */
@@ -89,6 +91,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       forkedAt: performance.now(),
       state: 'setup',
       reportFd: report[0],
+      statusFd: -1,
       stdio: [stdin[1], stdout[0], stderr[0]],
       failed: false,
       pooledUid: null,
@@ -109,6 +112,8 @@ export function reapChild(child: ChildRecord): ReapResult | null {
 export function closeHandover(child: ChildRecord): void {
   if (child.reportFd >= 0) native.close(child.reportFd);
   child.reportFd = -1;
+  if (child.statusFd >= 0) native.close(child.statusFd);
+  child.statusFd = -1;
   for (const fd of child.stdio) if (fd >= 0) native.close(fd);
   child.stdio = [-1, -1, -1];
 }
