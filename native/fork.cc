@@ -5,7 +5,12 @@
 // recorded in shared/notes/fork-safety.md:
 //   parent: snapshot fds, MADV_DOFORK every anonymous mapping, block signals, glibc fork()
 //           (not raw clone3: glibc's fork handlers reset its cached tid and libuv's thread
-//           pool), pidfd_open the child, unblock signals.
+//           pool), pidfd_open the child, unblock signals. For a pid namespace the zygote
+//           unshares CLONE_NEWPID just before fork and setns()es back just after, so the
+//           child is created in a new pid namespace by a real glibc fork (a pid namespace
+//           cannot be entered later: fork-safety.md, failure 6).
+//   child:  pid 1 of its namespace; it runs the setup list below, and at its end forks the
+//           step (pid 2) and becomes the namespace's init (native/init.cc).
 //   child:  the ordered setup list in RunChildSetup below, then back to JS, which fixes
 //           per-process JS state (process.pid, Math.random) before any step code runs.
 // The child reports the outcome of its setup over a pipe the zygote reads (never over its
@@ -30,12 +35,19 @@
 #include "childfds.h"
 #include "errors.h"
 #include "forkable.h"
+#include "init.h"
 #include "report.h"
 #include "sandbox/creds.h"
+#include "sandbox/landlock.h"
 #include "sandbox/namespaces.h"
 #include "sandbox/rlimits.h"
+#include "sandbox/root.h"
 #include "sandbox/seccomp.h"
+#include "sandbox/userns.h"
 #include "signals.h"
+
+#include <fcntl.h>
+#include <poll.h>
 
 namespace zygote {
 namespace {
@@ -45,11 +57,14 @@ namespace {
 struct SandboxSpec {
   bool setsid = false;
   bool close_fds = true;
+  bool pid_ns = false;
   bool net_ns = false;
   bool ipc_ns = false;
   bool uts_ns = false;
-  bool mnt_ns = false;
-  unsigned long long tmp_bytes = 0;
+  bool cgroup_ns = false;
+  bool mnt_ns = false;  // with the root below
+  sandbox::RootSpec root;
+  bool user_ns = false;
   bool credentials = false;
   uid_t uid = 0;
   gid_t gid = 0;
@@ -61,6 +76,8 @@ struct SandboxSpec {
     rlim_t value = 0;
   } core, nofile, fsize, cpu;
   int seccomp = -1;  // id of a compiled filter, or -1 for none
+  int init_seccomp = -1;  // the pid namespace init's own filter
+  int landlock_abi = 0;   // 0: no Landlock layer
   int cgroup_procs[2] = {-1, -1};  // cgroup.procs files to write ourselves into
   char inject_step[48] = {0};
   int inject_errno = 0;
@@ -70,7 +87,7 @@ struct ForkSpec {
   int stdio[3];      // the child's ends, put on 0, 1, 2
   int report_fd;     // write end of the setup-report pipe
   char name[16];     // comm name (TASK_COMM_LEN)
-  pid_t parent;      // the zygote, for the PDEATHSIG race check
+  int zygote_pidfd;  // the zygote, for the PDEATHSIG race check (getppid() is 0 in a pid ns)
   int death_signal;  // sent to the child when the zygote dies
   SandboxSpec sandbox;
 };
@@ -97,8 +114,34 @@ int Errno(int rc) { return rc < 0 ? errno : 0; }
 
 int DieWithZygote(const ForkSpec& spec) {
   if (prctl(PR_SET_PDEATHSIG, spec.death_signal) < 0) return errno;
-  // If the zygote died before the prctl, nobody will send the signal: getppid() tells.
-  return getppid() == spec.parent ? 0 : ESRCH;
+  // If the zygote died before the prctl, nobody will send the signal: its pidfd tells.
+  struct pollfd p = {spec.zygote_pidfd, POLLIN, 0};
+  if (poll(&p, 1, 0) < 0) return errno;
+  return p.revents == 0 ? 0 : ESRCH;
+}
+
+// The capability steps that need CAP_SETPCAP, run as real root and again as root of the
+// child's own user namespace (entering one grants a full set there, and resets securebits).
+void DropCapabilityBounds(ChildSetup& s) {
+  s.Step("securebits", sandbox::LockSecurebits());
+  s.Step("drop bounding set", sandbox::DropBoundingSet());
+  s.Step("clear ambient capabilities", sandbox::ClearAmbientCaps());
+}
+
+// Pid 1 of the namespace forks the step and stays behind as its init. Every signal stays
+// blocked over the fork so the init misses no SIGCHLD; the step unblocks them again.
+void SplitInit(ChildSetup& s, const ForkSpec& spec) {
+  sigset_t all, old;
+  sigfillset(&all);
+  s.Step("fork(step)", 0);  // before the fork, so an injected failure stops both
+  sigprocmask(SIG_SETMASK, &all, &old);
+  pid_t step = fork();
+  if (step < 0) s.Step("fork(step)", errno);
+  if (step == 0) {
+    s.Step("sigprocmask(step)", Errno(sigprocmask(SIG_SETMASK, &old, nullptr)));
+    return;
+  }
+  RunInit(step, spec.report_fd, spec.sandbox.init_seccomp >= 0 ? sandbox::SeccompProgram(spec.sandbox.init_seccomp) : nullptr);
 }
 
 int PutStdio(const ForkSpec& spec) {
@@ -133,6 +176,8 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   for (int fd : sb.cgroup_procs) {
     if (fd >= 0) s.Step("join cgroup", write(fd, "0", 1) == 1 ? 0 : errno);
   }
+  // Its cgroup becomes the root of its view: /proc/self/cgroup names no host path.
+  if (sb.cgroup_ns) s.Step("unshare(CLONE_NEWCGROUP)", sandbox::Unshare(CLONE_NEWCGROUP));
   // 4. The child's pipes become its stdio (dup2 clears close-on-exec on 0-2).
   s.Step("dup2(stdio)", PutStdio(spec));
   // 5. Close what was inherited, before uv_loop_fork so the loop's new fds cannot be hit.
@@ -148,13 +193,13 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
                  (sb.mnt_ns ? CLONE_NEWNS : 0);
   if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
-  // Its own view of the filesystem: everything read-only and nosuid, private /tmp and
-  // /dev/shm of a capped size, nothing it mounts or remounts seen by the host.
+  // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
+  // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
   if (sb.mnt_ns) {
     s.Step("private mounts", sandbox::PrivateMounts());
-    s.Step("read-only mounts", sandbox::ReadOnlyMounts());
-    s.Step("tmpfs /tmp", sandbox::MountTmpfs("/tmp", sb.tmp_bytes));
-    s.Step("tmpfs /dev/shm", sandbox::MountTmpfs("/dev/shm", sb.tmp_bytes));
+    const char* step = "root";
+    int err = sandbox::EnterRoot(sb.root, &step);
+    s.Step(err ? step : "root", err);
   }
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
   if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
@@ -167,11 +212,7 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   if (sb.cpu.set) s.Step("setrlimit(RLIMIT_CPU)", sandbox::SetLimits(RLIMIT_CPU, sb.cpu.value, sb.cpu.value + 1));
 
   // Privileges (sandbox/creds.cc): what needs CAP_SETPCAP first, then the ids, then the sets.
-  if (sb.capabilities) {
-    s.Step("securebits", sandbox::LockSecurebits());
-    s.Step("drop bounding set", sandbox::DropBoundingSet());
-    s.Step("clear ambient capabilities", sandbox::ClearAmbientCaps());
-  }
+  if (sb.capabilities) DropCapabilityBounds(s);
   if (sb.credentials) {
     s.Step("setgroups", sandbox::DropGroups());
     s.Step("setresgid", sandbox::SetGids(sb.gid));
@@ -179,13 +220,33 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
     // A uid change clears the parent-death signal (commit_creds): set it again.
     s.Step("prctl(PR_SET_PDEATHSIG) after setresuid", DieWithZygote(spec));
   }
+  // Root of a user namespace of its own, mapped to the unprivileged uid it already runs as
+  // (sandbox/userns.cc); the fresh capability set that comes with it is dropped next.
+  if (sb.user_ns) {
+    const char* step = "user namespace";
+    int err = sandbox::EnterUserNamespace(sb.uid, sb.gid, &step);
+    s.Step(err ? step : "user namespace", err);
+    if (sb.capabilities) DropCapabilityBounds(s);
+    s.Step("prctl(PR_SET_PDEATHSIG) after CLONE_NEWUSER", DieWithZygote(spec));
+  }
   if (sb.capabilities) s.Step("capset", sandbox::ClearCapabilities());
-  if (sb.credentials && sb.capabilities) s.Step("verify no privilege is left", sandbox::VerifyNoPrivilege(sb.uid, sb.gid));
+  if (sb.credentials && sb.capabilities) {
+    s.Step("verify no privilege is left", sb.user_ns ? sandbox::VerifyNoPrivilege(0, 0) : sandbox::VerifyNoPrivilege(sb.uid, sb.gid));
+  }
   // No ptrace, no /proc/PID/mem, no core dump, even by a same-uid peer.
   if (sb.not_dumpable) s.Step("prctl(PR_SET_DUMPABLE)", Errno(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
   // No exec can ever grant privileges again; also what lets an unprivileged process install
   // a seccomp filter.
   if (sb.no_new_privs) s.Step("prctl(PR_SET_NO_NEW_PRIVS)", Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+  // Landlock: write only to /tmp and writable mounts, whatever the mounts say (needs NNP).
+  if (sb.landlock_abi > 0) {
+    const char* step = "landlock";
+    int err = sandbox::ApplyLandlock(sb.landlock_abi, sb.root, &step);
+    s.Step(err ? step : "landlock", err);
+  }
+  // The zygote's pidfd was kept through the fd sweep for the checks above; no longer needed.
+  close(spec.zygote_pidfd);
+  if (sb.pid_ns) SplitInit(s, spec);
   // Seccomp last: every step above used syscalls the filter denies.
   if (sb.seccomp >= 0) {
     const std::vector<sock_filter>* program = sandbox::SeccompProgram(sb.seccomp);
@@ -220,16 +281,39 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   SandboxSpec sb;
   sb.setsid = Flag(o, "setsid");
   sb.close_fds = Flag(o, "closeFds");
+  sb.pid_ns = Flag(o, "pidNamespace");
   sb.net_ns = Flag(o, "netNamespace");
   sb.ipc_ns = Flag(o, "ipcNamespace");
   sb.uts_ns = Flag(o, "utsNamespace");
-  sb.mnt_ns = Flag(o, "mountNamespace");
-  sb.tmp_bytes = o.Has("tmpBytes") && o.Get("tmpBytes").IsNumber() ? static_cast<unsigned long long>(o.Get("tmpBytes").As<Napi::Number>().DoubleValue()) : 64ULL << 20;
+  sb.cgroup_ns = Flag(o, "cgroupNamespace");
+  sb.user_ns = Flag(o, "userNamespace");
   if (o.Has("credentials") && o.Get("credentials").IsObject()) {
     Napi::Object c = o.Get("credentials").As<Napi::Object>();
     sb.credentials = true;
     sb.uid = c.Get("uid").As<Napi::Number>().Uint32Value();
     sb.gid = c.Get("gid").As<Napi::Number>().Uint32Value();
+  }
+  if (sb.user_ns && !sb.credentials) throw Napi::TypeError::New(env, "forkChild: a user namespace needs credentials (the host uid to map its root to)");
+  if (o.Has("root") && o.Get("root").IsObject()) {
+    Napi::Object r = o.Get("root").As<Napi::Object>();
+    sb.mnt_ns = true;
+    sb.root.proc = Flag(r, "proc");
+    sb.root.tmp_bytes = static_cast<unsigned long long>(r.Get("tmpBytes").As<Napi::Number>().DoubleValue());
+    Napi::Array binds = r.Get("binds").As<Napi::Array>();
+    for (uint32_t i = 0; i < binds.Length(); i++) {
+      Napi::Object b = binds.Get(i).As<Napi::Object>();
+      sandbox::RootBind bind;
+      bind.source = b.Get("source").As<Napi::String>().Utf8Value();
+      bind.target = b.Get("target").As<Napi::String>().Utf8Value();
+      if (bind.source.empty() || bind.source[0] != '/' || bind.target.size() < 2 || bind.target[0] != '/')
+        throw Napi::RangeError::New(env, "forkChild: root binds need absolute source and target paths");
+      bind.writable = Flag(b, "writable");
+      bind.device = Flag(b, "device");
+      sb.root.binds.push_back(bind);
+    }
+    sb.root.chown_writable = sb.credentials;
+    sb.root.owner_uid = sb.uid;
+    sb.root.owner_gid = sb.gid;
   }
   sb.capabilities = Flag(o, "capabilities");
   sb.no_new_privs = Flag(o, "noNewPrivs");
@@ -247,6 +331,9 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   }
   sb.seccomp = o.Has("seccomp") && o.Get("seccomp").IsNumber() ? o.Get("seccomp").As<Napi::Number>().Int32Value() : -1;
   if (sb.seccomp >= 0 && sandbox::SeccompProgram(sb.seccomp) == nullptr) throw Napi::RangeError::New(env, "forkChild: unknown seccomp filter id");
+  sb.landlock_abi = o.Has("landlockAbi") && o.Get("landlockAbi").IsNumber() ? o.Get("landlockAbi").As<Napi::Number>().Int32Value() : 0;
+  sb.init_seccomp = o.Has("initSeccomp") && o.Get("initSeccomp").IsNumber() ? o.Get("initSeccomp").As<Napi::Number>().Int32Value() : -1;
+  if (sb.init_seccomp >= 0 && sandbox::SeccompProgram(sb.init_seccomp) == nullptr) throw Napi::RangeError::New(env, "forkChild: unknown init seccomp filter id");
   if (o.Has("injectFailure") && o.Get("injectFailure").IsObject()) {
     Napi::Object f = o.Get("injectFailure").As<Napi::Object>();
     std::string step = f.Get("step").As<Napi::String>().Utf8Value();
@@ -264,7 +351,6 @@ ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   spec.report_fd = FdField(env, o, "report");
   std::string name = o.Has("name") && o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
   snprintf(spec.name, sizeof spec.name, "%s", name.c_str());
-  spec.parent = getpid();
   spec.death_signal = SIGKILL;
   if (!o.Has("sandbox") || !o.Get("sandbox").IsObject()) throw Napi::TypeError::New(env, "forkChild: sandbox must be an object");
   spec.sandbox = ParseSandbox(env, o.Get("sandbox").As<Napi::Object>());
@@ -280,14 +366,31 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
     throw Napi::Error::New(env, "forkChild: no event loop");
+  // Opened once, kept for the zygote's life: a pidfd for itself (children watch it) and its
+  // own pid namespace (to return to after forking into a new one).
+  static int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  static int own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (self_pidfd < 0) ThrowErrno(env, "pidfd_open(zygote)", errno);
+  if (spec.sandbox.pid_ns && own_pid_ns < 0) ThrowErrno(env, "open(/proc/self/ns/pid)", errno);
+  spec.zygote_pidfd = self_pidfd;
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
+  // The child closes the pidfd itself once setup is done; the fd sweep must leave it.
+  std::erase_if(snapshot, [](const FdIdentity& f) { return f.fd == self_pidfd; });
   MakeMemoryForkable();
 
+  if (spec.sandbox.pid_ns && unshare(CLONE_NEWPID) < 0) ThrowErrno(env, "unshare(CLONE_NEWPID)", errno);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t pid = fork();
+  int fork_err = errno;
+  if (pid != 0 && spec.sandbox.pid_ns && setns(own_pid_ns, CLONE_NEWPID) < 0) {
+    // Every later fork would land in this child's namespace, and the zygote could start no
+    // thread: there is no safe way on.
+    fprintf(stderr, "zygote: setns back to its own pid namespace failed: %s\n", strerror(errno));
+    abort();
+  }
   if (pid == 0) {
     RunChildSetup(spec, snapshot, loop);
     Napi::Object out = Napi::Object::New(env);
@@ -295,7 +398,6 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
     out.Set("pid", getpid());
     return out;
   }
-  int fork_err = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) ThrowErrno(env, "fork", fork_err);
 

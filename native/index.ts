@@ -15,12 +15,16 @@ export interface NativePacket {
 export interface NativeSandboxSpec {
   setsid: boolean;
   closeFds: boolean;
+  /** Made at fork time; the child is pid 1 (its init, native/init.cc) and the step pid 2. */
+  pidNamespace: boolean;
   netNamespace: boolean;
   ipcNamespace: boolean;
   utsNamespace: boolean;
-  /** Own mount namespace: all read-only and nosuid, private tmpfs /tmp and /dev/shm of tmpBytes. */
-  mountNamespace: boolean;
-  tmpBytes: number;
+  cgroupNamespace: boolean;
+  /** Own mount namespace and a fresh root of just these binds (native/sandbox/root.cc). */
+  root: NativeRootSpec | null;
+  /** Root of its own user namespace, mapped to credentials' uid and gid (needs credentials). */
+  userNamespace: boolean;
   credentials: { uid: number; gid: number } | null;
   capabilities: boolean;
   noNewPrivs: boolean;
@@ -31,7 +35,29 @@ export interface NativeSandboxSpec {
   cgroupProcs?: number[];
   /** Id from compileSeccomp, or -1 for no filter. */
   seccomp: number;
+  /** Id from compileSeccomp for the pid namespace's init, or -1. */
+  initSeccomp: number;
+  /** The kernel's Landlock ABI to restrict the step with, or 0 for no Landlock layer. */
+  landlockAbi: number;
   injectFailure: { step: string; errno: number } | null;
+}
+
+/** A host path shown at target inside the child's root. */
+export interface NativeRootBind {
+  source: string;
+  target: string;
+  writable?: boolean;
+  /** A device node (keeps dev semantics; stays writable, as /dev/null must). */
+  device?: boolean;
+}
+
+export interface NativeRootSpec {
+  /** Mounted in this order; see zygote/sandbox/root.ts. */
+  binds: NativeRootBind[];
+  /** Size of the private /tmp, in bytes. */
+  tmpBytes: number;
+  /** A /proc of the child's own pid namespace. */
+  proc: boolean;
 }
 
 export interface SeccompRuleSpec {
@@ -107,7 +133,7 @@ export interface NativeAddon {
   poll(fds: Int32Array, events: Int16Array, revents: Int16Array, timeoutMs: number): number;
   reap(pid: number): ReapResult | null;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
-  readReport(fd: number): SetupReport | null | 'eof';
+  readReport(fd: number): SetupReport | null | 'eof' | { exit: { code: number | null; signal: number | null } };
   exitNow(code: number): never;
   execve(path: string, argv: string[], env: string[]): never;
   sameOpenFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean;

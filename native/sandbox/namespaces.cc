@@ -1,8 +1,9 @@
-// namespaces: the child's own network, IPC and UTS namespaces (unshared after fork, as root).
+// namespaces: the child's own network, IPC, UTS, cgroup and mount namespaces (unshared after
+// fork, as root).
 //
 // A pid namespace cannot be made this way: after unshare(CLONE_NEWPID) the kernel refuses the
-// caller new threads, and libuv aborts (shared/notes/fork-safety.md, failure 6); it needs
-// clone-time creation. Mount and user namespaces come with the read-only root.
+// caller new threads, and libuv aborts (shared/notes/fork-safety.md, failure 6); native/fork.cc
+// makes it at fork time. The root is sandbox/root.cc, the user namespace sandbox/userns.cc.
 #include "namespaces.h"
 
 #include <errno.h>
@@ -39,20 +40,6 @@ int LoopbackUp() {
 }
 
 int PrivateMounts() { return mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ? errno : 0; }
-
-int ReadOnlyMounts() {
-  struct mount_attr attr = {};
-  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
-  return syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr) < 0 ? errno : 0;
-}
-
-int MountTmpfs(const char* path, unsigned long long size_bytes) {
-  struct stat st;
-  if (stat(path, &st) < 0) return errno == ENOENT ? 0 : errno;
-  char options[64];
-  snprintf(options, sizeof options, "size=%llu,mode=1777", size_bytes);
-  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0 ? errno : 0;
-}
 
 int SetHostname(const char* name) { return sethostname(name, strlen(name)) < 0 ? errno : 0; }
 

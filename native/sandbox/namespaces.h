@@ -1,4 +1,5 @@
-// namespaces: the child's own network, IPC and UTS namespaces (unshared after fork, as root).
+// namespaces: the child's own network, IPC, UTS, cgroup and mount namespaces (unshared after
+// fork, as root).
 #pragma once
 
 namespace zygote::sandbox {
@@ -10,12 +11,8 @@ int Unshare(int flags);
 // can still talk to itself on 127.0.0.1 and ::1 and to nothing else.
 int LoopbackUp();
 // In a fresh mount namespace: stops mount events propagating to or from the host
-// (MS_REC | MS_PRIVATE on /), then makes every mount read-only and nosuid (mount_setattr,
-// AT_RECURSIVE; Linux 5.12+).
+// (MS_REC | MS_PRIVATE on /), before the root is built.
 int PrivateMounts();
-int ReadOnlyMounts();
-// A size-capped tmpfs at path (mode 1777, nosuid, nodev), if path exists.
-int MountTmpfs(const char* path, unsigned long long size_bytes);
 // Names the fresh UTS namespace, so the host's name does not leak into the step.
 int SetHostname(const char* name);
 

@@ -1,0 +1,39 @@
+// root: the child's whole filesystem, a fresh tmpfs holding just what it needs, pivoted into.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace zygote::sandbox {
+
+// One host path shown inside the new root (at target, an absolute path). Read-only unless
+// writable; device nodes keep their device semantics (and stay writable: /dev/null).
+struct RootBind {
+  std::string source;
+  std::string target;
+  bool writable = false;
+  bool device = false;
+};
+
+struct RootSpec {
+  // In the order they are mounted: a bind's target may lie inside an earlier bind's only if
+  // that directory exists there (zygote/sandbox/root.ts orders and checks them).
+  std::vector<RootBind> binds;
+  // Size of the private, writable /tmp.
+  unsigned long long tmp_bytes = 0;
+  // Mount a /proc of the child's own pid namespace (only its own processes, subset=pid).
+  bool proc = false;
+  // Writable binds are handed to this owner first (the child's uid), so it can write there.
+  bool chown_writable = false;
+  uid_t owner_uid = 0;
+  gid_t owner_gid = 0;
+};
+
+// In a fresh, private mount namespace, as real root: builds the root and pivots into it, so
+// nothing of the host's filesystem stays reachable but the binds. Returns 0 or an errno;
+// *step names the part that failed.
+int EnterRoot(const RootSpec& spec, const char** step);
+
+}  // namespace zygote::sandbox
