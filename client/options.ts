@@ -4,6 +4,9 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { normalizeSandboxDefaults, normalizeSandboxRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
+import type { Mount } from '../zygote/sandbox/root.js';
+
+export type { Mount };
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -47,6 +50,12 @@ export interface SpawnOptions {
   name?: string;
   /** Aborting kills the child (or cancels the spawn). */
   signal?: AbortSignal;
+  /**
+   * Host paths only this child sees: an input directory (read-only), an output directory
+   * (`writable: true`; it is handed to the child's uid). Read what a step wrote with
+   * readOutputFile(), which refuses symlinks, FIFOs and hard links.
+   */
+  mounts?: readonly Mount[];
   /** Per-child resource limits, and (tests only) layers to skip. */
   sandbox?: SandboxRequest;
   /** Limits for this child, on top of the handle's defaults. */
@@ -70,9 +79,13 @@ export interface Limits {
   stdoutBytes?: number;
   /** Same, for stderr. */
   stderrBytes?: number;
+  /** Largest file the child may write (RLIMIT_FSIZE): past it, writes fail with EFBIG. */
+  fileBytes?: number;
+  /** Size of the child's private /tmp: past it, writes fail with ENOSPC. */
+  tmpBytes?: number;
 }
 
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes'] as const;
+export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes'] as const;
 
 /** Checks a limits object; each field a positive safe integer. */
 export function normalizeLimits(l: Limits | undefined, what: string): Limits {
@@ -138,7 +151,7 @@ export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<Con
   };
 }
 
-export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest; limits: Limits } {
+export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest; limits: Limits; mounts: Mount[] } {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
@@ -152,7 +165,8 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: stri
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
-  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits') };
+  const mounts = opts.mounts === undefined ? [] : (normalizeSandboxRequest({ mounts: [...(opts.mounts as Mount[])] }).mounts ?? []);
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits'), mounts };
 }
 
 function toFileUrl(main: unknown): string {

@@ -84,8 +84,9 @@ export class Zygote {
           name: opts.name,
           sandbox: {
             ...(sb.rlimits?.nofile !== undefined ? { nofile: sb.rlimits.nofile } : {}),
-            ...(sb.rlimits?.fsize !== undefined ? { fsize: sb.rlimits.fsize } : {}),
+            ...(limits.fileBytes !== undefined ? { fsize: limits.fileBytes } : sb.rlimits?.fsize !== undefined ? { fsize: sb.rlimits.fsize } : {}),
             skip: [...(sb.dangerouslySkip ?? [])],
+            ...(opts.mounts.length > 0 ? { mounts: opts.mounts.map((m) => ({ source: m.source, target: m.target, writable: m.writable === true })) } : {}),
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
           },
           limits: {
@@ -93,6 +94,7 @@ export class Zygote {
             ...(limits.cpuTimeMs !== undefined ? { cpuTimeMs: limits.cpuTimeMs } : {}),
             ...(limits.memoryBytes !== undefined ? { memoryBytes: limits.memoryBytes } : {}),
             ...(limits.pids !== undefined ? { pids: limits.pids } : {}),
+            ...(limits.tmpBytes !== undefined ? { tmpBytes: limits.tmpBytes } : sb.tmpBytes !== undefined ? { tmpBytes: sb.tmpBytes } : {}),
           },
         });
       } catch (err) {

@@ -31,6 +31,14 @@ export interface WireSandboxRequest {
   skip: string[];
   injectStep?: string;
   injectErrno?: string;
+  mounts?: WireMount[];
+}
+
+/** A host path shown to one child. */
+export interface WireMount {
+  source: string;
+  target: string;
+  writable: boolean;
 }
 
 /** Limits the zygote enforces for one child (see protocol/zygote.thrift, Limits). */
@@ -39,6 +47,7 @@ export interface WireLimits {
   cpuTimeMs?: number;
   memoryBytes?: number;
   pids?: number;
+  tmpBytes?: number;
 }
 
 /** The limit the zygote ended a child for. */
@@ -75,7 +84,7 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
             id: m.id,
             argsJson: m.argsJson,
             name: m.name,
-            sandbox: new gen.SandboxRequest(m.sandbox as never),
+            sandbox: new gen.SandboxRequest({ ...m.sandbox, mounts: m.sandbox.mounts?.map((x) => new gen.Mount(x)) } as never),
             limits: new gen.Limits(m.limits as never),
           }),
         })
@@ -185,6 +194,7 @@ function limits(l: Gen.Limits | null | undefined): WireLimits {
   if (l.cpuTimeMs != null) out.cpuTimeMs = int64(l.cpuTimeMs, 'Limits.cpuTimeMs');
   if (l.memoryBytes != null) out.memoryBytes = int64(l.memoryBytes, 'Limits.memoryBytes');
   if (l.pids != null) out.pids = int32(l.pids, 'Limits.pids');
+  if (l.tmpBytes != null) out.tmpBytes = int64(l.tmpBytes, 'Limits.tmpBytes');
   return out;
 }
 
@@ -204,6 +214,14 @@ function sandboxRequest(r: Gen.SandboxRequest | null | undefined): WireSandboxRe
   }
   if (r.injectStep != null) out.injectStep = str(r.injectStep, 'SandboxRequest.injectStep');
   if (r.injectErrno != null) out.injectErrno = str(r.injectErrno, 'SandboxRequest.injectErrno');
+  if (r.mounts != null) {
+    if (!Array.isArray(r.mounts)) throw new ProtocolError('invalid', 'SandboxRequest.mounts must be a list');
+    out.mounts = r.mounts.map((m, i) => ({
+      source: str(m?.source, `SandboxRequest.mounts[${i}].source`),
+      target: str(m?.target, `SandboxRequest.mounts[${i}].target`),
+      writable: m?.writable === true,
+    }));
+  }
   return out;
 }
 

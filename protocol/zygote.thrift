@@ -11,6 +11,16 @@ namespace js zygote.protocol
 
 const i32 PROTOCOL_VERSION = 1
 
+/** A host path shown to one child (see zygote/sandbox/root.ts). */
+struct Mount {
+  /** Absolute host path. */
+  1: required string source
+  /** Absolute path inside the child. */
+  2: required string target
+  /** Writable by the child; read-only if absent or false. */
+  3: optional bool writable
+}
+
 /**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
@@ -25,6 +35,8 @@ struct SandboxRequest {
   /** Make this native setup step fail with injectErrno (an errno name). */
   4: optional string injectStep
   5: optional string injectErrno
+  /** Host paths only this child sees. */
+  6: optional list<Mount> mounts
 }
 
 /** Resource limits of one child, enforced by the zygote (output limits are the client's). */
@@ -37,6 +49,8 @@ struct Limits {
   3: optional i64 memoryBytes
   /** Tasks (processes and threads) in the child's cgroup; hitting it: "pids-limit". */
   4: optional i32 pids
+  /** Size of the child's private /tmp (a tmpfs); writing past it gives ENOSPC. */
+  5: optional i64 tmpBytes
 }
 
 /** Client → zygote: fork a child and run the zygote's main with these arguments. */

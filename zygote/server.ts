@@ -3,14 +3,15 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage } from '../protocol/control.js';
+import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
-import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
+import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBind } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from './config.js';
 import { Connection } from './connection.js';
 import { resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
-import { SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
+import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
+import { planRoot } from './sandbox/root.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import type { Log } from './log.js';
@@ -30,8 +31,11 @@ export class Server {
   private listenFd = -1;
   private readonly signalFd: number;
   private shuttingDown: { reason: string; deadline: number } | null = null;
-  /** The compiled seccomp filter (native id), made once here rather than in every child. */
-  private readonly seccompId: number;
+  /**
+   * Made once here rather than in every child: the compiled seccomp filters (native ids) of
+   * the step and of its pid namespace's init, and the binds of every child's root.
+   */
+  private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
 
@@ -39,7 +43,12 @@ export class Server {
     private readonly config: ZygoteConfig,
     private readonly log: Log,
   ) {
-    this.seccompId = native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id;
+    this.compiled = {
+      seccompId: native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id,
+      initSeccompId: native.compileSeccomp(initSeccompRules(), SECCOMP_DEFAULT_ERRNO).id,
+      rootBinds: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths }),
+      landlockAbi: landlockAbi(log),
+    };
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -212,7 +221,7 @@ export class Server {
       for (const [key, v] of Object.entries(limits)) {
         if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new Error(`limits.${key} must be a positive integer, got ${v}`);
       }
-      sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox), ids, this.seccompId, this.config.allowUnsandboxed);
+      sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox, limits.tmpBytes), ids, this.compiled, this.config.allowUnsandboxed);
       if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
       if (limits.pids !== undefined && limits.pids < MIN_PIDS) {
         throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
@@ -257,8 +266,11 @@ export class Server {
     const report = native.readReport(child.reportFd);
     if (report === null) return;
     const owner = this.connections.get(child.ownerFd);
+    if (report !== 'eof' && 'exit' in report) return; // read once the child is reaped
     if (report !== 'eof' && report.ok) {
-      native.close(child.reportFd);
+      // A pid namespace's init writes the step's exit status here later: keep the pipe
+      // (no longer watched) until the child is reaped.
+      child.statusFd = child.reportFd;
       child.reportFd = -1;
       child.state = 'running';
       if (!owner) {
@@ -308,6 +320,12 @@ export class Server {
   private onChildExit(child: ChildRecord): void {
     const st = reapChild(child);
     if (st === null) return;
+    // The init of a pid namespace passes on how the step itself ended (native/init.cc).
+    const stepExit = readExitRecord(child);
+    if (stepExit) {
+      st.code = stepExit.code;
+      st.signal = stepExit.signal;
+    }
     this.children.delete(child.pid);
     native.close(child.pidfd);
     child.pidfd = -1;
@@ -446,7 +464,7 @@ function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGK
 }
 
 /** The wire request as policy.ts checks it; an unknown layer name is refused there. */
-function sandboxRequest(w: { nofile?: number; fsize?: number; skip: string[]; injectStep?: string; injectErrno?: string }): SandboxRequest {
+function sandboxRequest(w: WireSandboxRequest, tmpBytes: number | undefined): SandboxRequest {
   for (const layer of w.skip) {
     if (!(SANDBOX_LAYERS as readonly string[]).includes(layer)) throw new Error(`unknown sandbox layer ${JSON.stringify(layer)}`);
   }
@@ -457,6 +475,8 @@ function sandboxRequest(w: { nofile?: number; fsize?: number; skip: string[]; in
     if (w.fsize !== undefined) req.rlimits.fsize = w.fsize;
   }
   if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
+  if (w.mounts !== undefined) req.mounts = w.mounts;
+  if (tmpBytes !== undefined) req.tmpBytes = tmpBytes;
   return req;
 }
 
@@ -470,4 +490,27 @@ function isJsonArray(text: string): boolean {
 
 function describe(code: number | null, signal: number | null): string {
   return signal !== null ? `signal=${signalName(signal)}` : `code=${code}`;
+}
+
+/** The step's exit status as its pid namespace's init recorded it, if it did. */
+function readExitRecord(child: ChildRecord): { code: number | null; signal: number | null } | null {
+  const fd = child.statusFd >= 0 ? child.statusFd : child.reportFd;
+  if (fd < 0) return null;
+  try {
+    for (;;) {
+      const r = native.readReport(fd);
+      if (r === null || r === 'eof') return null;
+      if ('exit' in r) return r.exit;
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** The kernel's Landlock ABI, or 0 (logged once: children then run without that layer). */
+function landlockAbi(log: Log): number {
+  const probe = native.probeLandlockAbi();
+  if (probe.abi !== null && probe.abi > 0) return probe.abi;
+  log.info(`Landlock is not available (${probe.errno ?? 'unknown'}): children run without that layer; see zygote doctor`);
+  return 0;
 }

@@ -11,6 +11,91 @@ const Int64 = require('node-int64');
 
 
 const ttypes = module.exports = {};
+const Mount = module.exports.Mount = class {
+  constructor(args) {
+    this.source = null;
+    this.target = null;
+    this.writable = null;
+    if (args) {
+      if (args.source !== undefined && args.source !== null) {
+        this.source = args.source;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field source is unset!');
+      }
+      if (args.target !== undefined && args.target !== null) {
+        this.target = args.target;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field target is unset!');
+      }
+      if (args.writable !== undefined && args.writable !== null) {
+        this.writable = args.writable;
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.source = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.target = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.BOOL) {
+          this.writable = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Mount');
+    if (this.source !== null && this.source !== undefined) {
+      output.writeFieldBegin('source', Thrift.Type.STRING, 1);
+      output.writeString(this.source);
+      output.writeFieldEnd();
+    }
+    if (this.target !== null && this.target !== undefined) {
+      output.writeFieldBegin('target', Thrift.Type.STRING, 2);
+      output.writeString(this.target);
+      output.writeFieldEnd();
+    }
+    if (this.writable !== null && this.writable !== undefined) {
+      output.writeFieldBegin('writable', Thrift.Type.BOOL, 3);
+      output.writeBool(this.writable);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SandboxRequest = module.exports.SandboxRequest = class {
   constructor(args) {
     this.nofile = null;
@@ -18,6 +103,7 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     this.skip = null;
     this.injectStep = null;
     this.injectErrno = null;
+    this.mounts = null;
     if (args) {
       if (args.nofile !== undefined && args.nofile !== null) {
         this.nofile = args.nofile;
@@ -33,6 +119,9 @@ const SandboxRequest = module.exports.SandboxRequest = class {
       }
       if (args.injectErrno !== undefined && args.injectErrno !== null) {
         this.injectErrno = args.injectErrno;
+      }
+      if (args.mounts !== undefined && args.mounts !== null) {
+        this.mounts = Thrift.copyList(args.mounts, [ttypes.Mount]);
       }
     }
   }
@@ -90,6 +179,22 @@ const SandboxRequest = module.exports.SandboxRequest = class {
           input.skip(ftype);
         }
         break;
+        case 6:
+        if (ftype == Thrift.Type.LIST) {
+          this.mounts = [];
+          const _rtmp35 = input.readListBegin();
+          const _size4 = _rtmp35.size || 0;
+          for (let _i6 = 0; _i6 < _size4; ++_i6) {
+            let elem7 = null;
+            elem7 = new ttypes.Mount();
+            elem7.read(input);
+            this.mounts.push(elem7);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -114,10 +219,10 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     if (this.skip !== null && this.skip !== undefined) {
       output.writeFieldBegin('skip', Thrift.Type.LIST, 3);
       output.writeListBegin(Thrift.Type.STRING, this.skip.length);
-      for (let iter4 in this.skip) {
-        if (this.skip.hasOwnProperty(iter4)) {
-          iter4 = this.skip[iter4];
-          output.writeString(iter4);
+      for (let iter8 in this.skip) {
+        if (this.skip.hasOwnProperty(iter8)) {
+          iter8 = this.skip[iter8];
+          output.writeString(iter8);
         }
       }
       output.writeListEnd();
@@ -133,6 +238,18 @@ const SandboxRequest = module.exports.SandboxRequest = class {
       output.writeString(this.injectErrno);
       output.writeFieldEnd();
     }
+    if (this.mounts !== null && this.mounts !== undefined) {
+      output.writeFieldBegin('mounts', Thrift.Type.LIST, 6);
+      output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
+      for (let iter9 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter9)) {
+          iter9 = this.mounts[iter9];
+          iter9.write(output);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
     output.writeFieldStop();
     output.writeStructEnd();
     return;
@@ -145,6 +262,7 @@ const Limits = module.exports.Limits = class {
     this.cpuTimeMs = null;
     this.memoryBytes = null;
     this.pids = null;
+    this.tmpBytes = null;
     if (args) {
       if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
         this.wallTimeMs = args.wallTimeMs;
@@ -157,6 +275,9 @@ const Limits = module.exports.Limits = class {
       }
       if (args.pids !== undefined && args.pids !== null) {
         this.pids = args.pids;
+      }
+      if (args.tmpBytes !== undefined && args.tmpBytes !== null) {
+        this.tmpBytes = args.tmpBytes;
       }
     }
   }
@@ -199,6 +320,13 @@ const Limits = module.exports.Limits = class {
           input.skip(ftype);
         }
         break;
+        case 5:
+        if (ftype == Thrift.Type.I64) {
+          this.tmpBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -228,6 +356,11 @@ const Limits = module.exports.Limits = class {
     if (this.pids !== null && this.pids !== undefined) {
       output.writeFieldBegin('pids', Thrift.Type.I32, 4);
       output.writeI32(this.pids);
+      output.writeFieldEnd();
+    }
+    if (this.tmpBytes !== null && this.tmpBytes !== undefined) {
+      output.writeFieldBegin('tmpBytes', Thrift.Type.I64, 5);
+      output.writeI64(this.tmpBytes);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

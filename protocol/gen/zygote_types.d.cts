@@ -10,6 +10,19 @@ import Int64 = require('node-int64');
 
 
 /**
+ * A host path shown to one child (see zygote/sandbox/root.ts).
+ */
+export declare class Mount {
+    public source: string;
+    public target: string;
+    public writable?: boolean;
+
+      constructor(args?: { source: string; target: string; writable?: boolean; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
  */
@@ -19,8 +32,9 @@ export declare class SandboxRequest {
     public skip?: string[];
     public injectStep?: string;
     public injectErrno?: string;
+    public mounts?: Mount[];
 
-      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; });
+      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; mounts?: Mount[]; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -33,8 +47,9 @@ export declare class Limits {
     public cpuTimeMs?: Int64;
     public memoryBytes?: Int64;
     public pids?: number;
+    public tmpBytes?: Int64;
 
-      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; memoryBytes?: Int64; pids?: number; });
+      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; memoryBytes?: Int64; pids?: number; tmpBytes?: Int64; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

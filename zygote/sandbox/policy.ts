@@ -1,12 +1,15 @@
 // The sandbox policy: its layers, defaults, and how a zygote's defaults and a spawn's request
 // combine into the exact spec the native code carries out (native/fork.cc, SandboxSpec).
 import { constants as osConstants } from 'node:os';
-import type { NativeSandboxSpec } from '../../native/index.js';
+import type { NativeRootBind, NativeSandboxSpec } from '../../native/index.js';
+import { withMounts, type Mount } from './root.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
 export const SANDBOX_LAYERS = [
+  'pid-namespace',
   'setsid',
   'close-fds',
+  'cgroup-namespace',
   'network-namespace',
   'ipc-namespace',
   'uts-namespace',
@@ -14,8 +17,10 @@ export const SANDBOX_LAYERS = [
   'rlimits',
   'capabilities',
   'credentials',
+  'user-namespace',
   'not-dumpable',
   'no-new-privs',
+  'landlock',
   'seccomp',
 ] as const;
 export type SandboxLayer = (typeof SANDBOX_LAYERS)[number];
@@ -43,13 +48,22 @@ export interface SandboxDefaults {
    */
   uidRange?: { start: number; count: number };
   rlimits?: RlimitOptions;
-  /** Size of the private tmpfs /tmp (and /dev/shm) each child gets, in bytes. Default 64 MiB. */
+  /** Size of the private tmpfs /tmp each child gets, in bytes. Default 64 MiB. */
   tmpBytes?: number;
+  /**
+   * Host paths every child sees read-only, at the same place, beside what the zygote works
+   * out it needs (node, its libraries, main's directory, the node_modules it loads from).
+   */
+  readOnlyPaths?: string[];
 }
 
 /** What one spawn may ask of the sandbox. */
 export interface SandboxRequest {
   rlimits?: RlimitOptions;
+  /** Size of this child's /tmp, in bytes. */
+  tmpBytes?: number;
+  /** Host paths this child alone sees (an input directory, a writable output directory). */
+  mounts?: Mount[];
   /**
    * DANGEROUS, for tests and positive controls only: run this child without these layers.
    * Honoured only by a zygote started with `dangerouslyAllowUnsandboxed: true` (never by
@@ -81,7 +95,11 @@ export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Requir
   }
   const tmpBytes = v.tmpBytes ?? DEFAULT_TMP_BYTES;
   if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new TypeError(`Expected \`sandbox.tmpBytes\` to be a positive integer, got ${String(v.tmpBytes)}`);
-  return { uid, gid, uidRange, tmpBytes, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
+  const readOnlyPaths = v.readOnlyPaths ?? [];
+  if (!Array.isArray(readOnlyPaths) || !readOnlyPaths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
+    throw new TypeError(`Expected \`sandbox.readOnlyPaths\` to be absolute paths, got ${JSON.stringify(v.readOnlyPaths)}`);
+  }
+  return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
 }
 
 export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string): Required<RlimitOptions> {
@@ -101,6 +119,19 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
   if (typeof r !== 'object' || r === null) throw new TypeError('Expected the `sandbox` option to be an object');
   const out: SandboxRequest = {};
   if (r.rlimits !== undefined) out.rlimits = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits');
+  if (r.tmpBytes !== undefined) {
+    if (!Number.isSafeInteger(r.tmpBytes) || r.tmpBytes <= 0) throw new TypeError(`Expected \`tmpBytes\` to be a positive integer, got ${String(r.tmpBytes)}`);
+    out.tmpBytes = r.tmpBytes;
+  }
+  if (r.mounts !== undefined) {
+    if (!Array.isArray(r.mounts)) throw new TypeError('Expected `mounts` to be an array of { source, target, writable? }');
+    out.mounts = r.mounts.map((m, i) => {
+      if (typeof m !== 'object' || m === null || typeof m.source !== 'string' || typeof m.target !== 'string' || (m.writable !== undefined && typeof m.writable !== 'boolean')) {
+        throw new TypeError(`Expected \`mounts[${i}]\` to be { source: string, target: string, writable?: boolean }, got ${JSON.stringify(m)}`);
+      }
+      return { source: m.source, target: m.target, writable: m.writable === true };
+    });
+  }
   if (r.dangerouslySkip !== undefined) {
     if (!Array.isArray(r.dangerouslySkip) || !r.dangerouslySkip.every((l) => (SANDBOX_LAYERS as readonly string[]).includes(l))) {
       throw new TypeError(`Expected \`sandbox.dangerouslySkip\` to list layers among ${SANDBOX_LAYERS.join(', ')}, got ${JSON.stringify(r.dangerouslySkip)}`);
@@ -125,7 +156,7 @@ export function resolveSandbox(
   defaults: ReturnType<typeof normalizeSandboxDefaults>,
   request: SandboxRequest,
   ids: { uid: number; gid: number },
-  seccompId: number,
+  compiled: { rootBinds: readonly NativeRootBind[]; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
@@ -135,21 +166,29 @@ export function resolveSandbox(
   const on = (layer: SandboxLayer) => !skip.has(layer);
   const rlimits = { ...defaults.rlimits, ...(request.rlimits ?? {}) };
   const inject = request.dangerouslyInjectFailure;
+  const mounts = request.mounts ?? [];
+  if (mounts.length > 0 && !on('mount-namespace')) throw new Error('mounts need the mount-namespace layer');
   return {
+    pidNamespace: on('pid-namespace'),
     setsid: on('setsid'),
     closeFds: on('close-fds'),
+    cgroupNamespace: on('cgroup-namespace'),
     netNamespace: on('network-namespace'),
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
-    mountNamespace: on('mount-namespace'),
-    tmpBytes: defaults.tmpBytes,
+    root: on('mount-namespace') ? { binds: withMounts(compiled.rootBinds, mounts), tmpBytes: request.tmpBytes ?? defaults.tmpBytes, proc: true } : null,
+    // Its root is mapped to the uid it drops to, so it needs the credentials layer.
+    userNamespace: on('user-namespace') && on('credentials'),
     credentials: on('credentials') ? ids : null,
     capabilities: on('capabilities'),
     noNewPrivs: on('no-new-privs'),
     notDumpable: on('not-dumpable'),
     // A core dump would write the heap, with whatever it read, into the cwd.
     rlimits: on('rlimits') ? { core: 0, nofile: rlimits.nofile, fsize: rlimits.fsize } : {},
-    seccomp: on('seccomp') ? seccompId : -1,
+    seccomp: on('seccomp') ? compiled.seccompId : -1,
+    initSeccomp: on('seccomp') ? compiled.initSeccompId : -1,
+    // Where the kernel has it (0: it does not; zygote doctor says why). It needs no_new_privs.
+    landlockAbi: on('landlock') && on('no-new-privs') ? compiled.landlockAbi : 0,
     injectFailure: inject ? { step: inject.step, errno: (osConstants.errno as Record<string, number>)[inject.errno] } : null,
   };
 }

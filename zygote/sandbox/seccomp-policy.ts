@@ -108,3 +108,12 @@ export function seccompRules(): SeccompRule[] {
 
 /** What every other syscall gets. */
 export const SECCOMP_DEFAULT_ERRNO = EPERM;
+
+/**
+ * The pid namespace init's own policy (native/init.cc): it reaps, passes signals on to the
+ * step, writes one exit record and exits. Anything else is EPERM.
+ */
+export function initSeccompRules(): SeccompRule[] {
+  const names = ['wait4', 'waitid', 'rt_sigtimedwait', 'rt_sigprocmask', 'rt_sigreturn', 'kill', 'write', 'close', 'close_range', 'exit', 'exit_group', 'restart_syscall'];
+  return names.map((name) => ({ name, action: 'allow' }));
+}
