@@ -51,8 +51,15 @@ export const BENCH_CONFIG: VariantConfig = {
  */
 export const VARIANTS: readonly Variant[] = [
   zygoteVariant('zygote', BENCH_CONFIG),
-  // Per-layer costs: the default sandbox without its namespaces, and with a cgroup per child.
-  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, { dangerouslySkip: ['network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace'] }),
+  // Per-layer costs: the full sandbox without one layer each (the difference is that layer's
+  // cost), without any namespace, and with a cgroup per child.
+  zygoteVariant('zygote-no-pid-ns', BENCH_CONFIG, { dangerouslySkip: ['pid-namespace'] }),
+  zygoteVariant('zygote-no-root', BENCH_CONFIG, { dangerouslySkip: ['mount-namespace'] }),
+  zygoteVariant('zygote-no-user-ns', BENCH_CONFIG, { dangerouslySkip: ['user-namespace'] }),
+  zygoteVariant('zygote-no-landlock', BENCH_CONFIG, { dangerouslySkip: ['landlock'] }),
+  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, {
+    dangerouslySkip: ['pid-namespace', 'cgroup-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace', 'user-namespace'],
+  }),
   zygoteVariant('zygote+cgroup', BENCH_CONFIG, undefined, { memoryBytes: 512 << 20, pids: 64 }),
   // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
   // child that kept the zygote's fds would even hold the write end of its own stdin.

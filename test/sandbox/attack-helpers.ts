@@ -8,13 +8,15 @@ import type { AttackResult } from '../native/attack.js';
 import { collect } from '../helpers/index.js';
 
 /**
- * These attacks test the other layers; the mount namespace (read-only view, private /tmp)
- * would stop many of them first (EROFS, or files the test made being out of sight), so it is
- * left out here and attacked on its own in filesystem.test.ts. It only ever adds protection.
+ * These attacks test the other layers one by one. Four layers would stop many of them first
+ * and hide what the layer under test does: the mount namespace (a root without the files the
+ * test made), the pid namespace (no sibling or zygote to aim at), the user namespace (ids
+ * that mean something else) and Landlock (no signal, ptrace or mount outside its domain).
+ * They are left out here and attacked on their own in filesystem.test.ts,
+ * namespaces.test.ts and attacks-processes.test.ts ("Landlock"); they only add protection.
  */
-function withoutMountLayer(skip: readonly SandboxLayer[]): SandboxLayer[] {
-  return [...new Set([...skip, 'mount-namespace' as const])];
-}
+export const OUTER_LAYERS: readonly SandboxLayer[] = ['mount-namespace', 'pid-namespace', 'user-namespace', 'landlock'];
+
 
 export const ATTACK_MAIN = new URL('../fixtures/attack-main.mjs', import.meta.url);
 
@@ -40,8 +42,8 @@ export interface AttackRun<R = AttackResult> {
  * Spawns the fixture with args (action first) and the named layers skipped, reads its stdout
  * and stderr to the end and waits for its exit. A child still running after 20 s is killed.
  */
-export async function attackIn<R = AttackResult>(z: Zygote, args: unknown[], skip: readonly SandboxLayer[] = []): Promise<AttackRun<R>> {
-  const child = await z.spawn({ args, sandbox: { dangerouslySkip: withoutMountLayer(skip) } });
+export async function attackIn<R = AttackResult>(z: Zygote, args: unknown[], skip: readonly SandboxLayer[] = [], outer: readonly SandboxLayer[] = OUTER_LAYERS): Promise<AttackRun<R>> {
+  const child = await z.spawn({ args, sandbox: { dangerouslySkip: [...new Set([...skip, ...outer])] } });
   const timer = setTimeout(() => child.kill(), RUN_TIMEOUT_MS);
   try {
     const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
@@ -118,7 +120,7 @@ function firstLine(stream: Readable, what: string): Promise<string> {
 
 /** Spawns a victim ('hang' or 'hang-dumpable') and waits until it runs its JS. */
 export async function startVictim(z: Zygote, action: 'hang' | 'hang-dumpable' = 'hang', skip: readonly SandboxLayer[] = []): Promise<Victim> {
-  const child = await z.spawn({ args: [action], sandbox: { dangerouslySkip: withoutMountLayer(skip) } });
+  const child = await z.spawn({ args: [action], sandbox: { dangerouslySkip: [...new Set([...skip, ...OUTER_LAYERS])] } });
   try {
     const ready = JSON.parse(await firstLine(child.stdout, `victim ${child.pid}`)) as VictimReady;
     return { child, ready };

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/client/index.js';
 import { SIGKILL, type AttackResult, type IdsResult, type ReadResult, type VmReadResult } from '../native/attack.js';
 import { fdsOf, isAlive, sharedOpenFiles } from '../helpers/index.js';
-import { ATTACK_MAIN, attackIn, bounded, expectAnswered, expectErrno, expectKilledBySigsys, expectOk, startVictim, stop, uidsOf, type AttackRun } from './attack-helpers.js';
+import { ATTACK_MAIN, attackIn, bounded, expectAnswered, expectErrno, expectKilledBySigsys, expectOk, OUTER_LAYERS, startVictim, stop, uidsOf, type AttackRun } from './attack-helpers.js';
+import { native } from '../../dist/native/index.js';
 
 const ENV = { ZYGOTE_ATTACK_ENV: 'configured' };
 /** Children of this zygote all run as 65534. */
@@ -138,6 +139,39 @@ describe('tracing and reading a sibling', () => {
         await stop(victim.child);
       }
     });
+  });
+});
+
+describe('Landlock', () => {
+  // The attacker keeps Landlock (every other outer layer left out, as in the tests above).
+  const withLandlock = OUTER_LAYERS.filter((l) => l !== 'landlock');
+  const scoped = (native.probeLandlockAbi().abi ?? 0) >= 6;
+
+  it.skipIf(!scoped)('alone stops a same-uid sibling from signalling or ptracing a victim outside its domain: EPERM', async () => {
+    const victim = await startVictim(z, 'hang-dumpable', ['not-dumpable', 'seccomp']);
+    try {
+      const pid = victim.child.pid;
+      const run = await attackIn<[AttackResult, AttackResult]>(z, ['calls', ['kill', pid, 0], ['ptrace_attach', pid]], ['seccomp'], withLandlock);
+      expectAnswered(run);
+      expect(run.result![0]).toEqual({ ok: false, errno: 'EPERM', value: -1 });
+      expect(run.result![1]).toEqual({ ok: false, errno: 'EPERM', value: -1 });
+    } finally {
+      await stop(victim.child);
+    }
+  });
+
+  it('positive control (the same attacker without Landlock): both succeed', async () => {
+    const victim = await startVictim(z, 'hang-dumpable', ['not-dumpable', 'seccomp']);
+    try {
+      const pid = victim.child.pid;
+      const run = await attackIn<[AttackResult, AttackResult]>(z, ['calls', ['kill', pid, 0], ['ptrace_attach', pid]], ['seccomp']);
+      expectAnswered(run);
+      expect(run.result![0]).toEqual({ ok: true, errno: null, value: 0 });
+      expect(run.result![1]).toEqual({ ok: true, errno: null, value: 0 });
+      expectNotTraced(pid);
+    } finally {
+      await stop(victim.child);
+    }
   });
 });
 

@@ -4,7 +4,7 @@
 // limit and is OOM-killed.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, fsyncSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/client/index.js';
 import { collect } from '../helpers/index.js';
@@ -64,7 +64,8 @@ describe.skipIf(skipWhy !== '')(`reading a 2 GiB file under a 256 MiB memory lim
   });
 
   async function run(action: string) {
-    const child = await z.spawn({ args: [action, file], limits: { memoryBytes: MEMORY_LIMIT, wallTimeMs: 120_000 } });
+    // The file's directory is mounted read-only into the child's root at the same path.
+    const child = await z.spawn({ args: [action, file], mounts: [{ source: dirname(file), target: dirname(file) }], limits: { memoryBytes: MEMORY_LIMIT, wallTimeMs: 120_000 } });
     const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
     return { stdout, stderr, status };
   }

@@ -1,4 +1,5 @@
-// Sandbox layer 1 as the child sees it: no uid 0, no capabilities, no_new_privs, seccomp, limits.
+// Sandbox layer 1 as the child sees it: root of its own user namespace only (host uid 65534), no
+// capabilities, no_new_privs, seccomp, limits; and every setup step failing closed.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,19 +30,31 @@ async function run(args: unknown[], sandbox?: SandboxRequest) {
 const ZERO_CAPS = '0000000000000000';
 
 describe('a sandboxed child', () => {
-  it('runs as 65534 with no capability in any set, no_new_privs and a seccomp filter', async () => {
+  it('runs as root of its own user namespace, which is host uid 65534 and nothing else, with no capability in any set, no_new_privs and a seccomp filter', async () => {
     const s = JSON.parse(await run(['status']));
-    expect(s.Uid).toBe('65534\t65534\t65534\t65534');
-    expect(s.Gid).toBe('65534\t65534\t65534\t65534');
+    expect(s.Uid).toBe('0\t0\t0\t0');
+    expect(s.Gid).toBe('0\t0\t0\t0');
+    expect(s.uidMap.trim().split(/\s+/)).toEqual(['0', '65534', '1']);
+    expect(s.gidMap.trim().split(/\s+/)).toEqual(['0', '65534', '1']);
+    expect(s.setgroups.trim()).toBe('deny');
     expect(s.Groups).toBe('');
     for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(s[set], set).toBe(ZERO_CAPS);
     expect(s.NoNewPrivs).toBe('1');
     expect(s.Seccomp).toBe('2');
   });
 
+  it('without its user namespace it runs as host uid 65534, with the same empty sets', async () => {
+    const s = JSON.parse(await run(['status'], { dangerouslySkip: ['user-namespace'] }));
+    expect(s.Uid).toBe('65534\t65534\t65534\t65534');
+    expect(s.Gid).toBe('65534\t65534\t65534\t65534');
+    expect(s.uidMap.trim().split(/\s+/)).toEqual(['0', '0', '4294967295']);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(s[set], set).toBe(ZERO_CAPS);
+  });
+
   it('positive control: with every layer skipped the same child is root with full capabilities', async () => {
     const s = JSON.parse(await run(['status'], { dangerouslySkip: [...SANDBOX_LAYERS] }));
     expect(s.Uid).toBe('0\t0\t0\t0');
+    expect(s.uidMap.trim().split(/\s+/)).toEqual(['0', '0', '4294967295']);
     expect(s.CapEff).not.toBe(ZERO_CAPS);
     expect(s.CapBnd).not.toBe(ZERO_CAPS);
     expect(s.NoNewPrivs).toBe('0');
@@ -53,7 +66,8 @@ describe('a sandboxed child', () => {
     expect(s.Seccomp).toBe('2');
     expect(s.NoNewPrivs).toBe('1');
     expect(s.CapEff).toBe(ZERO_CAPS);
-    expect(s.Uid).toBe('65534\t65534\t65534\t65534');
+    expect(s.Uid).toBe('0\t0\t0\t0');
+    expect(s.uidMap.trim().split(/\s+/)).toEqual(['0', '65534', '1']);
   });
 
   it('has RLIMIT_CORE 0 and the configured RLIMIT_NOFILE and RLIMIT_FSIZE, and no address-space limit', async () => {
@@ -66,20 +80,23 @@ describe('a sandboxed child', () => {
 });
 
 describe('fail closed', () => {
-  // Every native step, in order; each must stop the child before any of its JS runs.
+  // Every native step, in order; each must stop the child before any of its JS runs. (Steps
+  // that run twice, the capability ones, are stopped at their first run.)
   const STEPS = [
     'prctl(PR_SET_PDEATHSIG)',
+    'sigprocmask',
     'setsid',
+    'unshare(CLONE_NEWCGROUP)',
     'dup2(stdio)',
     'close inherited fds',
     'uv_loop_fork',
+    'renew loop reserve fd',
+    'prctl(PR_SET_NAME)',
     'unshare',
+    'private mounts',
+    'root',
     'loopback up',
     'sethostname',
-    'private mounts',
-    'read-only mounts',
-    'tmpfs /tmp',
-    'tmpfs /dev/shm',
     'setrlimit(RLIMIT_CORE)',
     'setrlimit(RLIMIT_NOFILE)',
     'setrlimit(RLIMIT_FSIZE)',
@@ -90,28 +107,36 @@ describe('fail closed', () => {
     'setresgid',
     'setresuid',
     'prctl(PR_SET_PDEATHSIG) after setresuid',
+    'user namespace',
+    'prctl(PR_SET_PDEATHSIG) after CLONE_NEWUSER',
     'capset',
     'verify no privilege is left',
     'prctl(PR_SET_DUMPABLE)',
     'prctl(PR_SET_NO_NEW_PRIVS)',
+    'fork(step)',
+    'sigprocmask(step)',
     'seccomp',
   ];
 
+  // The marker proves no JS ran: the test's directory is mounted writable into the child, so
+  // a child that did run would leave it there (the positive control below shows it does).
+  const spawnTouching = (marker: string, sandbox: SandboxRequest) =>
+    z.spawn({ args: ['touch', marker], sandbox, mounts: [{ source: dir, target: dir, writable: true }], name: 'zygote-child' });
+
   it.each(STEPS)('a failure at %s rejects spawn() with SandboxError naming the step and errno, and no JS runs', async (step) => {
     const marker = join(dir, `ran-${step.replace(/\W+/g, '_')}`);
-    // The marker proves no JS ran. A child with its own mount namespace could not write it to
-    // the test's /tmp anyway, so only the mount steps themselves keep that layer on.
-    const mountStep = /mounts|tmpfs/.test(step);
-    const sandbox = { dangerouslyInjectFailure: { step, errno: 'EPERM' }, dangerouslySkip: mountStep ? [] : (['mount-namespace'] as const) };
-    const err = await z.spawn({ args: ['touch', marker], sandbox: { ...sandbox, dangerouslySkip: [...sandbox.dangerouslySkip] } }).catch((e: unknown) => e);
+    const err = await spawnTouching(marker, { dangerouslyInjectFailure: { step, errno: 'EPERM' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxError);
     expect(err).toMatchObject({ step, code: 'EPERM', message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
+    // Bounded: a child that wrongly ran would have written the marker within this time.
+    await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(marker)).toBe(false);
   });
 
-  it('positive control: without an injected failure the same spawn runs its JS', async () => {
+  it('positive control: without an injected failure the same spawn runs its JS and leaves the marker', async () => {
     const marker = join(dir, 'ran-control');
-    await run(['touch', marker], { dangerouslySkip: ['credentials', 'mount-namespace'] }); // root may write the test's /tmp directory
+    const child = await spawnTouching(marker, {});
+    expect((await child.exited).code).toBe(0);
     expect(existsSync(marker)).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 // `zygote serve` end to end: the socket, peer checks, logs, shutdown, and connect().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,14 +50,18 @@ describe('zygote serve', () => {
     const s = await serve(['--preload', 'apache-arrow', '--env', 'A=1', '--env', 'B=x=y']);
     expect(statSync(s.socket).mode & 0o777).toBe(0o600);
     const z = await connect(s.socket);
+    // execve: the CLI process itself became the zygote, the parent of each child (its init).
+    const waiting = await z.spawn({ args: ['cat'] });
+    expect(readFileSync(`/proc/${waiting.pid}/status`, 'utf8')).toMatch(new RegExp(`^PPid:\\s+${s.proc.pid}$`, 'm'));
+    waiting.stdin.end();
+    expect((await waiting.exited).code).toBe(0);
     const child = await z.spawn({ args: ['whoami'], name: 'who' });
     const out = JSON.parse(await collect(child.stdout));
     expect(out.env).toEqual({ A: '1', B: 'x=y' });
-    expect(out.ppid).toBe(s.proc.pid); // execve: the CLI process became the zygote
     expect((await child.exited).code).toBe(0);
     await z.close();
-    await waitFor(() => /exit id=1 pid=\d+ code=0/.test(s.stderr()), 5000, 'the exit log line');
-    expect(s.stderr()).toMatch(new RegExp(`spawn id=1 pid=${child.pid} name="who" for client fd=\\d+ uid=0`));
+    await waitFor(() => /exit id=2 pid=\d+ code=0/.test(s.stderr()), 5000, 'the exit log line');
+    expect(s.stderr()).toMatch(new RegExp(`spawn id=2 pid=${child.pid} name="who" for client fd=\\d+ uid=0`));
   });
 
   it('keeps serving other clients when one client dies, and kills only that client\'s children', async () => {
