@@ -635,6 +635,20 @@ Napi::Value AbortNow(const Napi::CallbackInfo& info) {
   abort();
 }
 
+// malloc(1 MiB) and touch every page, mib times, never freeing: native memory outside V8's
+// heap and its limits. value is the MiB it got. Stopped by the cgroup's memory limit (the
+// OOM killer ends the process) - or, without one, only by the machine.
+Napi::Value MallocTouch(const Napi::CallbackInfo& info) {
+  long mib = Int(info, 0, "malloc_touch");
+  long got = 0;
+  for (; got < mib; got++) {
+    char* p = static_cast<char*>(malloc(1 << 20));
+    if (p == nullptr) return Result(info.Env(), {got, ENOMEM});
+    memset(p, 0x5a, 1 << 20);
+  }
+  return Result(info.Env(), {got, 0});
+}
+
 // ---------------------------------------------------------------------------------------
 // Files: writing what belongs to root (creds; caps for CAP_DAC_OVERRIDE)
 // ---------------------------------------------------------------------------------------
@@ -714,6 +728,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"execve_true", ExecveTrue},
       {"execve_path", ExecvePath},
       {"abort_now", AbortNow},
+      {"malloc_touch", MallocTouch},
       // files
       {"write_file", WriteFile},
       {"open_file", OpenFile},

@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Limits, type Zygote } from '../../dist/client/index.js';
 import { collect, ECHO_MAIN, isAlive, waitFor } from '../helpers/index.js';
+import { ATTACK_MAIN } from './attack-helpers.js';
 
 let z: Zygote;
 
@@ -43,6 +44,22 @@ describe('memory limit', () => {
     expect(isAlive(z.pid)).toBe(true);
     const [, siblingStatus] = await Promise.all([collect(sibling.stdout), sibling.exited]);
     expect(siblingStatus).toMatchObject({ code: 0, reason: 'exit' });
+  });
+
+  it("ends a native malloc bomb (outside V8's heap and its limits) as 'oom' too; the next spawn works", async () => {
+    const attacker = await startZygote({ main: ATTACK_MAIN });
+    try {
+      const bomb = await attacker.spawn({ args: ['malloc_touch', 4096], limits: { memoryBytes: 128 << 20 } });
+      const [, , status] = await Promise.all([collect(bomb.stdout), collect(bomb.stderr), bomb.exited]);
+      expect(status).toMatchObject({ reason: 'oom', signal: 'SIGKILL' });
+      // Positive control: the same native allocation under the limit completes.
+      const fine = await attacker.spawn({ args: ['malloc_touch', 32], limits: { memoryBytes: 128 << 20 } });
+      const [out, , fineStatus] = await Promise.all([collect(fine.stdout), collect(fine.stderr), fine.exited]);
+      expect(fineStatus).toMatchObject({ code: 0, reason: 'exit' });
+      expect(JSON.parse(out)).toEqual({ ok: true, errno: null, value: 32 });
+    } finally {
+      await attacker.close();
+    }
   });
 
   it('positive control: the same limit lets a child that stays under it finish', async () => {
