@@ -1,5 +1,5 @@
 // One latency sample and one memory sample of a running variant, each bounded in time.
-import { readPrivateMemory, type PrivateMemory } from './lib/procfs.js';
+import { readTreePrivateMemory, type PrivateMemory } from './lib/procfs.js';
 import { firstChunk, within } from './lib/waits.js';
 import type { RunningVariant, Step, StepMode } from './latency-variants.js';
 
@@ -11,7 +11,7 @@ export async function timeToFirstByte(variant: RunningVariant, timeoutMs: number
 
 /** The private memory of a step that is alive and has written its first byte. */
 export async function stepMemory(variant: RunningVariant, timeoutMs: number): Promise<PrivateMemory> {
-  return withStep(variant, 'hold', timeoutMs, (step) => readPrivateMemory(step.pid));
+  return withStep(variant, 'hold', timeoutMs, (step) => readTreePrivateMemory(step.pid));
 }
 
 /**

@@ -138,7 +138,7 @@ function printReport(all: VariantResult[], ratios: Ratio[]): void {
     ]),
   );
   for (const r of ratios) console.log(`\n${REFERENCE_VARIANT} ÷ ${r.variant}: p50 ${r.p50.toFixed(1)}×, p99 ${r.p99.toFixed(1)}×`);
-  console.log(`\nMemory (median of ${opts.memorySamples} live steps each; USS = Private_Clean + Private_Dirty)\n`);
+  console.log(`\nMemory (median of ${opts.memorySamples} live steps each, with the pid namespace's init where there is one; USS = Private_Clean + Private_Dirty)\n`);
   console.log(
     table([
       ['variant', 'step USS', 'step PSS', 'step RSS', 'resident RSS before', 'after'],

@@ -19,6 +19,29 @@ export function readPrivateMemory(pid: number): PrivateMemory {
   return { rssBytes: kb('Rss') * 1024, pssBytes: kb('Pss') * 1024, ussBytes: (kb('Private_Clean') + kb('Private_Dirty')) * 1024 };
 }
 
+/**
+ * The memory of a process and its descendants, summed: a sandboxed step is the child of its
+ * pid namespace's init (the pid the client knows), and both are its cost.
+ */
+export function readTreePrivateMemory(pid: number): PrivateMemory {
+  const total = readPrivateMemory(pid);
+  for (const child of childrenOf(pid)) {
+    const m = readTreePrivateMemory(child);
+    total.rssBytes += m.rssBytes;
+    total.pssBytes += m.pssBytes;
+    total.ussBytes += m.ussBytes;
+  }
+  return total;
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export function countFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
