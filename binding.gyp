@@ -20,6 +20,7 @@
         "native/sandbox/creds.cc",
         "native/sandbox/landlock.cc",
         "native/sandbox/namespaces.cc",
+        "native/sandbox/network.cc",
         "native/sandbox/rlimits.cc",
         "native/sandbox/root.cc",
         "native/sandbox/seccomp.cc",

@@ -8,6 +8,7 @@
 #include "platform.h"
 #include "probe.h"
 #include "process.h"
+#include "sandbox/network.h"
 #include "sandbox/seccomp.h"
 #include "signals.h"
 
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProbe(env, exports);
   InitPlatform(env, exports);
   sandbox::InitSeccomp(env, exports);
+  sandbox::InitNetwork(env, exports);
   return exports;
 }
 

@@ -40,12 +40,14 @@
 #include "sandbox/creds.h"
 #include "sandbox/landlock.h"
 #include "sandbox/namespaces.h"
+#include "sandbox/network.h"
 #include "sandbox/rlimits.h"
 #include "sandbox/root.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/userns.h"
 #include "signals.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 
@@ -59,6 +61,7 @@ struct SandboxSpec {
   bool close_fds = true;
   bool pid_ns = false;
   bool net_ns = false;
+  sandbox::VethSpec veth;  // a networked child's link to the host (needs net_ns)
   bool ipc_ns = false;
   bool uts_ns = false;
   bool cgroup_ns = false;
@@ -188,6 +191,14 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
   if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
 
+  // A networked child keeps a way into the zygote's network namespace across the unshare
+  // below (an fd of it, an rtnetlink socket bound to it; sandbox/network.cc). Made here, after
+  // the fd sweep, so the sweep cannot take them; closed once its veth is set up.
+  sandbox::VethSetup veth(sb.veth);
+  if (sb.veth.set) {
+    s.Step("network: open host netns", veth.OpenHostNamespace());
+    s.Step("network: host netlink socket", veth.OpenHostNetlink());
+  }
   // Namespaces of its own, while still root (they need CAP_SYS_ADMIN): no network but its own
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
@@ -202,6 +213,23 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
     s.Step(err ? step : "root", err);
   }
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
+  // A networked child (opt-in per spawn): a veth pair to the zygote's namespace, where the
+  // zygote's nftables table decides what it may reach (zygote/sandbox/network.ts). Made by
+  // the child itself, as real root; its namespace, and with it the pair, dies with it.
+  if (sb.veth.set) {
+    s.Step("network: child netlink socket", veth.OpenChildNetlink());
+    s.Step("network: create veth", veth.CreatePair());
+    s.Step("network: look up veth", veth.LookUpPair());
+    // The host side first, so the child side comes up with a carrier and a gateway.
+    s.Step("network: host side no IPv6", veth.HostNoIpv6());
+    s.Step("network: host side address", veth.HostAddress());
+    s.Step("network: host side up", veth.HostUp());
+    s.Step("network: child side no IPv6", veth.ChildNoIpv6());
+    s.Step("network: child side address", veth.ChildAddress());
+    s.Step("network: child side up", veth.ChildUp());
+    s.Step("network: default route", veth.DefaultRoute());
+    veth.Close();
+  }
   if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
 
   // Limits. Never RLIMIT_AS: V8 reserves far more address space than it uses.
@@ -277,6 +305,30 @@ SandboxSpec::Limit LimitField(Napi::Object o, const char* key) {
   return l;
 }
 
+// { hostName, childName, hostAddr, childAddr, prefix }: names of at most 15 bytes, dotted
+// IPv4 addresses in one /prefix. Checked here, before fork, so the child only carries it out.
+sandbox::VethSpec ParseVeth(Napi::Env env, Napi::Object v) {
+  sandbox::VethSpec veth;
+  veth.set = true;
+  auto name = [&](const char* key, char* out) {
+    std::string s = v.Get(key).IsString() ? v.Get(key).As<Napi::String>().Utf8Value() : "";
+    if (s.empty() || s.size() >= IFNAMSIZ || s.find('/') != std::string::npos)
+      throw Napi::RangeError::New(env, std::string("forkChild: veth.") + key + " must be an interface name of 1 to 15 bytes");
+    memcpy(out, s.c_str(), s.size() + 1);
+  };
+  auto addr = [&](const char* key, in_addr* out) {
+    std::string s = v.Get(key).IsString() ? v.Get(key).As<Napi::String>().Utf8Value() : "";
+    if (inet_pton(AF_INET, s.c_str(), out) != 1) throw Napi::RangeError::New(env, std::string("forkChild: veth.") + key + " must be a dotted IPv4 address");
+  };
+  name("hostName", veth.host_name);
+  name("childName", veth.child_name);
+  addr("hostAddr", &veth.host_addr);
+  addr("childAddr", &veth.child_addr);
+  veth.prefix = v.Get("prefix").IsNumber() ? v.Get("prefix").As<Napi::Number>().Int32Value() : -1;
+  if (veth.prefix < 1 || veth.prefix > 31) throw Napi::RangeError::New(env, "forkChild: veth.prefix must be 1 to 31");
+  return veth;
+}
+
 SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   SandboxSpec sb;
   sb.setsid = Flag(o, "setsid");
@@ -284,6 +336,10 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   sb.pid_ns = Flag(o, "pidNamespace");
   sb.net_ns = Flag(o, "netNamespace");
   sb.ipc_ns = Flag(o, "ipcNamespace");
+  if (o.Has("veth") && o.Get("veth").IsObject()) {
+    if (!sb.net_ns) throw Napi::TypeError::New(env, "forkChild: a veth needs the network namespace");
+    sb.veth = ParseVeth(env, o.Get("veth").As<Napi::Object>());
+  }
   sb.uts_ns = Flag(o, "utsNamespace");
   sb.cgroup_ns = Flag(o, "cgroupNamespace");
   sb.user_ns = Flag(o, "userNamespace");
