@@ -32,7 +32,17 @@ export interface WireSandboxRequest {
   injectStep?: string;
   injectErrno?: string;
   mounts?: WireMount[];
+  /** Present: the child gets a network, with these allow entries of its own. */
+  network?: WireNetwork;
 }
+
+/** A spawn's network request (see protocol/zygote.thrift, NetworkRequest). */
+export interface WireNetwork {
+  allow: string[];
+}
+
+/** Most allow entries one spawn may carry (each becomes an nftables set element). */
+export const MAX_NETWORK_ALLOW = 256;
 
 /** A host path shown to one child. */
 export interface WireMount {
@@ -84,7 +94,11 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
             id: m.id,
             argsJson: m.argsJson,
             name: m.name,
-            sandbox: new gen.SandboxRequest({ ...m.sandbox, mounts: m.sandbox.mounts?.map((x) => new gen.Mount(x)) } as never),
+            sandbox: new gen.SandboxRequest({
+              ...m.sandbox,
+              mounts: m.sandbox.mounts?.map((x) => new gen.Mount(x)),
+              network: m.sandbox.network ? new gen.NetworkRequest({ allow: m.sandbox.network.allow }) : undefined,
+            } as never),
             limits: new gen.Limits(m.limits as never),
           }),
         })
@@ -221,6 +235,12 @@ function sandboxRequest(r: Gen.SandboxRequest | null | undefined): WireSandboxRe
       target: str(m?.target, `SandboxRequest.mounts[${i}].target`),
       writable: m?.writable === true,
     }));
+  }
+  if (r.network != null) {
+    const allow = r.network.allow ?? [];
+    if (!Array.isArray(allow) || !allow.every((x) => typeof x === 'string')) throw new ProtocolError('invalid', 'SandboxRequest.network.allow must be a list of strings');
+    if (allow.length > MAX_NETWORK_ALLOW) throw new ProtocolError('invalid', `SandboxRequest.network.allow has ${allow.length} entries, more than ${MAX_NETWORK_ALLOW}`);
+    out.network = { allow };
   }
   return out;
 }

@@ -22,6 +22,19 @@ struct Mount {
 }
 
 /**
+ * A network for one child (zygote/sandbox/network.ts): its own veth pair and address, NAT
+ * through the host, and the zygote's nftables rules. Honoured only by a zygote started with
+ * sandbox.network; any other refuses the spawn.
+ */
+struct NetworkRequest {
+  /**
+   * Destinations only this child may reach despite the zygote's forbidden ranges:
+   * "IP:PORT" or "CIDR:PORT" (IPv4), "[IPv6]:PORT".
+   */
+  1: optional list<string> allow
+}
+
+/**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
  */
@@ -37,6 +50,8 @@ struct SandboxRequest {
   5: optional string injectErrno
   /** Host paths only this child sees. */
   6: optional list<Mount> mounts
+  /** A network of its own; absent: loopback only. */
+  7: optional NetworkRequest network
 }
 
 /** Resource limits of one child, enforced by the zygote (output limits are the client's). */

@@ -96,6 +96,73 @@ const Mount = module.exports.Mount = class {
   }
 
 };
+const NetworkRequest = module.exports.NetworkRequest = class {
+  constructor(args) {
+    this.allow = null;
+    if (args) {
+      if (args.allow !== undefined && args.allow !== null) {
+        this.allow = Thrift.copyList(args.allow, [null]);
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.LIST) {
+          this.allow = [];
+          const _rtmp31 = input.readListBegin();
+          const _size0 = _rtmp31.size || 0;
+          for (let _i2 = 0; _i2 < _size0; ++_i2) {
+            let elem3 = null;
+            elem3 = input.readString();
+            this.allow.push(elem3);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 0:
+          input.skip(ftype);
+          break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('NetworkRequest');
+    if (this.allow !== null && this.allow !== undefined) {
+      output.writeFieldBegin('allow', Thrift.Type.LIST, 1);
+      output.writeListBegin(Thrift.Type.STRING, this.allow.length);
+      for (let iter4 in this.allow) {
+        if (this.allow.hasOwnProperty(iter4)) {
+          iter4 = this.allow[iter4];
+          output.writeString(iter4);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SandboxRequest = module.exports.SandboxRequest = class {
   constructor(args) {
     this.nofile = null;
@@ -104,6 +171,7 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     this.injectStep = null;
     this.injectErrno = null;
     this.mounts = null;
+    this.network = null;
     if (args) {
       if (args.nofile !== undefined && args.nofile !== null) {
         this.nofile = args.nofile;
@@ -122,6 +190,9 @@ const SandboxRequest = module.exports.SandboxRequest = class {
       }
       if (args.mounts !== undefined && args.mounts !== null) {
         this.mounts = Thrift.copyList(args.mounts, [ttypes.Mount]);
+      }
+      if (args.network !== undefined && args.network !== null) {
+        this.network = new ttypes.NetworkRequest(args.network);
       }
     }
   }
@@ -153,12 +224,12 @@ const SandboxRequest = module.exports.SandboxRequest = class {
         case 3:
         if (ftype == Thrift.Type.LIST) {
           this.skip = [];
-          const _rtmp31 = input.readListBegin();
-          const _size0 = _rtmp31.size || 0;
-          for (let _i2 = 0; _i2 < _size0; ++_i2) {
-            let elem3 = null;
-            elem3 = input.readString();
-            this.skip.push(elem3);
+          const _rtmp36 = input.readListBegin();
+          const _size5 = _rtmp36.size || 0;
+          for (let _i7 = 0; _i7 < _size5; ++_i7) {
+            let elem8 = null;
+            elem8 = input.readString();
+            this.skip.push(elem8);
           }
           input.readListEnd();
         } else {
@@ -182,15 +253,23 @@ const SandboxRequest = module.exports.SandboxRequest = class {
         case 6:
         if (ftype == Thrift.Type.LIST) {
           this.mounts = [];
-          const _rtmp35 = input.readListBegin();
-          const _size4 = _rtmp35.size || 0;
-          for (let _i6 = 0; _i6 < _size4; ++_i6) {
-            let elem7 = null;
-            elem7 = new ttypes.Mount();
-            elem7.read(input);
-            this.mounts.push(elem7);
+          const _rtmp310 = input.readListBegin();
+          const _size9 = _rtmp310.size || 0;
+          for (let _i11 = 0; _i11 < _size9; ++_i11) {
+            let elem12 = null;
+            elem12 = new ttypes.Mount();
+            elem12.read(input);
+            this.mounts.push(elem12);
           }
           input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.network = new ttypes.NetworkRequest();
+          this.network.read(input);
         } else {
           input.skip(ftype);
         }
@@ -219,10 +298,10 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     if (this.skip !== null && this.skip !== undefined) {
       output.writeFieldBegin('skip', Thrift.Type.LIST, 3);
       output.writeListBegin(Thrift.Type.STRING, this.skip.length);
-      for (let iter8 in this.skip) {
-        if (this.skip.hasOwnProperty(iter8)) {
-          iter8 = this.skip[iter8];
-          output.writeString(iter8);
+      for (let iter13 in this.skip) {
+        if (this.skip.hasOwnProperty(iter13)) {
+          iter13 = this.skip[iter13];
+          output.writeString(iter13);
         }
       }
       output.writeListEnd();
@@ -241,13 +320,18 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     if (this.mounts !== null && this.mounts !== undefined) {
       output.writeFieldBegin('mounts', Thrift.Type.LIST, 6);
       output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
-      for (let iter9 in this.mounts) {
-        if (this.mounts.hasOwnProperty(iter9)) {
-          iter9 = this.mounts[iter9];
-          iter9.write(output);
+      for (let iter14 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter14)) {
+          iter14 = this.mounts[iter14];
+          iter14.write(output);
         }
       }
       output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.network !== null && this.network !== undefined) {
+      output.writeFieldBegin('network', Thrift.Type.STRUCT, 7);
+      this.network.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

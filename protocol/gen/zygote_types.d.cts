@@ -23,6 +23,19 @@ export declare class Mount {
   }
 
 /**
+ * A network for one child (zygote/sandbox/network.ts): its own veth pair and address, NAT
+ * through the host, and the zygote's nftables rules. Honoured only by a zygote started with
+ * sandbox.network; any other refuses the spawn.
+ */
+export declare class NetworkRequest {
+    public allow?: string[];
+
+      constructor(args?: { allow?: string[]; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
  */
@@ -33,8 +46,9 @@ export declare class SandboxRequest {
     public injectStep?: string;
     public injectErrno?: string;
     public mounts?: Mount[];
+    public network?: NetworkRequest;
 
-      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; mounts?: Mount[]; });
+      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; mounts?: Mount[]; network?: NetworkRequest; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -9,6 +9,7 @@ import {
   encodeClientMessage,
   encodeServerMessage,
   MAX_CONTROL_FRAME_BYTES,
+  MAX_NETWORK_ALLOW,
   PROTOCOL_VERSION,
   type ClientMessage,
   type ServerMessage,
@@ -42,6 +43,8 @@ describe('ClientMessage round-trips', () => {
       { kind: 'spawn', id: 9, argsJson: '[]', name: 's', sandbox: { nofile: 64, fsize: 2 ** 40, skip: ['seccomp', 'credentials'], injectStep: 'setresuid', injectErrno: 'EPERM' }, limits: { wallTimeMs: 1000, cpuTimeMs: 2 ** 40 } },
     ],
     ['a spawn with an empty name', { kind: 'spawn', id: 2, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
+    ['a networked spawn with allow entries', { kind: 'spawn', id: 4, argsJson: '[]', name: '', sandbox: { skip: [], network: { allow: ['203.0.113.7:443', '10.0.0.0/8:5432'] } }, limits: {} }],
+    ['a networked spawn without allow entries', { kind: 'spawn', id: 5, argsJson: '[]', name: '', sandbox: { skip: [], network: { allow: [] } }, limits: {} }],
     ['a spawn with non-ASCII arguments', { kind: 'spawn', id: 3, argsJson: JSON.stringify(['ü', '日本', '\u{1f600}', '\0']), name: 'naïve', sandbox: { skip: [] }, limits: {} }],
     ['a spawn with the extreme i32 ids', { kind: 'spawn', id: I32_MIN, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
     ['a spawn with the largest i32 id', { kind: 'spawn', id: I32_MAX, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }],
@@ -166,6 +169,12 @@ describe('decodeClientMessage rejects', () => {
     m.spawn = new gen.SpawnRequest({ id: 1, argsJson: '[]' });
     m.kill = new gen.KillRequest({ id: 1, signal: 9 });
     expectProtocolError(() => decodeClientMessage(encodeFrame(m, MAX_CONTROL_FRAME_BYTES)), 'invalid', 'ClientMessage must have exactly one member set, found spawn, kill');
+  });
+
+  it(`attack: a network request with more allow entries than MAX_NETWORK_ALLOW, as invalid`, () => {
+    const allow = Array.from({ length: MAX_NETWORK_ALLOW + 1 }, (_, i) => `198.51.100.${i % 256}:443`);
+    const frame = encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '[]', name: '', sandbox: { skip: [], network: { allow } }, limits: {} });
+    expectProtocolError(() => decodeClientMessage(frame), 'invalid', `SandboxRequest.network.allow has ${MAX_NETWORK_ALLOW + 1} entries, more than ${MAX_NETWORK_ALLOW}`);
   });
 
   it('attack: a spawn missing its required argsJson, built with the Thrift library, as invalid naming the field', () => {
