@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { normalizeSandboxDefaults, normalizeSandboxRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
+import { MAX_NETWORK_ALLOW } from '../protocol/control.js';
+import { normalizeNetworkRequest, normalizeSandboxDefaults, normalizeSandboxRequest, type NetworkRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
 import type { Mount } from '../zygote/sandbox/root.js';
 
 export type { Mount };
@@ -56,6 +57,13 @@ export interface SpawnOptions {
    * readOutputFile(), which refuses symlinks, FIFOs and hard links.
    */
   mounts?: readonly Mount[];
+  /**
+   * A network for this child (the zygote must have been started with `sandbox.network`):
+   * its own veth and address, NAT through the host, the zygote's rules (no host, private,
+   * link-local or metadata addresses), and `allow`: "IP:PORT" or "CIDR:PORT" entries this
+   * child alone may reach despite them. Absent: loopback only.
+   */
+  network?: NetworkRequest;
   /** Per-child resource limits, and (tests only) layers to skip. */
   sandbox?: SandboxRequest;
   /** Limits for this child, on top of the handle's defaults. */
@@ -151,7 +159,15 @@ export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<Con
   };
 }
 
-export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: string; name: string; signal?: AbortSignal; sandbox: SandboxRequest; limits: Limits; mounts: Mount[] } {
+export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
+  argsJson: string;
+  name: string;
+  signal?: AbortSignal;
+  sandbox: SandboxRequest;
+  limits: Limits;
+  mounts: Mount[];
+  network: { allow: string[] } | null;
+} {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
@@ -166,7 +182,9 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): { argsJson: stri
     throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
   const mounts = opts.mounts === undefined ? [] : (normalizeSandboxRequest({ mounts: [...(opts.mounts as Mount[])] }).mounts ?? []);
-  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits'), mounts };
+  const network = normalizeNetworkRequest(opts.network) ?? null;
+  if (network && network.allow.length > MAX_NETWORK_ALLOW) throw new TypeError(`Expected \`network.allow\` to have at most ${MAX_NETWORK_ALLOW} entries, got ${network.allow.length}`);
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits'), mounts, network };
 }
 
 function toFileUrl(main: unknown): string {

@@ -87,6 +87,7 @@ export class Zygote {
             ...(limits.fileBytes !== undefined ? { fsize: limits.fileBytes } : sb.rlimits?.fsize !== undefined ? { fsize: sb.rlimits.fsize } : {}),
             skip: [...(sb.dangerouslySkip ?? [])],
             ...(opts.mounts.length > 0 ? { mounts: opts.mounts.map((m) => ({ source: m.source, target: m.target, writable: m.writable === true })) } : {}),
+            ...(opts.network ? { network: { allow: opts.network.allow } } : {}),
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
           },
           limits: {

@@ -18,6 +18,8 @@ export interface NativeSandboxSpec {
   /** Made at fork time; the child is pid 1 (its init, native/init.cc) and the step pid 2. */
   pidNamespace: boolean;
   netNamespace: boolean;
+  /** A networked child's veth pair to the zygote's namespace (needs netNamespace); null: loopback only. */
+  veth: NativeVeth | null;
   ipcNamespace: boolean;
   utsNamespace: boolean;
   cgroupNamespace: boolean;
@@ -40,6 +42,19 @@ export interface NativeSandboxSpec {
   /** The kernel's Landlock ABI to restrict the step with, or 0 for no Landlock layer. */
   landlockAbi: number;
   injectFailure: { step: string; errno: number } | null;
+}
+
+/**
+ * One networked child's link (native/sandbox/network.cc), decided by zygote/sandbox/network.ts:
+ * hostName in the zygote's namespace at hostAddr, childName in the child's at childAddr, both
+ * in one /prefix; the child's default route goes through hostAddr.
+ */
+export interface NativeVeth {
+  hostName: string;
+  childName: string;
+  hostAddr: string;
+  childAddr: string;
+  prefix: number;
 }
 
 /** A host path shown at target inside the child's root. */
@@ -144,6 +159,9 @@ export interface NativeAddon {
   compileSeccomp(rules: SeccompRuleSpec[], defaultErrno: number): { id: number; instructions: number };
   // platform.cc
   patchPlatformDrain(): { slot: number } | true;
+  // sandbox/network.cc
+  /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */
+  interfaceIndex(name: string): number;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

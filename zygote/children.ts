@@ -1,6 +1,7 @@
 // Forking children and following each from fork through setup to reaping.
 import { native, type NativeSandboxSpec, type ReapResult } from '../native/index.js';
 import type { ChildCgroup } from './sandbox/cgroups.js';
+import type { ChildNetwork } from './sandbox/network.js';
 
 /** What a forked child needs to start running main. Exists only in the child. */
 export interface ChildTask {
@@ -39,6 +40,8 @@ export interface ChildRecord {
   limitHit: 'timeout' | 'cpu-limit' | null;
   /** Its own cgroup(s), when it has memory or pids limits. */
   cgroup: ChildCgroup | null;
+  /** Its veth's /30 and its own allow entries, when it has a network. */
+  network: ChildNetwork | null;
 }
 
 export type ForkOutcome =
@@ -99,6 +102,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       cpuLimitSec: null,
       limitHit: null,
       cgroup: null,
+      network: null,
     },
   };
 }

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
 import { registerDoctor } from './doctor/index.js';
+import { DEFAULT_NETWORK_SUBNET } from './sandbox/network.js';
 import { normalizeSandboxDefaults, NOBODY } from './sandbox/policy.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
@@ -29,6 +30,9 @@ program
   .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
   .option('--nofile <n>', 'RLIMIT_NOFILE of each child (default 256)', parseUint)
   .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child (default 1 GiB)', parseUint)
+  .option('--network', `let children ask for a network (spawn({ network })): a veth and a /30 of ${DEFAULT_NETWORK_SUBNET} each, NAT, nftables rules (README, Network)`)
+  .option('--network-subnet <cidr>', "IPv4 subnet the networked children's /30s come from (implies --network)")
+  .option('--network-allow <ip:port>', 'a destination ("IP:PORT" or "CIDR:PORT") every networked child may reach despite the forbidden ranges (repeatable; implies --network)', collect)
   .option('--quiet', 'log only errors, not every spawn and exit')
   .addHelpText(
     'after',
@@ -50,6 +54,10 @@ Example:
         gid: opts.gid,
         uidRange: opts.uidRange,
         rlimits: { ...(opts.nofile !== undefined && { nofile: opts.nofile }), ...(opts.fsize !== undefined && { fsize: opts.fsize }) },
+        network:
+          opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined
+            ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [] }
+            : undefined,
       });
     } catch (err) {
       return program.error(`error: ${(err as Error).message}`);
@@ -86,6 +94,9 @@ interface ServeOptions {
   uidRange?: { start: number; count: number };
   nofile?: number;
   fsize?: number;
+  network?: boolean;
+  networkSubnet?: string;
+  networkAllow?: string[];
   quiet?: boolean;
 }
 

@@ -9,7 +9,8 @@ import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBin
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from './config.js';
 import { Connection } from './connection.js';
-import { resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
+import { resolveNetwork, resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
+import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
 import { planRoot } from './sandbox/root.js';
 import { UidPool } from './sandbox/uids.js';
@@ -38,6 +39,8 @@ export class Server {
   private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
+  /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
+  private readonly network: HostNetwork | null;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -59,6 +62,9 @@ export class Server {
       this.listenFd = listenReplacingStale(ctl.path, log);
       log.info(`listening on ${ctl.path} (mode 0600) for uids ${ctl.allowUids.join(', ')}`);
     }
+    // Last, so nothing after it can fail and leave the table behind.
+    this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
+    this.network?.start();
   }
 
   /**
@@ -87,6 +93,7 @@ export class Server {
       const ready = native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
       // Idle: now is the time for housekeeping that must not delay a spawn.
       if (ready === 0 && this.cgroups.removalPending) this.cgroups.sweep();
+      if (ready === 0 && this.network?.removalPending) this.network.sweep();
       this.expireDeadlines();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
@@ -97,7 +104,7 @@ export class Server {
   }
 
   private pollTimeout(): number {
-    if (this.cgroups.removalPending) return 0;
+    if (this.cgroups.removalPending || this.network?.removalPending) return 0;
     let next = Infinity;
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
@@ -216,12 +223,15 @@ export class Server {
     }
     const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
     let sandbox;
+    let networkAllow;
     const limits = msg.limits;
     try {
       for (const [key, v] of Object.entries(limits)) {
         if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new Error(`limits.${key} must be a positive integer, got ${v}`);
       }
-      sandbox = resolveSandbox(this.config.sandbox, sandboxRequest(msg.sandbox, limits.tmpBytes), ids, this.compiled, this.config.allowUnsandboxed);
+      const request = sandboxRequest(msg.sandbox, limits.tmpBytes);
+      networkAllow = resolveNetwork(this.config.sandbox, request);
+      sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed);
       if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
       if (limits.pids !== undefined && limits.pids < MIN_PIDS) {
         throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
@@ -231,12 +241,25 @@ export class Server {
       refuse('sandbox policy', (err as Error).message);
       return;
     }
+    // A networked child's /30, names and own allow rules, in place before it exists.
+    let network: ChildNetwork | null = null;
+    if (networkAllow) {
+      try {
+        network = this.network!.attach(networkAllow);
+      } catch (err) {
+        if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        refuse('network', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
+        return;
+      }
+      sandbox.veth = network.veth;
+    }
     let cgroup: ChildCgroup | null = null;
     if (limits.memoryBytes !== undefined || limits.pids !== undefined) {
       try {
         cgroup = this.cgroups.prepare({ memoryBytes: limits.memoryBytes, pids: limits.pids });
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        if (network) this.network!.detach(network);
         refuse('cgroup', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
         return;
       }
@@ -249,12 +272,14 @@ export class Server {
     if (cgroup && out.role === 'failed') this.cgroups.finish(cgroup);
     if (out.role === 'failed') {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      if (network) this.network!.detach(network);
       this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
       refuse(out.step, out.message, out.errnoName);
       return;
     }
     out.child.pooledUid = pooledUid;
     out.child.cgroup = cgroup;
+    out.child.network = network;
     if (limits.wallTimeMs !== undefined) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
@@ -330,6 +355,8 @@ export class Server {
     native.close(child.pidfd);
     child.pidfd = -1;
     if (child.pooledUid !== null) this.uidPool!.release(child.pooledUid);
+    // Every process of its network namespace is gone: its /30 is free once its allow rules go.
+    if (child.network) this.network!.detach(child.network);
     const wallMs = performance.now() - child.forkedAt;
     if (child.state === 'setup' && !child.failed) {
       // Died before reporting; its report pipe shows EOF too, but the exit says more. A child
@@ -410,6 +437,7 @@ export class Server {
 
   private exit(): never {
     this.cgroups.removeParents();
+    this.network?.close();
     for (const conn of this.connections.values()) {
       try {
         conn.flush();
@@ -476,6 +504,7 @@ function sandboxRequest(w: WireSandboxRequest, tmpBytes: number | undefined): Sa
   }
   if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
   if (w.mounts !== undefined) req.mounts = w.mounts;
+  if (w.network !== undefined) req.network = { allow: w.network.allow };
   if (tmpBytes !== undefined) req.tmpBytes = tmpBytes;
   return req;
 }

@@ -2,6 +2,8 @@
 // combine into the exact spec the native code carries out (native/fork.cc, SandboxSpec).
 import { constants as osConstants } from 'node:os';
 import type { NativeRootBind, NativeSandboxSpec } from '../../native/index.js';
+import { parseAllowEntry, parseIpv4Net, type AllowEntry } from './net-addr.js';
+import { DEFAULT_NETWORK_SUBNET, type NetworkDefaults } from './network.js';
 import { withMounts, type Mount } from './root.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
@@ -55,6 +57,20 @@ export interface SandboxDefaults {
    * out it needs (node, its libraries, main's directory, the node_modules it loads from).
    */
   readOnlyPaths?: string[];
+  /**
+   * Lets children ask for a network (spawn({ network })); without it the zygote refuses them.
+   * Each networked child gets a /30 of `subnet` (default 10.201.0.0/16) on a veth pair, NAT
+   * through the host, and an nftables table that keeps it from the host itself, private,
+   * link-local and metadata addresses, except `allow` entries ("IP:PORT", "CIDR:PORT") for
+   * every child of this zygote. README, Security, "Network".
+   */
+  network?: { subnet?: string; allow?: readonly string[] } | null;
+}
+
+/** A spawn's network: its own allow entries, on top of the zygote's. */
+export interface NetworkRequest {
+  /** "IP:PORT" or "CIDR:PORT" (IPv4), or "[IPv6]:PORT": destinations this child alone may reach. */
+  allow?: readonly string[];
 }
 
 /** What one spawn may ask of the sandbox. */
@@ -64,6 +80,8 @@ export interface SandboxRequest {
   tmpBytes?: number;
   /** Host paths this child alone sees (an input directory, a writable output directory). */
   mounts?: Mount[];
+  /** A network of its own (spawn({ network })); absent: loopback only. */
+  network?: { allow: string[] };
   /**
    * DANGEROUS, for tests and positive controls only: run this child without these layers.
    * Honoured only by a zygote started with `dangerouslyAllowUnsandboxed: true` (never by
@@ -78,8 +96,11 @@ export interface SandboxRequest {
 export const DEFAULT_RLIMITS: Required<RlimitOptions> = { nofile: 256, fsize: 1024 ** 3 };
 export const DEFAULT_TMP_BYTES = 64 * 1024 * 1024;
 
+/** A zygote's sandbox defaults, checked and filled in. */
+export type NormalizedSandboxDefaults = Required<Omit<SandboxDefaults, 'uidRange' | 'network'>> & Pick<SandboxDefaults, 'uidRange'> & { network: NetworkDefaults | null };
+
 /** Checks a zygote's defaults; throws a TypeError naming the bad field. */
-export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Required<Omit<SandboxDefaults, 'uidRange'>> & Pick<SandboxDefaults, 'uidRange'> {
+export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): NormalizedSandboxDefaults {
   const v = d ?? {};
   if (typeof v !== 'object' || v === null) throw new TypeError('Expected the `sandbox` option to be an object');
   const uid = id(v.uid, 'sandbox.uid', NOBODY);
@@ -99,7 +120,67 @@ export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Requir
   if (!Array.isArray(readOnlyPaths) || !readOnlyPaths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
     throw new TypeError(`Expected \`sandbox.readOnlyPaths\` to be absolute paths, got ${JSON.stringify(v.readOnlyPaths)}`);
   }
-  return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits') };
+  const network = normalizeNetworkDefaults(v.network);
+  return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits'), network };
+}
+
+/** The smallest and largest subnet a zygote may hand /30s out of. */
+const SUBNET_PREFIX = { min: 8, max: 30 };
+
+function normalizeNetworkDefaults(n: SandboxDefaults['network']): NetworkDefaults | null {
+  if (n === undefined || n === null) return null;
+  if (typeof n !== 'object' || Array.isArray(n)) throw new TypeError(`Expected \`sandbox.network\` to be an object { subnet?, allow? }, got ${JSON.stringify(n)}`);
+  const subnet = n.subnet ?? DEFAULT_NETWORK_SUBNET;
+  let prefix: number;
+  try {
+    prefix = parseIpv4Net(subnet).prefix;
+  } catch (err) {
+    throw new TypeError(`Expected \`sandbox.network.subnet\` to be an IPv4 network: it ${(err as Error).message}`);
+  }
+  if (prefix < SUBNET_PREFIX.min || prefix > SUBNET_PREFIX.max) {
+    throw new TypeError(`Expected \`sandbox.network.subnet\` to be a /${SUBNET_PREFIX.min} to a /${SUBNET_PREFIX.max} (a /30 per live child), got ${subnet}`);
+  }
+  const allow = checkAllowList(n.allow, 'sandbox.network.allow');
+  for (const [i, e] of allow.entries()) {
+    if (e.family !== 4) throw new TypeError(`Expected \`sandbox.network.allow[${i}]\` to be IPv4: networked children get IPv4 only, got ${e.text}`);
+  }
+  return { subnet, allow: allow.map((e) => e.text) };
+}
+
+/** Checks the shape and syntax of an allow list; messages name the entry. */
+function checkAllowList(list: unknown, what: string): AllowEntry[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new TypeError(`Expected \`${what}\` to be an array of "IP:PORT" or "CIDR:PORT" strings, got ${JSON.stringify(list)}`);
+  return list.map((entry, i) => {
+    try {
+      return parseAllowEntry(entry);
+    } catch (err) {
+      throw new TypeError(`Expected \`${what}[${i}]\` to be an allow entry: it ${(err as Error).message}`);
+    }
+  });
+}
+
+/** Checks a spawn's `network` option (client side): { allow?: entries }. */
+export function normalizeNetworkRequest(n: unknown): { allow: string[] } | undefined {
+  if (n === undefined) return undefined;
+  if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new TypeError(`Expected the \`network\` option to be an object { allow?: string[] }, got ${JSON.stringify(n)}`);
+  const unknown = Object.keys(n).filter((k) => k !== 'allow');
+  if (unknown.length > 0) throw new TypeError(`Unknown \`network\` option field ${unknown.map((k) => `\`network.${k}\``).join(', ')}; known: allow`);
+  return { allow: checkAllowList((n as NetworkRequest).allow, 'network.allow').map((e) => e.text) };
+}
+
+/**
+ * A spawn's network as this zygote grants it: null for none (loopback only), or the child's
+ * own allow entries. Throws when the zygote has no network to give or an entry is not IPv4.
+ */
+export function resolveNetwork(defaults: NormalizedSandboxDefaults, request: SandboxRequest): AllowEntry[] | null {
+  if (request.network === undefined) return null;
+  if (defaults.network === null) throw new Error('this zygote was not started with sandbox.network: it gives children no network (start it with sandbox: { network: {} } or `zygote serve --network`)');
+  return request.network.allow.map((text, i) => {
+    const e = parseAllowEntry(text);
+    if (e.family !== 4) throw new Error(`network.allow[${i}] ${text} is IPv6, but networked children get IPv4 only`);
+    return e;
+  });
 }
 
 export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string): Required<RlimitOptions> {
@@ -132,6 +213,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
       return { source: m.source, target: m.target, writable: m.writable === true };
     });
   }
+  if (r.network !== undefined) out.network = normalizeNetworkRequest(r.network);
   if (r.dangerouslySkip !== undefined) {
     if (!Array.isArray(r.dangerouslySkip) || !r.dangerouslySkip.every((l) => (SANDBOX_LAYERS as readonly string[]).includes(l))) {
       throw new TypeError(`Expected \`sandbox.dangerouslySkip\` to list layers among ${SANDBOX_LAYERS.join(', ')}, got ${JSON.stringify(r.dangerouslySkip)}`);
@@ -153,7 +235,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
  * layers it skips (refused unless the zygote allows unsandboxed children).
  */
 export function resolveSandbox(
-  defaults: ReturnType<typeof normalizeSandboxDefaults>,
+  defaults: NormalizedSandboxDefaults,
   request: SandboxRequest,
   ids: { uid: number; gid: number },
   compiled: { rootBinds: readonly NativeRootBind[]; seccompId: number; initSeccompId: number; landlockAbi: number },
@@ -168,12 +250,15 @@ export function resolveSandbox(
   const inject = request.dangerouslyInjectFailure;
   const mounts = request.mounts ?? [];
   if (mounts.length > 0 && !on('mount-namespace')) throw new Error('mounts need the mount-namespace layer');
+  if (request.network !== undefined && !on('network-namespace')) throw new Error('a network needs the network-namespace layer');
   return {
     pidNamespace: on('pid-namespace'),
     setsid: on('setsid'),
     closeFds: on('close-fds'),
     cgroupNamespace: on('cgroup-namespace'),
     netNamespace: on('network-namespace'),
+    // Set by the zygote once it has a /30 for a networked child (zygote/sandbox/network.ts).
+    veth: null,
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
     root: on('mount-namespace') ? { binds: withMounts(compiled.rootBinds, mounts), tmpBytes: request.tmpBytes ?? defaults.tmpBytes, proc: true } : null,
