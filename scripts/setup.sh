@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libseccomp and libcap headers for the sandbox; a C++ toolchain and python3 for node-gyp.
-packages=(libseccomp-dev libcap-dev g++ make python3)
+# libseccomp and libcap headers for the sandbox; a C++ toolchain and python3 for node-gyp;
+# nftables for the opt-in network (sandbox.network) and iproute2 for its tests' namespaces.
+packages=(libseccomp-dev libcap-dev g++ make python3 nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

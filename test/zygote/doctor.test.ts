@@ -1,7 +1,7 @@
 // `zygote doctor` on this host (Debian 12, root, seccomp, cgroup v1 memory+pids, Landlock ABI 7),
 // plus its pure parts (cgroup detection, the verdict, the table) on synthetic input.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   ALL_LAYERS,
@@ -104,6 +104,13 @@ describe('zygote doctor on this host', () => {
     for (const name of ['pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'no-new-privs']) {
       expect(layer(report, name).status, layer(report, name).detail).toBe('ok');
     }
+  });
+
+  it('finds nft for the opt-in network (scripts/setup.sh installs it) and reports ip_forward as it is', () => {
+    const r = layer(report, 'network');
+    expect(r.status, r.detail).toBe('ok');
+    expect(r.required).toBe(false);
+    expect(r.data).toMatchObject({ nft: expect.stringMatching(/\/nft$/), ip_forward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() });
   });
 
   it('changes nothing: no cgroup is created', () => {

@@ -22,8 +22,9 @@ export function registerDoctor(program: Command): Command {
       `
 Layers: privileges (root or CAP_SETUID+CAP_SETGID+CAP_SYS_ADMIN), namespaces (user, pid, mount,
 network, ipc, uts, cgroup; probed with unshare(1) in a child), no_new_privs, seccomp (kernel
-actions and libseccomp), Landlock, cgroups (v1/v2/hybrid, memory and pids), and the host settings
-kernel.yama.ptrace_scope, kernel.core_pattern and dev.tty.legacy_tiocsti.
+actions and libseccomp), Landlock, cgroups (v1/v2/hybrid, memory and pids), the opt-in network
+(nft, net.ipv4.ip_forward), and the host settings kernel.yama.ptrace_scope,
+kernel.core_pattern and dev.tty.legacy_tiocsti.
 
 Nothing on the host is changed. Exit status: 0 when every required layer is available
 (ok or degraded), 1 when one is missing or could not be probed; the last line names them.`,

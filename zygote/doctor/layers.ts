@@ -17,7 +17,8 @@ export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
 /**
  * Advisory: user-namespace (the zygote runs as root), cgroup-namespace, landlock (the mount
  * namespace already confines the filesystem), cgroups (the overview; memory and pids carry the
- * requirement), and the host settings ptrace-scope, core-pattern and legacy-tiocsti.
+ * requirement), network (nftables for the opt-in network), and the host settings ptrace-scope,
+ * core-pattern and legacy-tiocsti.
  */
 export function isRequired(layer: string): boolean {
   return REQUIRED_LAYERS.has(layer);

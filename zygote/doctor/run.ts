@@ -5,6 +5,7 @@ import { probeCorePattern, probeLegacyTiocsti, probePtraceScope } from './harden
 import { probeLandlock } from './landlock.js';
 import { isRequired } from './layers.js';
 import { probeNamespaces } from './namespaces.js';
+import { probeNetwork } from './network.js';
 import { probeNoNewPrivs } from './no-new-privs.js';
 import { probePrivileges } from './privileges.js';
 import { probeSeccomp } from './seccomp.js';
@@ -18,6 +19,7 @@ const PROBES: Array<{ layers: string[]; run: () => Finding | Finding[] }> = [
   { layers: ['seccomp'], run: probeSeccomp },
   { layers: ['landlock'], run: probeLandlock },
   { layers: ['cgroups', 'cgroup-memory', 'cgroup-pids'], run: probeCgroups },
+  { layers: ['network'], run: probeNetwork },
   { layers: ['ptrace-scope'], run: probePtraceScope },
   { layers: ['core-pattern'], run: probeCorePattern },
   { layers: ['legacy-tiocsti'], run: probeLegacyTiocsti },
