@@ -6,3 +6,27 @@ export type { StartZygoteOptions, ConnectOptions, SpawnOptions, Limits, Mount } 
 export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type SandboxRequest, type NetworkRequest, type RlimitOptions } from '../zygote/sandbox/policy.js';
 export { ZygoteError, ZygoteStartError, ZygoteClosedError, SpawnError, SandboxError, AbortError, ProtocolError, type ProtocolErrorReason, InvalidOutputError, type InvalidOutputReason } from './errors.js';
 export { readOutputFile, mapOutputFile, type OutputFileOptions, type MappedOutputFile } from './output-file.js';
+// Messages over a child's stdio: one Thrift frame written, or read from an untrusted stream
+// with bounds on size, time and nesting (protocol/messages.ts); the step protocol's request
+// and result as validated plain JS (protocol/step.ts, protocol/step.thrift).
+export { writeMessage, readMessage, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_DEPTH, type WriteMessageOptions, type ReadMessageOptions, type DecodeMessageOptions, type ThriftStruct, type ThriftStructClass } from '../protocol/messages.js';
+export {
+  encodeStepRequest,
+  decodeStepRequest,
+  stepResultOk,
+  stepResultError,
+  decodeStepResult,
+  readStepRequest,
+  readStepResult,
+  StepRequestMessage,
+  StepResultMessage,
+  MAX_PARAM_DEPTH,
+  MAX_STEP_REQUEST_BYTES,
+  MAX_STEP_RESULT_BYTES,
+  STEP_RESULT_LIMITS,
+  type ParamJs,
+  type StepParams,
+  type StepRequestInit,
+  type DecodedStepRequest,
+  type DecodedStepResult,
+} from '../protocol/step.js';
