@@ -210,7 +210,7 @@ function toWire(v: unknown, path: string, depth: number): Gen.ParamValue {
       return p;
     case 'number':
       if (!Number.isFinite(v)) throw bad(`a finite number, got ${v}`);
-      // -0 goes as the integer 0: Thrift's JS double writer drops the sign of -0 anyway.
+      // -0 is a safe integer: it goes as the i64 0.
       if (Number.isSafeInteger(v)) p.integer = v as unknown as Gen.ParamValue['integer'];
       else p.number = v;
       return p;
