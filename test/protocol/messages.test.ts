@@ -39,9 +39,14 @@ afterEach(async () => {
 
 /** Runs test/fixtures/step-stdout.mjs SCENARIO with its stdout on a pipe. */
 function startWriter(scenario: string): { cp: ChildProcess; stdout: Readable } {
-  const cp = spawn(process.execPath, [FIXTURE, scenario], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const cp = spawn(process.execPath, [FIXTURE, scenario], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(cp);
   return { cp, stdout: cp.stdout! };
+}
+
+/** Resolves once a sleeping scenario says it has written everything (so a timeout measures only the read). */
+function written(cp: ChildProcess): Promise<unknown> {
+  return bounded(new Promise((r) => cp.stderr!.once('data', r)), 20_000, `fixture ${cp.pid} to write`);
 }
 
 function listeners(s: Readable): Record<string, number> {
@@ -62,8 +67,9 @@ interface Read {
  * readMessage of a StepResult from the scenario's stdout, bounded; then checks that the read
  * left no listener of its own on the stream and did not leave it flowing.
  */
-async function readFrom(scenario: string, opts: Partial<ReadMessageOptions> = {}): Promise<Read> {
+async function readFrom(scenario: string, opts: Partial<ReadMessageOptions> = {}, afterWritten = false): Promise<Read> {
   const { cp, stdout } = startWriter(scenario);
+  if (afterWritten) await written(cp);
   const before = listeners(stdout);
   const t0 = performance.now();
   let value: Read['value'];
@@ -179,7 +185,7 @@ describe('readMessage from a child process', () => {
   });
 
   it('attack: half a frame and then silence times out within timeoutMs, saying how much arrived', async () => {
-    const r = await readFrom('half-then-sleep', { timeoutMs: 300 });
+    const r = await readFrom('half-then-sleep', { timeoutMs: 300 }, true);
     expectReadError(r, 'timeout', `StepResult: no whole frame within 300 ms: received ${HALF} of the ${OK_FRAME.length} bytes of the frame (its header claims ${OK_FRAME.length - 4} bytes of payload)`);
     expect(r.ms).toBeGreaterThanOrEqual(295);
     expect(r.ms).toBeLessThan(300 + 2000);
@@ -222,7 +228,7 @@ describe('readMessage from a child process', () => {
   });
 
   it('attack: a valid result and then an open, silent stream, with expectEnd, times out saying the frame had arrived', async () => {
-    const r = await readFrom('valid-then-sleep', { expectEnd: true, timeoutMs: 300 });
+    const r = await readFrom('valid-then-sleep', { expectEnd: true, timeoutMs: 300 }, true);
     expectReadError(r, 'timeout', `StepResult: the stream did not end within 300 ms; the whole ${OK_FRAME.length}-byte frame had arrived, and nothing may follow it`);
     expect(r.ms).toBeLessThan(300 + 2000);
     await expectNextReadWorks();
