@@ -9,7 +9,7 @@ export { readOutputFile, mapOutputFile, type OutputFileOptions, type MappedOutpu
 // Messages over a child's stdio: one Thrift frame written, or read from an untrusted stream
 // with bounds on size, time and nesting (protocol/messages.ts); the step protocol's request
 // and result as validated plain JS (protocol/step.ts, protocol/step.thrift).
-export { writeMessage, readMessage, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_DEPTH, type WriteMessageOptions, type ReadMessageOptions, type DecodeMessageOptions, type ThriftStruct, type ThriftStructClass } from '../protocol/messages.js';
+export { writeMessage, readMessage, encodeMessage, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_DEPTH, type WriteMessageOptions, type ReadMessageOptions, type DecodeMessageOptions, type ThriftStruct, type ThriftStructClass } from '../protocol/messages.js';
 export {
   encodeStepRequest,
   decodeStepRequest,
