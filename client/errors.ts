@@ -44,8 +44,24 @@ export class AbortError extends ZygoteError {
   override name = 'AbortError';
 }
 
-/** Why readOutputFile or mapOutputFile refused a step's output file. */
-export type InvalidOutputReason = 'not-found' | 'symlink' | 'not-regular' | 'hard-link' | 'too-large' | 'outside' | 'bad-name';
+/**
+ * Why readOutputFile or mapOutputFile refused a step's output file; and, for an Arrow file
+ * (readArrowOutput, validateArrowFile), what was wrong inside it.
+ */
+export type InvalidOutputReason =
+  | 'not-found' | 'symlink' | 'not-regular' | 'hard-link' | 'too-large' | 'outside' | 'bad-name'
+  // Arrow IPC files (client/arrow-file.ts):
+  | 'not-arrow' // no "ARROW1" magic at the start (an Arrow stream, or another format)
+  | 'truncated' // empty, too short, or no magic at the end: cut short
+  | 'bad-footer' // footer length, or a block in the footer, outside the file, misaligned, overlapping
+  | 'bad-schema' // no schema, an unsupported or malformed type, nesting past maxDepth
+  | 'too-many-columns' // more than maxColumns columns, or maxFields fields with nested ones
+  | 'too-many-rows' // more than maxRows rows in all batches
+  | 'too-many-batches' // more than maxBatches record (or dictionary) batches
+  | 'too-many-values' // more than maxValues values in all arrays, nested and dictionaries included
+  | 'bad-batch' // a record batch that does not match its schema or lies about its buffers
+  | 'bad-dictionary' // an index outside its dictionary, an unknown id, a replacement, a bad dictionary batch
+  | 'corrupt'; // anything else the decoder could not make sense of
 
 /**
  * A step's output file was refused; the message names the file and what was wrong with it:

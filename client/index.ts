@@ -30,3 +30,6 @@ export {
   type DecodedStepRequest,
   type DecodedStepResult,
 } from '../protocol/step.js';
+// Arrow tables on disk: validate a step's output file, map a trusted input without a copy, write a table.
+export { readArrowOutput, validateArrowFile, mapArrowFile, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps, type ArrowOutput, type MappedArrowFile } from './arrow-file.js';
+export type { Table } from 'apache-arrow';
