@@ -33,3 +33,6 @@ export {
 // Arrow tables on disk: validate a step's output file, map a trusted input without a copy, write a table.
 export { readArrowOutput, validateArrowFile, mapArrowFile, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps, type ArrowOutput, type MappedArrowFile } from './arrow-file.js';
 export type { Table } from 'apache-arrow';
+
+// runStep(): one untrusted step on a table, start to validated finish (client/run-step.ts).
+export { runStep, stepRunner, type RunStepOptions, type StepOutcome, type StepSuccess, type StepFailure, type StepErrorKind, type CapturedText } from './run-step.js';

@@ -72,9 +72,6 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mou
     if ([...RESERVED, '/tmp'].some((r) => within(r, target)) || RESERVED.some((r) => within(target, r))) {
       throw new TypeError(`${what}.target ${target} overlaps /proc, /dev or /tmp, which the sandbox makes itself`);
     }
-    for (const b of out) {
-      if (within(target, b.target) || within(b.target, target)) throw new TypeError(`${what}.target ${target} overlaps ${b.target}, already in the child's root`);
-    }
     let source: string;
     try {
       source = realpathSync(m.source);
@@ -83,6 +80,14 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mou
     }
     const st = statSync(source);
     if (!st.isDirectory() && !st.isFile()) throw new TypeError(`${what}.source ${source} must be a directory or a regular file`);
+    for (const b of out) {
+      if (within(b.target, target)) throw new TypeError(`${what}.target ${target} overlaps ${b.target}, already in the child's root`);
+      // Inside a read-only bind only onto what is already there (the bind cannot grow a
+      // mount point), e.g. the empty dist/step-mount directory the step runner uses.
+      if (within(target, b.target) && !existsAs(b.source + target.slice(b.target.length), st.isDirectory())) {
+        throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where no ${st.isDirectory() ? 'directory' : 'file'} of that name exists to mount onto`);
+      }
+    }
     if (m.writable !== undefined && typeof m.writable !== 'boolean') throw new TypeError(`${what}.writable must be a boolean`);
     out.push({ source, target, writable: m.writable === true });
   }
@@ -135,6 +140,15 @@ function dedupe(binds: NativeRootBind[]): NativeRootBind[] {
     out.push(b);
   }
   return out;
+}
+
+function existsAs(path: string, dir: boolean): boolean {
+  try {
+    const st = statSync(path);
+    return dir ? st.isDirectory() : st.isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** path is dir or lies under it. */

@@ -1,0 +1,245 @@
+// runStep(): the renderer's whole round trip for one untrusted step. Input table in, a
+// validated output table or a typed error out, whatever the step does.
+//
+// Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
+// and out/ (writable by the child alone); the child sees in/ at /input, out/ at /output and the
+// step module's directory inside the package (so its bare imports resolve to the zygote's
+// node_modules); it gets one StepRequest on stdin and answers one StepResult on stdout; the
+// output file is then opened without following links, mapped and validated before it is
+// accepted. The directory is removed before runStep returns (the mapping outlives it).
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import type { Table } from 'apache-arrow';
+import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
+import type { ExitStatus } from './child.js';
+import { InvalidOutputError, ProtocolError, SandboxError } from './errors.js';
+import type { Limits, Mount } from './options.js';
+import type { Zygote } from './zygote.js';
+import { writeMessage } from '../protocol/messages.js';
+import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
+import type { SandboxRequest } from '../zygote/sandbox/policy.js';
+
+/** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
+export const stepRunner = new URL('../zygote/step-runner.js', import.meta.url);
+
+/** Where the step module's directory is mounted in the child: an empty directory of the package. */
+export const STEP_MOUNT = fileURLToPath(new URL('../step-mount', import.meta.url));
+
+export interface RunStepOptions {
+  /** Path of the step module (its directory is shown to the child, read-only). */
+  module: string;
+  /** The input table: an apache-arrow Table, or the path of an Arrow IPC file. */
+  input?: Table | string | null;
+  params?: StepParams;
+  /** The child's limits; wallTimeMs defaults to 60 s. */
+  limits?: Limits;
+  /** Tests only: layers to skip (see SandboxRequest). */
+  sandbox?: SandboxRequest;
+  /** Caps the output table must meet. */
+  output?: Partial<ArrowCaps>;
+  /** How much of the step's stderr to keep. Default 64 KiB. (limits.stderrBytes, default 16 MiB, is where it is killed.) */
+  stderrBytes?: number;
+  /** A label for logs and the child's process title. */
+  name?: string;
+}
+
+export type StepErrorKind = 'error' | 'timeout' | 'oom' | 'output-limit' | 'protocol' | 'invalid-output' | 'sandbox';
+
+/** What the step wrote on stderr, up to the cap. */
+export interface CapturedText {
+  text: string;
+  /** More was written than kept. */
+  truncated: boolean;
+  /** Everything it wrote, kept or not. */
+  bytes: number;
+}
+
+export interface StepSuccess {
+  ok: true;
+  /** The validated output; it views a read-only mapping of the file (no copy). */
+  table: Table;
+  result: { rows: number; columns: number; warnings: string[]; summary: Record<string, string> };
+  stderr: CapturedText;
+  exit: ExitStatus;
+  /** Unmaps the table now rather than when it is garbage-collected; the table is then unusable. */
+  release(): void;
+}
+
+export interface StepFailure {
+  ok: false;
+  error: { kind: StepErrorKind; message: string; cause?: unknown };
+  stderr: CapturedText;
+  /** Null when no child ran (a sandbox step failed). */
+  exit: ExitStatus | null;
+}
+
+export type StepOutcome = StepSuccess | StepFailure;
+
+export const DEFAULT_STEP_WALL_TIME_MS = 60_000;
+const DEFAULT_STDERR_BYTES = 64 * 1024;
+/** Past this much stderr the step is killed ('output-limit'); only the first stderrBytes are kept. */
+export const DEFAULT_STEP_STDERR_LIMIT = 16 * 1024 * 1024;
+/** How long a step whose stdout ended may take to exit before it is killed. */
+const EXIT_GRACE_MS = 2_000;
+const OUTPUT_NAME = 'output.arrow';
+const INPUT_NAME = 'input.arrow';
+
+/** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
+export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
+  const module = realpathSync(opts.module);
+  const limits: Limits = { wallTimeMs: DEFAULT_STEP_WALL_TIME_MS, stderrBytes: DEFAULT_STEP_STDERR_LIMIT, ...opts.limits };
+  const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
+  try {
+    const inDir = join(dir, 'in');
+    const outDir = join(dir, 'out');
+    mkdirSync(inDir, { mode: 0o755 });
+    mkdirSync(outDir, { mode: 0o700 });
+    const mounts: Mount[] = [
+      { source: outDir, target: '/output', writable: true },
+      { source: dirname(module), target: STEP_MOUNT },
+    ];
+    let inputPath: string | undefined;
+    if (typeof opts.input === 'string') {
+      if (!statSync(opts.input).isFile()) throw new TypeError(`Expected \`input\` to be an Arrow IPC file, got ${opts.input}`);
+      mounts.push({ source: opts.input, target: `/input/${INPUT_NAME}` });
+      inputPath = `/input/${INPUT_NAME}`;
+    } else if (opts.input) {
+      writeArrowFile(join(inDir, INPUT_NAME), opts.input);
+      mounts.push({ source: inDir, target: '/input' });
+      inputPath = `/input/${INPUT_NAME}`;
+    }
+    let child;
+    try {
+      // stdout carries one result: a step that floods it is cut off and killed at the cap.
+      child = await zygote.spawn({ name: opts.name ?? basename(module), mounts, limits: { ...limits, stdoutBytes: MAX_STEP_RESULT_BYTES + 8 }, sandbox: opts.sandbox });
+    } catch (err) {
+      if (err instanceof SandboxError) return { ok: false, error: { kind: 'sandbox', message: err.message, cause: err }, stderr: { text: '', truncated: false, bytes: 0 }, exit: null };
+      throw err;
+    }
+    const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `/output/${OUTPUT_NAME}` });
+    const io = await talkToStep(
+      { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
+      request,
+      { resultTimeoutMs: limits.wallTimeMs! + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
+    );
+    return outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A running step, whoever started it (a zygote child, or a cold node for comparison). */
+export interface StepIO<E> {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  exited: Promise<E>;
+  kill(): void;
+}
+
+export interface StepExchange<E> {
+  result: DecodedStepResult | null;
+  /** Why no valid result was read. */
+  protocolError: ProtocolError | null;
+  stderr: CapturedText;
+  exit: E;
+}
+
+/**
+ * Sends the request, reads exactly one result (bounded in size and time, and nothing after
+ * it), keeps stderr up to a cap, and waits for the exit. A step that broke the protocol is
+ * killed, so the exit always comes.
+ */
+export async function talkToStep<E>(io: StepIO<E>, request: ReturnType<typeof encodeStepRequest>, opts: { resultTimeoutMs: number; stderrBytes: number }): Promise<StepExchange<E>> {
+  const stderr = capture(io.stderr, opts.stderrBytes);
+  io.stdin.on('error', () => {}); // a step that exits without reading its request: EPIPE
+  let protocolError: ProtocolError | null = null;
+  let result: StepExchange<E>['result'] = null;
+  try {
+    await writeMessage(io.stdin, request);
+    io.stdin.end();
+    // One result and nothing after it, within size, time, nesting and item bounds.
+    result = await readStepResult(io.stdout, { timeoutMs: opts.resultTimeoutMs, maxBytes: MAX_STEP_RESULT_BYTES });
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    protocolError = err;
+    // Its stdout ended: it is exiting by itself, so let it (killing it now would hide how it
+    // ended). Anything else: it is still writing nonsense, so end it.
+    if (err.reason !== 'truncated' || (await settlesWithin(io.exited, EXIT_GRACE_MS)) === false) io.kill();
+  }
+  io.stdout.resume(); // drain whatever else it writes until it is gone
+  const exit = await io.exited;
+  return { result, protocolError, stderr: await stderr, exit };
+}
+
+function outcome(io: StepExchange<ExitStatus>, readOutput: () => { table: Table; unmap(): void }): StepOutcome {
+  const { exit, stderr } = io;
+  const fail = (kind: StepErrorKind, message: string, cause?: unknown): StepFailure => ({ ok: false, error: { kind, message, cause }, stderr, exit });
+  // A limit the step hit says most, whatever it managed to write before.
+  if (exit.reason === 'timeout') return fail('timeout', `the step ran past its wall-time limit (${exit.wallMs.toFixed(0)} ms) and was killed`);
+  if (exit.reason === 'cpu-limit') return fail('timeout', `the step used up its CPU-time limit (${exit.cpuMs.toFixed(0)} ms) and was killed`);
+  if (exit.reason === 'oom') return fail('oom', `the step ran out of memory (its cgroup's limit) and was killed; peak RSS ${(exit.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  if (exit.reason === 'output-limit') return fail('output-limit', 'the step wrote more output than its limit (stdout: one result; stderr: limits.stderrBytes) and was killed');
+  if (exit.reason === 'pids-limit') return fail('error', 'the step hit its pids limit (threads or processes)');
+  if (io.protocolError) {
+    // Died without a word: a crash or an exit of its own, with its stderr as the story.
+    if (io.protocolError.reason === 'truncated' && (exit.code !== 0 || exit.signal !== null)) {
+      return fail('error', `the step ended (${describeExit(exit)}) without a result${stderr.text ? `: ${lastLines(stderr.text)}` : ''}`);
+    }
+    return fail('protocol', `the step broke the result protocol: ${io.protocolError.message}`, io.protocolError);
+  }
+  const result = io.result!;
+  if (!result.ok) return fail('error', result.message);
+  if (exit.code !== 0) return fail('error', `the step reported success but then ended with ${describeExit(exit)}`);
+  let out;
+  try {
+    out = readOutput();
+  } catch (err) {
+    if (err instanceof InvalidOutputError) return fail('invalid-output', err.message, err);
+    throw err;
+  }
+  if (out.table.numRows !== result.rows || out.table.numCols !== result.columns) {
+    out.unmap();
+    return fail('invalid-output', `the step reported ${result.rows} rows and ${result.columns} columns but its output file has ${out.table.numRows} and ${out.table.numCols}`);
+  }
+  return { ok: true, table: out.table, result: { rows: result.rows, columns: result.columns, warnings: result.warnings, summary: result.summary }, stderr, exit, release: () => out.unmap() };
+}
+
+/** Whether promise settles within ms. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([promise.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Reads a stream to its end, keeping at most cap bytes. */
+function capture(stream: Readable, cap: number): Promise<CapturedText> {
+  return new Promise((resolve) => {
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (keptBytes < cap) {
+        const part = chunk.subarray(0, cap - keptBytes);
+        kept.push(part);
+        keptBytes += part.length;
+      }
+    });
+    const done = () => resolve({ text: Buffer.concat(kept).toString('utf8'), truncated: bytes > keptBytes, bytes });
+    stream.once('end', done);
+    stream.once('error', done);
+    stream.once('close', done);
+  });
+}
+
+function describeExit(exit: ExitStatus): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+function lastLines(text: string, n = 20): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
