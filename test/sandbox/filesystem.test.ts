@@ -133,6 +133,7 @@ describe('mounts are per spawn', () => {
       [{ source: hostDir, target: '/a/../b' }, /normalized/],
       [{ source: join(hostDir, 'missing'), target: '/x' }, /cannot be used: ENOENT/],
       [{ source: hostDir, target: '/usr' }, /overlaps \/usr/],
+      [{ source: hostDir, target: join(dirname(fileURLToPath(MAIN)), 'no-such-dir') }, /lies inside .* where no directory of that name exists/],
     ];
     for (const [mount, message] of bad) {
       const err = await z.spawn({ args: ['exists', '/'], mounts: [mount] }).catch((e: unknown) => e);
