@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `zygote` command line: `zygote serve` becomes a zygote serving a Unix socket.
+// The `zygote` command line: `zygote serve` becomes a zygote serving a Unix socket; `zygote run`
+// runs one step; `zygote doctor` says what this host can enforce.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -7,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
 import { registerDoctor } from './doctor/index.js';
+import { registerRun } from './run-command.js';
 import { DEFAULT_NETWORK_SUBNET } from './sandbox/network.js';
 import { normalizeSandboxDefaults, NOBODY } from './sandbox/policy.js';
 
@@ -81,7 +83,8 @@ Example:
   });
 
 registerDoctor(program);
-program.parse();
+registerRun(program);
+await program.parseAsync();
 
 interface ServeOptions {
   socket: string;
