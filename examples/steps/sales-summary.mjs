@@ -1,45 +1,34 @@
-// Example step: build a deterministic table of sales, filter it, derive a column, and
-// aggregate by region with apache-arrow. Prints the summary as JSON on stdout.
+// Example step: filter a table of sales, derive a column, aggregate by region.
+// A step is a module whose default export takes an apache-arrow Table and the step's
+// parameters and returns a Table (or a promise of one). It runs in a sandboxed child: it sees
+// its input table (mapped, not copied), its own module's directory, and nothing else.
 import { tableFromArrays } from 'apache-arrow';
 
-const REGIONS = ['north', 'south', 'east', 'west'];
-
-/** A small deterministic PRNG (mulberry32), so every run crunches the same table. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export default function salesSummary(rows = 200_000, seed = 42) {
-  const rand = prng(seed);
-  const region = new Int32Array(rows);
-  const units = new Int32Array(rows);
-  const price = new Float64Array(rows);
-  for (let i = 0; i < rows; i++) {
-    region[i] = Math.floor(rand() * REGIONS.length);
-    units[i] = 1 + Math.floor(rand() * 20);
-    price[i] = Math.round(rand() * 10_000) / 100;
+export default function salesSummary(sales, { minUnits = 5 } = {}) {
+  const region = sales.getChild('region');
+  const units = sales.getChild('units').toArray();
+  const price = sales.getChild('price').toArray();
+  // Dictionary-encoded regions: aggregate on the dictionary indices, name them at the end.
+  const keys = region.data.map((d) => d.values);
+  const names = region.data[0].dictionary.toArray();
+  const orders = new Int32Array(names.length);
+  const unitSum = new Int32Array(names.length);
+  const revenue = new Float64Array(names.length);
+  let row = 0;
+  for (const chunk of keys) {
+    for (let i = 0; i < chunk.length; i++, row++) {
+      if (units[row] < minUnits) continue;
+      const k = chunk[i];
+      orders[k] += 1;
+      unitSum[k] += units[row];
+      revenue[k] += units[row] * price[row]; // the derived column, summed
+    }
   }
-  const sales = tableFromArrays({ region, units, price });
-
-  // Filter: orders of at least 5 units. Derive: revenue = units * price. Aggregate by region.
-  const totals = REGIONS.map((name) => ({ region: name, orders: 0, units: 0, revenue: 0 }));
-  const r = sales.getChild('region').toArray();
-  const u = sales.getChild('units').toArray();
-  const p = sales.getChild('price').toArray();
-  for (let i = 0; i < sales.numRows; i++) {
-    if (u[i] < 5) continue;
-    const t = totals[r[i]];
-    t.orders += 1;
-    t.units += u[i];
-    t.revenue += u[i] * p[i];
-  }
-  for (const t of totals) t.revenue = Math.round(t.revenue * 100) / 100;
-  process.stdout.write(`${JSON.stringify({ rows: sales.numRows, byRegion: totals })}\n`);
+  console.log(`sales-summary: ${row} rows in, ${orders.reduce((a, b) => a + b, 0)} orders of ${minUnits}+ units`);
+  return tableFromArrays({
+    region: names,
+    orders,
+    units: unitSum,
+    revenue: Float64Array.from(revenue, (r) => Math.round(r * 100) / 100),
+  });
 }
