@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { columnIn, layoutOf, setInt32, setInt64, validTables, wideTable } from '../fixtures/arrow-files.js';
 import { runStep, startZygote, stepRunner, type StepOutcome, type Zygote } from '../../dist/client/index.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
@@ -131,6 +132,38 @@ describe('a step that leaves a bad output file', () => {
   it.each(['truncated-arrow', 'not-arrow', 'lying-rows', 'hard-link'])("%s: kind 'invalid-output'", async (name) => {
     const e = failure(await attack(name));
     expect(e.kind, e.message).toBe('invalid-output');
+    await expectNextStepWorks();
+  });
+
+  // Malformed Arrow files made by the Arrow tests' own tools, written by the step as its output.
+  const malformed: [string, () => { bytes: Uint8Array; rows: number; columns: number }, RegExp][] = [
+    ['a footer without a schema', () => {
+      const t = validTables().strings!;
+      const bytes = tableToIPC(t, 'file');
+      new DataView(bytes.buffer, bytes.byteOffset).setUint16(layoutOf(bytes).footerVtable + 4 + 2 * 1, 0, true);
+      return { bytes, rows: t.numRows, columns: t.numCols };
+    }, /no schema/],
+    ['a batch whose lengths lie', () => {
+      const bytes = tableToIPC(wideTable(1, 4), 'file');
+      const m = layoutOf(bytes).batches[0]!;
+      setInt64(bytes, m.lengthPos!, 1000);
+      setInt64(bytes, m.nodes[0]!.pos, 1000);
+      return { bytes, rows: 1000, columns: 1 };
+    }, /less than the 4000 its length needs/],
+    ['a dictionary that does not match its indices', () => {
+      const t = validTables().dictionaries!;
+      const bytes = tableToIPC(t, 'file');
+      const layout = layoutOf(bytes);
+      setInt32(bytes, columnIn(layout.batches[0]!, t.schema.fields, 0).buffers[1]!.start + 4, 1000);
+      return { bytes, rows: t.numRows, columns: t.numCols };
+    }, /index 1000 at row 1 is outside dictionary/],
+  ];
+  it.each(malformed)("writes %s: kind 'invalid-output', saying what is wrong", async (_what, make, message) => {
+    const { bytes, rows, columns } = make();
+    const out = await runStep(z, { module: HOSTILE, input, params: { attack: 'write-bytes', bytes: Buffer.from(bytes).toString('base64'), rows, columns } });
+    const e = failure(out);
+    expect(e.kind, e.message).toBe('invalid-output');
+    expect(e.message).toMatch(message);
     await expectNextStepWorks();
   });
 
