@@ -32,6 +32,8 @@ program
   .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
   .option('--nofile <n>', 'RLIMIT_NOFILE of each child (default 256)', parseUint)
   .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child (default 1 GiB)', parseUint)
+  .option('--tmp-bytes <bytes>', "size of each child's private /tmp (default 64 MiB)", parseUint)
+  .option('--read-only-path <path>', 'a host path every child sees read-only, at the same place, beside what it needs (repeatable)', collect)
   .option('--network', `let children ask for a network (spawn({ network })): a veth and a /30 of ${DEFAULT_NETWORK_SUBNET} each, NAT, nftables rules (README, Network)`)
   .option('--network-subnet <cidr>', "IPv4 subnet the networked children's /30s come from (implies --network)")
   .option('--network-allow <ip:port>', 'a destination ("IP:PORT" or "CIDR:PORT") every networked child may reach despite the forbidden ranges (repeatable; implies --network)', collect)
@@ -56,6 +58,8 @@ Example:
         gid: opts.gid,
         uidRange: opts.uidRange,
         rlimits: { ...(opts.nofile !== undefined && { nofile: opts.nofile }), ...(opts.fsize !== undefined && { fsize: opts.fsize }) },
+        ...(opts.tmpBytes !== undefined && { tmpBytes: opts.tmpBytes }),
+        ...(opts.readOnlyPath !== undefined && { readOnlyPaths: opts.readOnlyPath.map((p) => resolve(p)) }),
         network:
           opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined
             ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [] }
@@ -97,6 +101,8 @@ interface ServeOptions {
   uidRange?: { start: number; count: number };
   nofile?: number;
   fsize?: number;
+  tmpBytes?: number;
+  readOnlyPath?: string[];
   network?: boolean;
   networkSubnet?: string;
   networkAllow?: string[];
