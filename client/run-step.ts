@@ -7,7 +7,7 @@
 // node_modules); it gets one StepRequest on stdin and answers one StepResult on stdout; the
 // output file is then opened without following links, mapped and validated before it is
 // accepted. The directory is removed before runStep returns (the mapping outlives it).
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,11 @@ export interface RunStepOptions {
   /** The input table: an apache-arrow Table, or the path of an Arrow IPC file. */
   input?: Table | string | null;
   params?: StepParams;
+  /**
+   * Extra files the step may read, by name: the step gets `{ files: { name: '/input/name' } }`
+   * as its third argument. Names are plain file names; each file is shown read-only.
+   */
+  files?: Record<string, string>;
   /** The child's limits; wallTimeMs defaults to 60 s. */
   limits?: Limits;
   /** Tests only: layers to skip (see SandboxRequest). */
@@ -101,15 +106,25 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       { source: outDir, target: '/output', writable: true },
       { source: dirname(module), target: STEP_MOUNT },
     ];
+    // in/ is the child's /input; a file given by path is mounted over a placeholder there.
+    mounts.push({ source: inDir, target: '/input' });
+    const showFile = (name: string, path: string, what: string) => {
+      if (!statSync(path).isFile()) throw new TypeError(`Expected ${what} to be a regular file, got ${path}`);
+      writeFileSync(join(inDir, name), '', { flag: 'wx', mode: 0o444 });
+      mounts.push({ source: path, target: `/input/${name}` });
+    };
     let inputPath: string | undefined;
     if (typeof opts.input === 'string') {
-      if (!statSync(opts.input).isFile()) throw new TypeError(`Expected \`input\` to be an Arrow IPC file, got ${opts.input}`);
-      mounts.push({ source: opts.input, target: `/input/${INPUT_NAME}` });
+      showFile(INPUT_NAME, opts.input, '`input`');
       inputPath = `/input/${INPUT_NAME}`;
     } else if (opts.input) {
       writeArrowFile(join(inDir, INPUT_NAME), opts.input);
-      mounts.push({ source: inDir, target: '/input' });
       inputPath = `/input/${INPUT_NAME}`;
+    }
+    const files = Object.entries(opts.files ?? {});
+    for (const [name, path] of files) {
+      if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new TypeError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
+      showFile(name, path, `\`files.${name}\``);
     }
     let child;
     try {
@@ -119,7 +134,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       if (err instanceof SandboxError) return { ok: false, error: { kind: 'sandbox', message: err.message, cause: err }, stderr: { text: '', truncated: false, bytes: 0 }, exit: null };
       throw err;
     }
-    const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `/output/${OUTPUT_NAME}` });
+    const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `/output/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
     const io = await talkToStep(
       { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
       request,

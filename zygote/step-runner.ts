@@ -1,7 +1,7 @@
 // The step runner: the main of a zygote that runs user steps (exported as `stepRunner`). In
 // each child, after every sandbox layer is in place, it reads one StepRequest from stdin, maps
 // the input table, imports the user's module, calls its default export
-// `(table, params) => Table | Promise<Table>`, writes the returned table as an Arrow IPC file at
+// `(table, params, { files }) => Table | Promise<Table>`, writes the returned table as an Arrow IPC file at
 // the output path, and writes one StepResult on stdout. stdout belongs to the protocol: the
 // step's console.log and process.stdout go to stderr.
 import { Console } from 'node:console';
@@ -33,7 +33,9 @@ export default async function stepRunner(): Promise<void> {
     const input = request.inputPath ? mapArrowFile(request.inputPath).table : null;
     const mod = (await import(pathToFileURL(request.module).href)) as { default?: unknown };
     if (typeof mod.default !== 'function') throw new TypeError(`the step module ${request.module} must have a function as its default export, found ${typeof mod.default}`);
-    const output: unknown = await (mod.default as (t: Table | null, p: unknown) => unknown)(input, request.params);
+    // The extra files, by name, where the step can read them (beside its input, in /input).
+    const files = Object.fromEntries(request.files.map((name) => [name, `/input/${name}`]));
+    const output: unknown = await (mod.default as (t: Table | null, p: unknown, c: { files: Record<string, string> }) => unknown)(input, request.params, { files });
     if (!(output instanceof Table)) throw new TypeError(`the step returned ${describe(output)}, not an apache-arrow Table (import it from 'apache-arrow')`);
     writeArrowFile(request.outputPath, output);
     await writeMessage(protocol, stepResultOk({ rows: output.numRows, columns: output.numCols }));

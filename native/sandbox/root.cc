@@ -57,8 +57,11 @@ int MakeParents(int dir, const char* rel) {
   return 0;
 }
 
-// An empty directory or file to mount onto, of the same kind as the tree.
+// An empty directory or file to mount onto, of the same kind as the tree; one already there
+// (inside an earlier, read-only bind) is used as it is.
 int MakeMountPoint(int dir, const char* rel, bool is_dir) {
+  struct stat st;
+  if (fstatat(dir, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && (is_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode))) return 0;
   if (int err = MakeParents(dir, rel)) return err;
   if (is_dir) return mkdirat(dir, rel, 0755) < 0 && errno != EEXIST ? errno : 0;
   int fd = openat(dir, rel, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
