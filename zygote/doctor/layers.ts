@@ -3,11 +3,13 @@
 
 export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
   'privileges', // the uid drop
+  'user-namespace', // made by each child after its uid drop, so unprivileged ones must be allowed
   'pid-namespace',
   'mount-namespace',
   'network-namespace',
   'ipc-namespace',
   'uts-namespace',
+  'cgroup-namespace',
   'no-new-privs',
   'seccomp',
   'cgroup-memory',
@@ -15,8 +17,8 @@ export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Advisory: user-namespace (the zygote runs as root), cgroup-namespace, landlock (the mount
- * namespace already confines the filesystem), cgroups (the overview; memory and pids carry the
+ * Advisory: landlock (used where the kernel has it; the root already confines the filesystem),
+ * cgroups (the overview; memory and pids carry the
  * requirement), network (nftables for the opt-in network), and the host settings ptrace-scope,
  * core-pattern and legacy-tiocsti.
  */

@@ -1,5 +1,6 @@
 // Namespaces: kernel support, sysctl limits, and a real probe with unshare(1) in a child.
 import { spawnSync } from 'node:child_process';
+import { release } from 'node:os';
 import { exists, readInt, readValue } from './proc.js';
 import type { Finding } from './types.js';
 
@@ -77,6 +78,11 @@ export function probeNamespace(kind: NamespaceKind): Finding {
   }
   const extra: string[] = [];
   if (kind.ns === 'user') extra.push(...userNamespaceNotes(data, root));
+  if (kind.ns === 'mnt' && !kernelAtLeast(5, 12)) {
+    // The child's root is built with open_tree, move_mount and mount_setattr, and its /proc
+    // mounted with subset=pid (5.8).
+    return { ...base, status: 'missing', detail: `kernel ${release()} is older than 5.12: the child's root needs open_tree, move_mount and mount_setattr`, fix: 'run on Linux 5.12 or newer' };
+  }
 
   const outcome = tryUnshare(flags);
   data.probeOk = outcome.ok;
@@ -84,6 +90,16 @@ export function probeNamespace(kind: NamespaceKind): Finding {
   const limit = max === null ? '' : `, limit ${max}`;
   if (outcome.ok === null) {
     return { ...base, status: 'unknown', detail: `supported by the kernel${limit}, but not probed: ${outcome.reason}`, fix: 'install util-linux (unshare) to let the doctor probe it' };
+  }
+  if (outcome.ok && kind.ns === 'user' && data.unprivilegedProbeOk === false) {
+    // Children make their user namespace after dropping to their uid: root being able to is
+    // not enough.
+    return {
+      ...base,
+      status: 'missing',
+      detail: [`root can create one, but an unprivileged uid cannot, and each child makes its own after dropping its uid`, ...extra].join('; '),
+      fix: 'allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 on Debian kernels; kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile with "userns," for the zygote on Ubuntu 23.10+), or run children without the user-namespace layer',
+    };
   }
   if (outcome.ok) {
     const as = root ? 'as root' : 'inside a new user namespace';
@@ -112,13 +128,18 @@ function userNamespaceNotes(data: Record<string, unknown>, root: boolean): strin
     // Whether an unprivileged child could create one: the seccomp filter must then refuse it.
     const nobody = tryUnshare(['--user', '--map-root-user'], [SETPRIV, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--']);
     data.unprivilegedProbeOk = nobody.ok;
-    if (nobody.ok === true) notes.push(`uid ${NOBODY} can create one too (the children's seccomp filter must refuse unshare and clone with CLONE_NEWUSER)`);
+    if (nobody.ok === true) notes.push(`uid ${NOBODY} can create one too, as each child does after dropping its uid (its seccomp filter then refuses unshare and clone with CLONE_NEWUSER)`);
     else if (nobody.ok === false) notes.push(`uid ${NOBODY} cannot (${nobody.reason})`);
   }
-  if (root) notes.push('optional while the zygote runs as root');
   return notes;
 }
 
 export function probeNamespaces(): Finding[] {
   return NAMESPACES.map(probeNamespace);
+}
+
+/** Whether this kernel's release is at least major.minor. */
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [a = 0, b = 0] = release().split(/[.-]/).map(Number);
+  return a > major || (a === major && b >= minor);
 }
