@@ -66,7 +66,9 @@ struct SandboxSpec {
   bool uts_ns = false;
   bool cgroup_ns = false;
   bool mnt_ns = false;  // with the root below
-  sandbox::RootSpec root;
+  sandbox::RootSpec root;        // every bind: built whole when there is no template
+  sandbox::RootSpec spawn_root;  // the spawn's own binds, on top of the template
+  int root_template = -1;        // the zygote's template mount namespace, or -1
   bool user_ns = false;
   bool credentials = false;
   uid_t uid = 0;
@@ -202,16 +204,24 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // Namespaces of its own, while still root (they need CAP_SYS_ADMIN): no network but its own
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
-                 (sb.mnt_ns ? CLONE_NEWNS : 0);
+                 (sb.mnt_ns && sb.root_template < 0 ? CLONE_NEWNS : 0);
   if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
   // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
   // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
+  // With the zygote's template (built once: sandbox/root.cc), the child enters a private copy
+  // of it and adds only its own /tmp, /proc and mounts; without one it builds the whole root.
   if (sb.mnt_ns) {
-    s.Step("private mounts", sandbox::PrivateMounts());
     const char* step = "root";
-    int err = sandbox::EnterRoot(sb.root, &step);
+    int err;
+    if (sb.root_template >= 0) {
+      err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, &step);
+    } else {
+      s.Step("private mounts", sandbox::PrivateMounts());
+      err = sandbox::EnterRoot(sb.root, &step);
+    }
     s.Step(err ? step : "root", err);
   }
+  if (sb.root_template >= 0) close(sb.root_template);
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
   // A networked child (opt-in per spawn): a veth pair to the zygote's namespace, where the
   // zygote's nftables table decides what it may reach (zygote/sandbox/network.ts). Made by
@@ -370,6 +380,14 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.root.chown_writable = sb.credentials;
     sb.root.owner_uid = sb.uid;
     sb.root.owner_gid = sb.gid;
+    sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
+    if (sb.root_template >= 0) {
+      // The spawn's own binds: the last spawnBinds of binds (the template holds the rest).
+      uint32_t own = r.Get("spawnBinds").As<Napi::Number>().Uint32Value();
+      if (own > sb.root.binds.size()) throw Napi::RangeError::New(env, "forkChild: root.spawnBinds exceeds the binds");
+      sb.spawn_root = sb.root;
+      sb.spawn_root.binds.assign(sb.root.binds.end() - own, sb.root.binds.end());
+    }
   }
   sb.capabilities = Flag(o, "capabilities");
   sb.no_new_privs = Flag(o, "noNewPrivs");
@@ -431,8 +449,9 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   spec.zygote_pidfd = self_pidfd;
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
-  // The child closes the pidfd itself once setup is done; the fd sweep must leave it.
-  std::erase_if(snapshot, [](const FdIdentity& f) { return f.fd == self_pidfd; });
+  // The child closes these itself once it used them; the fd sweep must leave them.
+  int root_template = spec.sandbox.root_template;
+  std::erase_if(snapshot, [root_template](const FdIdentity& f) { return f.fd == self_pidfd || (root_template >= 0 && f.fd == root_template); });
   MakeMemoryForkable();
 
   if (spec.sandbox.pid_ns && unshare(CLONE_NEWPID) < 0) ThrowErrno(env, "unshare(CLONE_NEWPID)", errno);
@@ -475,8 +494,33 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// buildRootTemplate(binds, dirs) -> fd of the template mount namespace (see sandbox/root.h).
+Napi::Value BuildRootTemplate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sandbox::RootSpec spec;
+  Napi::Array binds = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < binds.Length(); i++) {
+    Napi::Object b = binds.Get(i).As<Napi::Object>();
+    sandbox::RootBind bind;
+    bind.source = b.Get("source").As<Napi::String>().Utf8Value();
+    bind.target = b.Get("target").As<Napi::String>().Utf8Value();
+    if (bind.source.empty() || bind.source[0] != '/' || bind.target.size() < 2 || bind.target[0] != '/')
+      throw Napi::RangeError::New(env, "buildRootTemplate: binds need absolute source and target paths");
+    bind.device = Flag(b, "device");
+    spec.binds.push_back(bind);
+  }
+  std::vector<std::string> dirs;
+  Napi::Array d = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < d.Length(); i++) dirs.push_back(d.Get(i).As<Napi::String>().Utf8Value());
+  const char* step = "root template";
+  int fd = sandbox::BuildRootTemplate(spec, dirs, &step);
+  if (fd < 0) ThrowErrno(env, step, -fd);
+  return Napi::Number::New(env, fd);
+}
+
 void InitFork(Napi::Env env, Napi::Object exports) {
   exports.Set("forkChild", Napi::Function::New(env, ForkChild, "forkChild"));
+  exports.Set("buildRootTemplate", Napi::Function::New(env, BuildRootTemplate, "buildRootTemplate"));
 }
 
 }  // namespace zygote

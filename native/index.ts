@@ -73,6 +73,12 @@ export interface NativeRootSpec {
   tmpBytes: number;
   /** A /proc of the child's own pid namespace. */
   proc: boolean;
+  /**
+   * The zygote's template mount namespace (buildRootTemplate), holding every bind but the last
+   * spawnBinds; the child then mounts only those. Absent or -1: the child builds the whole root.
+   */
+  templateFd?: number;
+  spawnBinds?: number;
 }
 
 export interface SeccompRuleSpec {
@@ -148,6 +154,8 @@ export interface NativeAddon {
   poll(fds: Int32Array, events: Int16Array, revents: Int16Array, timeoutMs: number): number;
   reap(pid: number): ReapResult | null;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
+  /** Builds the root of binds once, in a mount namespace kept alive by the returned fd. */
+  buildRootTemplate(binds: NativeRootBind[], dirs: string[]): number;
   readReport(fd: number): SetupReport | null | 'eof' | { exit: { code: number | null; signal: number | null } };
   exitNow(code: number): never;
   execve(path: string, argv: string[], env: string[]): never;

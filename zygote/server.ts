@@ -12,7 +12,7 @@ import { Connection } from './connection.js';
 import { resolveNetwork, resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
 import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
-import { planRoot } from './sandbox/root.js';
+import { planRoot, TEMPLATE_MOUNT_POINTS } from './sandbox/root.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import type { Log } from './log.js';
@@ -36,7 +36,7 @@ export class Server {
    * Made once here rather than in every child: the compiled seccomp filters (native ids) of
    * the step and of its pid namespace's init, and the binds of every child's root.
    */
-  private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; landlockAbi: number };
+  private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; rootTemplateFd: number; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
@@ -50,8 +50,10 @@ export class Server {
       seccompId: native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id,
       initSeccompId: native.compileSeccomp(initSeccompRules(), SECCOMP_DEFAULT_ERRNO).id,
       rootBinds: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths }),
+      rootTemplateFd: -1,
       landlockAbi: landlockAbi(log),
     };
+    this.compiled.rootTemplateFd = rootTemplate(this.compiled.rootBinds, log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -542,4 +544,17 @@ function landlockAbi(log: Log): number {
   if (probe.abi !== null && probe.abi > 0) return probe.abi;
   log.info(`Landlock is not available (${probe.errno ?? 'unknown'}): children run without that layer; see zygote doctor`);
   return 0;
+}
+
+/**
+ * The children's root, built once (native/sandbox/root.cc). Without it every child builds its
+ * own root: slower, never less safe, so a failure is logged, not fatal.
+ */
+function rootTemplate(binds: NativeRootBind[], log: Log): number {
+  try {
+    return native.buildRootTemplate(binds, TEMPLATE_MOUNT_POINTS);
+  } catch (err) {
+    log.error(`cannot build the children's root template (each child builds its own root instead): ${(err as Error).message}`);
+    return -1;
+  }
 }

@@ -22,6 +22,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <sched.h>
+#include <signal.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 namespace zygote::sandbox {
 namespace {
@@ -89,13 +94,9 @@ class Fds {
   size_t n_ = 0;
 };
 
-}  // namespace
-
-int EnterRoot(const RootSpec& spec, const char** step) {
+// 1. Every source captured as a detached, read-only (unless writable) copy.
+int Capture(const RootSpec& spec, Fds& trees, const char** step) {
   if (spec.binds.size() > kMaxBinds) return Fail(step, "root: too many mounts", E2BIG);
-
-  // 1. Capture every source.
-  Fds trees;
   for (const RootBind& b : spec.binds) {
     if (b.writable && spec.chown_writable && chown(b.source.c_str(), spec.owner_uid, spec.owner_gid) < 0) {
       return Fail(step, "chown writable mount", errno);
@@ -106,32 +107,11 @@ int EnterRoot(const RootSpec& spec, const char** step) {
     unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? 0 : MOUNT_ATTR_RDONLY);
     if (int err = SetAttr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs)) return Fail(step, "mount_setattr(mount source)", err);
   }
+  return 0;
+}
 
-  // 2. The root: a tmpfs only big enough for its mount points.
-  if (mount("tmpfs", kStaging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") < 0) {
-    return Fail(step, "mount root tmpfs", errno);
-  }
-  int root = open(kStaging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return Fail(step, "open root", errno);
-  trees.Add(root);
-  // 3. /tmp first (binds may lie under it: a checkout in /tmp), /proc, /dev's symlinks.
-  if (mkdirat(root, "tmp", 01777) < 0 && errno != EEXIST) return Fail(step, "mkdir /tmp", errno);
-  char options[64], target[64];
-  snprintf(options, sizeof options, "size=%llu,mode=1777", spec.tmp_bytes);
-  snprintf(target, sizeof target, "%s/tmp", kStaging);
-  if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0) return Fail(step, "mount /tmp", errno);
-  if (spec.proc) {
-    if (mkdirat(root, "proc", 0555) < 0 && errno != EEXIST) return Fail(step, "mkdir /proc", errno);
-    char target[64];
-    snprintf(target, sizeof target, "%s/proc", kStaging);
-    if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0) return Fail(step, "mount /proc", errno);
-    if (mkdirat(root, "dev", 0755) < 0 && errno != EEXIST) return Fail(step, "mkdir /dev", errno);
-    const char* links[][2] = {{"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
-    for (auto& l : links) {
-      if (symlinkat(l[0], root, l[1]) < 0 && errno != EEXIST) return Fail(step, "symlink /dev/fd", errno);
-    }
-  }
-  // 4. The binds, each onto a mount point of its own kind; then the root read-only.
+// The captured trees moved onto mount points of their own kind under root, in order.
+int Attach(int root, const RootSpec& spec, Fds& trees, const char** step) {
   for (size_t i = 0; i < spec.binds.size(); i++) {
     const char* rel = spec.binds[i].target.c_str() + 1;
     struct stat st;
@@ -141,15 +121,170 @@ int EnterRoot(const RootSpec& spec, const char** step) {
     close(trees[i]);
     trees[i] = -1;
   }
+  return 0;
+}
 
+// A size-capped tmpfs at path (the child's /tmp).
+int MountTmp(const char* path, unsigned long long bytes, const char** step) {
+  char options[64];
+  snprintf(options, sizeof options, "size=%llu,mode=1777", bytes);
+  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0 ? Fail(step, "mount /tmp", errno) : 0;
+}
+
+// A /proc of the caller's pid namespace, pid directories only.
+int MountProc(const char* path, const char** step) {
+  return mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0 ? Fail(step, "mount /proc", errno) : 0;
+}
+
+// The root's own directories: /tmp, /proc, /dev with its symlinks, and any extra ones.
+int MakeSkeleton(int root, const std::vector<std::string>& dirs, const char** step) {
+  if (mkdirat(root, "tmp", 01777) < 0 && errno != EEXIST) return Fail(step, "mkdir /tmp", errno);
+  if (mkdirat(root, "proc", 0555) < 0 && errno != EEXIST) return Fail(step, "mkdir /proc", errno);
+  if (mkdirat(root, "dev", 0755) < 0 && errno != EEXIST) return Fail(step, "mkdir /dev", errno);
+  const char* links[][2] = {{"/proc/self/fd", "dev/fd"}, {"/proc/self/fd/0", "dev/stdin"}, {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"}};
+  for (auto& l : links) {
+    if (symlinkat(l[0], root, l[1]) < 0 && errno != EEXIST) return Fail(step, "symlink /dev/fd", errno);
+  }
+  for (const std::string& d : dirs) {
+    if (mkdirat(root, d.c_str() + 1, 0755) < 0 && errno != EEXIST) return Fail(step, "mkdir (template directory)", errno);
+  }
+  return 0;
+}
+
+// The root tmpfs at the staging point; its fd in *root.
+int MountRootTmpfs(Fds& fds, int* root, const char** step) {
+  if (mount("tmpfs", kStaging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") < 0) return Fail(step, "mount root tmpfs", errno);
+  *root = open(kStaging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*root < 0) return Fail(step, "open root", errno);
+  fds.Add(*root);
+  return 0;
+}
+
+// Makes root read-only and pivots into it; the old root is stacked on the new one, then
+// detached from the namespace.
+int PivotInto(int root, const char** step) {
   if (int err = SetAttr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) return Fail(step, "read-only root", err);
-
-  // 5. Pivot; the old root is stacked on the new one, then detached from the namespace.
   if (fchdir(root) < 0) return Fail(step, "chdir(new root)", errno);
   if (syscall(SYS_pivot_root, ".", ".") < 0) return Fail(step, "pivot_root", errno);
   if (umount2(".", MNT_DETACH) < 0) return Fail(step, "detach old root", errno);
   if (chdir("/") < 0) return Fail(step, "chdir(/)", errno);
   return 0;
+}
+
+}  // namespace
+
+int EnterRoot(const RootSpec& spec, const char** step) {
+  Fds trees;
+  if (int err = Capture(spec, trees, step)) return err;
+  int root = -1;
+  if (int err = MountRootTmpfs(trees, &root, step)) return err;
+  if (int err = MakeSkeleton(root, {}, step)) return err;
+  // /tmp before the binds: they may lie under it (a checkout in /tmp).
+  char path[64];
+  snprintf(path, sizeof path, "%s/tmp", kStaging);
+  if (int err = MountTmp(path, spec.tmp_bytes, step)) return err;
+  snprintf(path, sizeof path, "%s/proc", kStaging);
+  if (spec.proc) {
+    if (int err = MountProc(path, step)) return err;
+  }
+  if (int err = Attach(root, spec, trees, step)) return err;
+  return PivotInto(root, step);
+}
+
+int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs, const char** step) {
+  int ready[2], done[2];
+  if (pipe2(ready, O_CLOEXEC) < 0) return -Fail(step, "pipe", errno);
+  if (pipe2(done, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(ready[0]);
+    close(ready[1]);
+    return -Fail(step, "pipe", e);
+  }
+  // Signals stay blocked in the helper: the zygote's handlers would write to its signal pipe.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0) {
+    // The helper: plain C, then _exit. Builds the root in a mount namespace of its own and
+    // pivots into it, says how that went, and waits until the zygote holds the namespace.
+    close(ready[0]);
+    close(done[1]);  // else its own copy would keep the wait below from ever seeing EOF
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const char* at = "unshare(CLONE_NEWNS)";
+    int err = unshare(CLONE_NEWNS) < 0 ? errno : 0;
+    if (!err) err = mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ? (at = "private mounts", errno) : 0;
+    if (!err) {
+      Fds trees;
+      int root = -1;
+      err = Capture(spec, trees, &at);
+      if (!err) err = MountRootTmpfs(trees, &root, &at);
+      if (!err) err = MakeSkeleton(root, dirs, &at);
+      if (!err) err = Attach(root, spec, trees, &at);
+      if (!err) err = PivotInto(root, &at);
+    }
+    char report[64] = {};
+    memcpy(report, &err, sizeof err);
+    snprintf(report + sizeof err, sizeof report - sizeof err, "%s", at);
+    ssize_t n = write(ready[1], report, sizeof report);
+    (void)n;
+    char c;
+    n = read(done[0], &c, 1);
+    _exit(0);
+  }
+  int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close(ready[1]);
+  close(done[0]);
+  if (pid < 0) {
+    close(ready[0]);
+    close(done[1]);
+    return -Fail(step, "fork(root template)", fork_err);
+  }
+  static char helper_step[64];
+  char report[64] = {};
+  ssize_t n;
+  do n = read(ready[0], report, sizeof report);
+  while (n < 0 && errno == EINTR);
+  int err = 0;
+  int fd = -1;
+  if (n != static_cast<ssize_t>(sizeof report)) {
+    err = Fail(step, "root template helper died", n < 0 ? errno : EPIPE);
+  } else {
+    memcpy(&err, report, sizeof err);
+    snprintf(helper_step, sizeof helper_step, "%s", report + sizeof err);
+    if (err) {
+      *step = helper_step;
+    } else {
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+      fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) err = Fail(step, "open root template namespace", errno);
+    }
+  }
+  close(ready[0]);
+  close(done[1]);  // the helper's read returns: it exits
+  while (waitpid(pid, nullptr, __WALL) < 0 && errno == EINTR) {
+  }
+  return err ? -err : fd;
+}
+
+int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** step) {
+  // The spawn's own sources first, from the zygote's view of the host.
+  Fds trees;
+  if (int err = Capture(spec, trees, step)) return err;
+  // A private copy of the template: its root and binds are already in place, read-only.
+  if (setns(template_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(root template)", errno);
+  if (unshare(CLONE_NEWNS) < 0) return Fail(step, "unshare(CLONE_NEWNS)", errno);
+  int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return Fail(step, "open root", errno);
+  trees.Add(root);
+  if (int err = MountTmp("/tmp", spec.tmp_bytes, step)) return err;
+  if (spec.proc) {
+    if (int err = MountProc("/proc", step)) return err;
+  }
+  if (int err = Attach(root, spec, trees, step)) return err;
+  return chdir("/") < 0 ? Fail(step, "chdir(/)", errno) : 0;
 }
 
 }  // namespace zygote::sandbox

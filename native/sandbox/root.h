@@ -36,4 +36,15 @@ struct RootSpec {
 // *step names the part that failed.
 int EnterRoot(const RootSpec& spec, const char** step);
 
+// Zygote side, once: builds the root of spec.binds (with empty /tmp and /proc, and dirs as
+// extra empty directories for per-spawn mount points) in the mount namespace of a short-lived
+// helper process, pivots it there, and returns an fd of that namespace, which keeps it alive:
+// the template. Returns the fd, or minus an errno with *step naming the part that failed.
+int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs, const char** step);
+
+// Child side, as real root: enters a private copy of the template (setns, then unshare), mounts
+// its own /tmp and /proc, and spec.binds (the spawn's own mounts) onto mount points that already
+// exist in the template or lie under /tmp. No host mount is ever in the child's namespace.
+int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** step);
+
 }  // namespace zygote::sandbox

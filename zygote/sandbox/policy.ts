@@ -1,10 +1,10 @@
 // The sandbox policy: its layers, defaults, and how a zygote's defaults and a spawn's request
 // combine into the exact spec the native code carries out (native/fork.cc, SandboxSpec).
 import { constants as osConstants } from 'node:os';
-import type { NativeRootBind, NativeSandboxSpec } from '../../native/index.js';
+import type { NativeRootBind, NativeRootSpec, NativeSandboxSpec } from '../../native/index.js';
 import { parseAllowEntry, parseIpv4Net, type AllowEntry } from './net-addr.js';
 import { DEFAULT_NETWORK_SUBNET, type NetworkDefaults } from './network.js';
-import { withMounts, type Mount } from './root.js';
+import { templateCovers, withMounts, type Mount } from './root.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
 export const SANDBOX_LAYERS = [
@@ -238,7 +238,7 @@ export function resolveSandbox(
   defaults: NormalizedSandboxDefaults,
   request: SandboxRequest,
   ids: { uid: number; gid: number },
-  compiled: { rootBinds: readonly NativeRootBind[]; seccompId: number; initSeccompId: number; landlockAbi: number },
+  compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
@@ -261,7 +261,7 @@ export function resolveSandbox(
     veth: null,
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
-    root: on('mount-namespace') ? { binds: withMounts(compiled.rootBinds, mounts), tmpBytes: request.tmpBytes ?? defaults.tmpBytes, proc: true } : null,
+    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes) : null,
     // Its root is mapped to the uid it drops to, so it needs the credentials layer.
     userNamespace: on('user-namespace') && on('credentials'),
     credentials: on('credentials') ? ids : null,
@@ -282,4 +282,12 @@ function id(v: unknown, what: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xfffffffe) throw new TypeError(`Expected \`${what}\` to be a uid/gid number, got ${String(v)}`);
   return v;
+}
+
+/** The child's root: every bind, and the template to start from when it can. */
+function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly Mount[], tmpBytes: number): NativeRootSpec {
+  const binds = withMounts(compiled.rootBinds, mounts);
+  const own = binds.slice(compiled.rootBinds.length);
+  const template = compiled.rootTemplateFd >= 0 && templateCovers(compiled.rootBinds, own);
+  return { binds, tmpBytes, proc: true, ...(template ? { templateFd: compiled.rootTemplateFd, spawnBinds: own.length } : {}) };
 }

@@ -22,6 +22,23 @@ const DEVICES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
 /** Made by the root itself; nothing may be mounted over or into them. (Mounts may go under
  * /tmp, which is mounted first: a checkout may live there.) */
 const RESERVED = ['/proc', '/dev'];
+/** Empty directories the template root holds for the mounts spawns usually ask for. */
+export const TEMPLATE_MOUNT_POINTS = ['/input', '/output'];
+
+/**
+ * Whether a child can take its root from the zygote's template: every mount of its own must go
+ * onto a directory the template already has (a mount point made for it, or one inside an
+ * earlier bind) or under /tmp (the child's own tmpfs, where it can make one). Otherwise it
+ * builds the whole root itself.
+ */
+export function templateCovers(base: readonly NativeRootBind[], mounts: readonly NativeRootBind[]): boolean {
+  return mounts.every((m, i) => {
+    if (TEMPLATE_MOUNT_POINTS.includes(m.target)) return true;
+    if (m.target !== '/tmp' && within(m.target, '/tmp')) return true;
+    return [...base, ...mounts.slice(0, i)].some((b) => b.target !== m.target && within(m.target, b.target));
+  });
+}
+
 /** At most this many mounts per spawn (the native side caps the whole root at 256). */
 export const MAX_MOUNTS = 32;
 
