@@ -118,8 +118,10 @@ describe('Landlock, under the mount namespace', () => {
 describe('mounts are per spawn', () => {
   it('a child does not see the mounts of another child running at the same time', async () => {
     const a = await z.spawn({ args: ['wait-for', '/input/never', 1000], mounts: [{ source: hostDir, target: '/input' }] });
-    const b = await run(['exists', '/input'], [], []);
-    expect(b).toBe(false);
+    // /input is there in every child (an empty mount point of the shared template root), but
+    // not what another child has mounted on it.
+    expect(await run(['exists', '/input/renderer-secret'], [], [])).toBe(false);
+    expect(await run<string[]>(['ls', '/input'], [], [])).toEqual([]);
     expect(JSON.parse(await collect(a.stdout))).toBe(false);
     expect((await a.exited).code).toBe(0);
   });
@@ -141,6 +143,20 @@ describe('mounts are per spawn', () => {
       expect((err as Error).message).toMatch(message);
     }
     expect(await run(['exists', '/'])).toBe(true);
+  });
+});
+
+describe('the root template', () => {
+  it('a mount onto a directory the template lacks makes the child build its whole root itself, with the same result', async () => {
+    const mounts = [{ source: hostDir, target: '/data/in' }];
+    expect(await run(['try-read', '/data/in/renderer-secret'], [], mounts)).toEqual({ ok: true, text: 'db-password' });
+    expect(await run(['try-read', '/etc/passwd'], [], mounts)).toEqual({ ok: false, code: 'ENOENT' });
+    expect(await run(['write', '/data/in/planted', 1], [], mounts)).toEqual({ ok: false, code: 'EROFS' });
+  });
+
+  it("only the child that builds its own root runs the 'private mounts' step: a failure there is fail-closed too", async () => {
+    const err = await z.spawn({ args: ['exists', '/'], mounts: [{ source: hostDir, target: '/data/in' }], sandbox: { dangerouslyInjectFailure: { step: 'private mounts', errno: 'EPERM' } } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ step: 'private mounts', code: 'EPERM' });
   });
 });
 

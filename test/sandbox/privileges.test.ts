@@ -93,7 +93,6 @@ describe('fail closed', () => {
     'renew loop reserve fd',
     'prctl(PR_SET_NAME)',
     'unshare',
-    'private mounts',
     'root',
     'loopback up',
     'sethostname',
