@@ -339,6 +339,17 @@ sandbox::VethSpec ParseVeth(Napi::Env env, Napi::Object v) {
   return veth;
 }
 
+sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
+  sandbox::RootBind bind;
+  bind.source = b.Get("source").As<Napi::String>().Utf8Value();
+  bind.target = b.Get("target").As<Napi::String>().Utf8Value();
+  if (bind.source.empty() || bind.source[0] != '/' || bind.target.size() < 2 || bind.target[0] != '/')
+    throw Napi::RangeError::New(env, "forkChild: root binds need absolute source and target paths");
+  bind.writable = Flag(b, "writable");
+  bind.device = Flag(b, "device");
+  return bind;
+}
+
 SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   SandboxSpec sb;
   sb.setsid = Flag(o, "setsid");
@@ -366,27 +377,18 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.root.proc = Flag(r, "proc");
     sb.root.tmp_bytes = static_cast<unsigned long long>(r.Get("tmpBytes").As<Napi::Number>().DoubleValue());
     Napi::Array binds = r.Get("binds").As<Napi::Array>();
-    for (uint32_t i = 0; i < binds.Length(); i++) {
-      Napi::Object b = binds.Get(i).As<Napi::Object>();
-      sandbox::RootBind bind;
-      bind.source = b.Get("source").As<Napi::String>().Utf8Value();
-      bind.target = b.Get("target").As<Napi::String>().Utf8Value();
-      if (bind.source.empty() || bind.source[0] != '/' || bind.target.size() < 2 || bind.target[0] != '/')
-        throw Napi::RangeError::New(env, "forkChild: root binds need absolute source and target paths");
-      bind.writable = Flag(b, "writable");
-      bind.device = Flag(b, "device");
-      sb.root.binds.push_back(bind);
-    }
+    for (uint32_t i = 0; i < binds.Length(); i++) sb.root.binds.push_back(ParseBind(env, binds.Get(i).As<Napi::Object>()));
     sb.root.chown_writable = sb.credentials;
     sb.root.owner_uid = sb.uid;
     sb.root.owner_gid = sb.gid;
     sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
     if (sb.root_template >= 0) {
-      // The spawn's own binds: the last spawnBinds of binds (the template holds the rest).
-      uint32_t own = r.Get("spawnBinds").As<Napi::Number>().Uint32Value();
-      if (own > sb.root.binds.size()) throw Napi::RangeError::New(env, "forkChild: root.spawnBinds exceeds the binds");
+      // What the child mounts on top of the template: its own binds, and the template's binds
+      // under /tmp, which its own /tmp would otherwise hide.
       sb.spawn_root = sb.root;
-      sb.spawn_root.binds.assign(sb.root.binds.end() - own, sb.root.binds.end());
+      sb.spawn_root.binds.clear();
+      Napi::Array own = r.Get("templateBinds").As<Napi::Array>();
+      for (uint32_t i = 0; i < own.Length(); i++) sb.spawn_root.binds.push_back(ParseBind(env, own.Get(i).As<Napi::Object>()));
     }
   }
   sb.capabilities = Flag(o, "capabilities");

@@ -74,11 +74,11 @@ export interface NativeRootSpec {
   /** A /proc of the child's own pid namespace. */
   proc: boolean;
   /**
-   * The zygote's template mount namespace (buildRootTemplate), holding every bind but the last
-   * spawnBinds; the child then mounts only those. Absent or -1: the child builds the whole root.
+   * The zygote's template mount namespace (buildRootTemplate); the child then mounts only
+   * templateBinds on top of it. Absent or -1: the child builds the whole root of binds.
    */
   templateFd?: number;
-  spawnBinds?: number;
+  templateBinds?: NativeRootBind[];
 }
 
 export interface SeccompRuleSpec {

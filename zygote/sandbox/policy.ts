@@ -288,6 +288,9 @@ function id(v: unknown, what: string, dflt: number): number {
 function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly Mount[], tmpBytes: number): NativeRootSpec {
   const binds = withMounts(compiled.rootBinds, mounts);
   const own = binds.slice(compiled.rootBinds.length);
-  const template = compiled.rootTemplateFd >= 0 && templateCovers(compiled.rootBinds, own);
-  return { binds, tmpBytes, proc: true, ...(template ? { templateFd: compiled.rootTemplateFd, spawnBinds: own.length } : {}) };
+  if (compiled.rootTemplateFd < 0 || !templateCovers(compiled.rootBinds, own)) return { binds, tmpBytes, proc: true };
+  // The child's own /tmp goes over the template's: binds under /tmp (a checkout there) are
+  // mounted again on top of it, before the spawn's own.
+  const underTmp = compiled.rootBinds.filter((b) => b.target.startsWith('/tmp/'));
+  return { binds, tmpBytes, proc: true, templateFd: compiled.rootTemplateFd, templateBinds: [...underTmp, ...own] };
 }
