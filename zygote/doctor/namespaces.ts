@@ -1,7 +1,7 @@
 // Namespaces: kernel support, sysctl limits, and a real probe with unshare(1) in a child.
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
-import { exists, readInt, readValue } from './proc.js';
+import { exists, kernelAtLeast, readInt, readValue } from './proc.js';
 import type { Finding } from './types.js';
 
 export const UNSHARE = '/usr/bin/unshare';
@@ -136,10 +136,4 @@ function userNamespaceNotes(data: Record<string, unknown>, root: boolean): strin
 
 export function probeNamespaces(): Finding[] {
   return NAMESPACES.map(probeNamespace);
-}
-
-/** Whether this kernel's release is at least major.minor. */
-function kernelAtLeast(major: number, minor: number): boolean {
-  const [a = 0, b = 0] = release().split(/[.-]/).map(Number);
-  return a > major || (a === major && b >= minor);
 }
