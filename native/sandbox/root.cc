@@ -12,6 +12,8 @@
 //      describes: the host's mounts leave the namespace altogether.
 #include "root.h"
 
+#include "namespaces.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -213,7 +215,7 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     const char* at = "unshare(CLONE_NEWNS)";
     int err = unshare(CLONE_NEWNS) < 0 ? errno : 0;
-    if (!err) err = mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ? (at = "private mounts", errno) : 0;
+    if (!err && (err = PrivateMounts())) at = "private mounts";
     if (!err) {
       Fds trees;
       int root = -1;
