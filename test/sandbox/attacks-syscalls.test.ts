@@ -210,16 +210,6 @@ describe('evading the filter', () => {
   ])('%s on stdin fails with EPERM (seccomp: ioctl requests compared on their low 32 bits)', async (_what, highBits) => {
     expectErrno(await attackIn(z, ['tiocsti', 0, highBits]), 'EPERM');
   });
-  it('getpid through the x32 ABI (syscall number | 0x40000000) kills the child with SIGSYS (seccomp: another arch)', async () => {
-    expectKilledBySigsys(await attackIn(z, ['x32_getpid']));
-  });
-  it('positive control (skips seccomp): the x32 call reaches the kernel, which answers it instead of killing the child', async () => {
-    const run = await attackIn(z, ['x32_getpid'], SECCOMP);
-    expect(run.status).toMatchObject({ code: 0, signal: null });
-    // With x32 support the pid; without it this kernel answers EPERM (others ENOSYS).
-    if (run.result!.ok) expect(run.result!.value).toBe(run.pid);
-    else expect(['EPERM', 'ENOSYS']).toContain(run.result!.errno);
-  });
 
   it.each([
     ['TIOCSTI', false],
