@@ -161,30 +161,30 @@ Napi::Value CapsetAll(const Napi::CallbackInfo& info) {
   return Result(info.Env(), Sys(syscall(SYS_capset, &hdr, data)));
 }
 
+// The outcome with the three ids (real, effective, saved) in `ids`.
+template <typename Id>
+Napi::Object WithIds(Napi::Env env, Outcome o, Id r, Id e, Id s) {
+  Napi::Object res = Result(env, o);
+  Napi::Array ids = Napi::Array::New(env, 3);
+  ids.Set(0u, Napi::Number::New(env, r));
+  ids.Set(1u, Napi::Number::New(env, e));
+  ids.Set(2u, Napi::Number::New(env, s));
+  res.Set("ids", ids);
+  return res;
+}
+
 // getresuid: the real, effective and saved uids, in `ids`. A probe, not an attack.
 Napi::Value GetResUid(const Napi::CallbackInfo& info) {
   uid_t r = 0, e = 0, s = 0;
   Outcome o = Sys(syscall(SYS_getresuid, &r, &e, &s));
-  Napi::Object res = Result(info.Env(), o);
-  Napi::Array ids = Napi::Array::New(info.Env(), 3);
-  ids.Set(0u, Napi::Number::New(info.Env(), r));
-  ids.Set(1u, Napi::Number::New(info.Env(), e));
-  ids.Set(2u, Napi::Number::New(info.Env(), s));
-  res.Set("ids", ids);
-  return res;
+  return WithIds(info.Env(), o, r, e, s);
 }
 
 // getresgid: the real, effective and saved gids, in `ids`. A probe, not an attack.
 Napi::Value GetResGid(const Napi::CallbackInfo& info) {
   gid_t r = 0, e = 0, s = 0;
   Outcome o = Sys(syscall(SYS_getresgid, &r, &e, &s));
-  Napi::Object res = Result(info.Env(), o);
-  Napi::Array ids = Napi::Array::New(info.Env(), 3);
-  ids.Set(0u, Napi::Number::New(info.Env(), r));
-  ids.Set(1u, Napi::Number::New(info.Env(), e));
-  ids.Set(2u, Napi::Number::New(info.Env(), s));
-  res.Set("ids", ids);
-  return res;
+  return WithIds(info.Env(), o, r, e, s);
 }
 
 // prctl(option, 0, 0, 0, 0): read a process attribute, e.g. PR_GET_DUMPABLE (3),
