@@ -473,6 +473,8 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("role", "child");
     out.Set("pid", getpid());
+    // Its cwd is now "/" of a new root, which Node's cached process.cwd() does not know.
+    out.Set("newRoot", spec.sandbox.mnt_ns);
     return out;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

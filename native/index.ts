@@ -98,7 +98,7 @@ export interface ForkSpec {
   sandbox: NativeSandboxSpec;
 }
 
-export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number };
+export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number; newRoot: boolean };
 
 export interface SetupReport {
   ok: boolean;

@@ -9,6 +9,8 @@ export interface ChildTask {
   id: number;
   name: string;
   argsJson: string;
+  /** The child pivoted into a root of its own, and its cwd is that root's "/". */
+  newRoot: boolean;
 }
 
 /** The zygote's record of one child. */
@@ -78,7 +80,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
     return failure('fork', err);
   }
   if (forked.role === 'child') {
-    return { role: 'child', task: { pid: forked.pid, id: req.id, name: req.name, argsJson: req.argsJson } };
+    return { role: 'child', task: { pid: forked.pid, id: req.id, name: req.name, argsJson: req.argsJson, newRoot: forked.newRoot } };
   }
   // The child's ends now live in the child only.
   for (const fd of [stdin[0], stdout[1], stderr[1], report[1]]) native.close(fd);

@@ -47,8 +47,9 @@ try {
 
 // 3. In the child, with its fds, loop and pipes already set up by native code.
 freshenProcessState(task.pid);
-// Node caches its cwd; after pivot_root the real one is the new root's.
-process.chdir('.');
+// Node caches its cwd: after pivot_root the real one is the new root's "/". (Without a new root
+// the cwd is the zygote's, which the child's uid may not even be allowed to search.)
+if (task.newRoot) process.chdir('/');
 process.title = `zygote-child ${task.name || task.id}`;
 process.argv = [process.execPath, new URL(config.main).pathname];
 installExitPath();

@@ -71,6 +71,11 @@ describe('nothing of the host but what the child needs', () => {
     expect(await run<string[]>(['ls', dirname(fixtures)])).toEqual(['fixtures']);
   });
 
+  it("its cwd is the new root's /, and process.cwd() says so; without the new root it keeps the zygote's", async () => {
+    expect(await run(['cwd'])).toBe('/');
+    expect(await run(['cwd'], ['mount-namespace'])).toBe(process.cwd());
+  });
+
   it('/dev has null, zero, random and urandom and nothing else of the host', async () => {
     expect(await run<string[]>(['ls', '/dev'])).toEqual(['fd', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']);
   });
