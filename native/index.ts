@@ -173,6 +173,12 @@ export interface NativeAddon {
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };
+  /**
+   * getpid through the i386 (`int $0x80`) or x32 entry, in a forked child with no filter of
+   * ours. returned: the call came back, with value (the pid it gave) or errno; otherwise signal
+   * is the number that ended the child. pid is the child's own pid.
+   */
+  probeSyscallEntry(entry: 'i386' | 'x32'): { returned: boolean; value: number | null; errno: string | null; pid: number | null; signal: number | null };
 }
 
 const require = createRequire(import.meta.url);

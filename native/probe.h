@@ -5,7 +5,7 @@
 
 namespace zygote {
 
-// Adds probeSeccompVersion() and probeLandlockAbi() to the addon's exports.
+// Adds probeSeccompVersion(), probeLandlockAbi() and probeSyscallEntry() to the addon's exports.
 void InitProbe(Napi::Env env, Napi::Object exports);
 
 }  // namespace zygote

@@ -8,7 +8,8 @@ export { ALL_LAYERS, runDoctor, runProbes, summarize } from './run.js';
 export { formatJson, formatSummary, formatTable, wrap } from './report.js';
 export { REQUIRED_LAYERS, isRequired } from './layers.js';
 export { cgroupDir, detectCgroupLayout, parseMountinfo, parseProcCgroup, parseProcCgroups, readCgroupFacts, type CgroupMode } from './cgroups.js';
-export { landlockAbi, libseccompVersion, type LandlockAbiProbe, type SeccompVersion } from './native-probes.js';
+export { landlockAbi, libseccompVersion, syscallEntry, type LandlockAbiProbe, type SeccompVersion, type SyscallEntryProbe } from './native-probes.js';
+export { decideSyscallEntry, probeSyscallEntry, type SyscallEntryName, type SyscallEntryState, type SyscallEntryVerdict } from './syscall-entries.js';
 export type { DoctorReport, HostInfo, ProbeResult, Status } from './types.js';
 
 /** Adds the `doctor` subcommand to program. */
@@ -22,7 +23,8 @@ export function registerDoctor(program: Command): Command {
       `
 Layers: privileges (root or CAP_SETUID+CAP_SETGID+CAP_SYS_ADMIN), namespaces (user, pid, mount,
 network, ipc, uts, cgroup; probed with unshare(1) in a child), no_new_privs, seccomp (kernel
-actions and libseccomp), Landlock, cgroups (v1/v2/hybrid, memory and pids), the opt-in network
+actions and libseccomp), the i386 and x32 syscall entries (live: the filter's arch check
+kills calls through them; absent: nothing to filter), Landlock, cgroups (v1/v2/hybrid, memory and pids), the opt-in network
 (nft, net.ipv4.ip_forward), and the host settings kernel.yama.ptrace_scope,
 kernel.core_pattern and dev.tty.legacy_tiocsti.
 

@@ -1,4 +1,4 @@
-// The addon's two probe functions (native/probe.cc), as the doctor uses them.
+// The addon's probe functions (native/probe.cc), as the doctor uses them.
 import { native } from '../../native/index.js';
 
 export type SeccompVersion = ReturnType<typeof native.probeSeccompVersion>;
@@ -14,4 +14,11 @@ export function libseccompVersion(): SeccompVersion {
 /** The kernel's Landlock ABI probe. */
 export function landlockAbi(): LandlockAbiProbe {
   return native.probeLandlockAbi();
+}
+
+/** getpid through the i386 or x32 entry, in a forked child (native/probe.cc). */
+export type SyscallEntryProbe = ReturnType<typeof native.probeSyscallEntry>;
+
+export function syscallEntry(entry: 'i386' | 'x32'): SyscallEntryProbe {
+  return native.probeSyscallEntry(entry);
 }

@@ -9,6 +9,7 @@ import { probeNetwork } from './network.js';
 import { probeNoNewPrivs } from './no-new-privs.js';
 import { probePrivileges } from './privileges.js';
 import { probeSeccomp } from './seccomp.js';
+import { probeSyscallEntries } from './syscall-entries.js';
 import type { DoctorReport, Finding, HostInfo, ProbeResult } from './types.js';
 
 /** Every probe, in the order the table shows them. Each returns one finding or several. */
@@ -17,6 +18,7 @@ const PROBES: Array<{ layers: string[]; run: () => Finding | Finding[] }> = [
   { layers: ['user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace'], run: probeNamespaces },
   { layers: ['no-new-privs'], run: probeNoNewPrivs },
   { layers: ['seccomp'], run: probeSeccomp },
+  { layers: ['i386-entry', 'x32-entry'], run: probeSyscallEntries },
   { layers: ['landlock'], run: probeLandlock },
   { layers: ['cgroups', 'cgroup-memory', 'cgroup-pids'], run: probeCgroups },
   { layers: ['network'], run: probeNetwork },
