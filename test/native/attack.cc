@@ -465,7 +465,8 @@ Napi::Value Int80Getpid(const Napi::CallbackInfo& info) {
 // which the kernel routes to its x32 table when built with CONFIG_X86_X32_ABI (ENOSYS
 // otherwise). Stopped by seccomp's architecture check, which kills the process.
 Napi::Value X32Getpid(const Napi::CallbackInfo& info) {
-  return Result(info.Env(), Raw(static_cast<int>(syscall(0x40000000 | SYS_getpid))));
+  // libc's syscall() returns -1 and sets errno (Raw would misread that -1 as EPERM).
+  return Result(info.Env(), Sys(syscall(0x40000000 | SYS_getpid)));
 }
 
 // ioctl(fd, TIOCSTI, &c): push a character ('#' or the first byte of `ch`) into a
