@@ -6,12 +6,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ALL_LAYERS,
   cgroupDir,
+  decideSyscallEntry,
   detectCgroupLayout,
   formatTable,
   landlockAbi,
   libseccompVersion,
   parseMountinfo,
   parseProcCgroup,
+  probeSyscallEntry,
   readCgroupFacts,
   runDoctor,
   summarize,
@@ -19,6 +21,8 @@ import {
   type ProbeResult,
 } from '../../dist/zygote/doctor/index.js';
 import { ROOT } from '../helpers/index.js';
+import { ATTACK_ADDON_PATH } from '../native/attack.js';
+import { constants } from 'node:os';
 
 const STATUSES = ['ok', 'missing', 'degraded', 'unknown'];
 
@@ -53,7 +57,7 @@ describe('zygote doctor on this host', () => {
       if (r.status === 'missing' || r.status === 'degraded') expect(r.fix, r.layer).toBeTruthy();
     }
     expect(ALL_LAYERS).toEqual(
-      expect.arrayContaining(['privileges', 'user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace', 'seccomp', 'no-new-privs', 'cgroups', 'cgroup-memory', 'cgroup-pids', 'landlock', 'ptrace-scope', 'core-pattern', 'legacy-tiocsti']),
+      expect.arrayContaining(['privileges', 'user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace', 'seccomp', 'i386-entry', 'x32-entry', 'no-new-privs', 'cgroups', 'cgroup-memory', 'cgroup-pids', 'landlock', 'ptrace-scope', 'core-pattern', 'legacy-tiocsti']),
     );
   });
 
@@ -118,6 +122,74 @@ describe('zygote doctor on this host', () => {
     const before = readdirSync(dir).sort();
     runDoctor();
     expect(readdirSync(dir).sort()).toEqual(before);
+  });
+});
+
+describe('the i386 and x32 syscall entries', () => {
+  const SIGSEGV = constants.signals.SIGSEGV;
+  const SIGSYS = constants.signals.SIGSYS;
+  const answered = (value: number | null, errno: string | null, pid = 42) => ({ returned: true, value, errno, pid, signal: null });
+  const killed = (signal: number | null) => ({ returned: false, value: null, errno: null, pid: null, signal });
+
+  it("decides present when the call returns the caller's pid", () => {
+    expect(decideSyscallEntry('i386', answered(42, null), false)).toMatchObject({ entry: 'i386', state: 'present' });
+    expect(decideSyscallEntry('x32', answered(42, null), false)).toMatchObject({ entry: 'x32', state: 'present' });
+  });
+
+  it('decides absent for a fault on int $0x80 (a host without the i386 entry), or ENOSYS, with no filter', () => {
+    const v = decideSyscallEntry('i386', killed(SIGSEGV), false);
+    expect(v).toMatchObject({ state: 'absent' });
+    expect(v.reason).toContain('SIGSEGV');
+    expect(decideSyscallEntry('x32', answered(null, 'ENOSYS'), false)).toMatchObject({ state: 'absent' });
+    expect(decideSyscallEntry('i386', answered(null, 'ENOSYS'), false)).toMatchObject({ state: 'absent' });
+  });
+
+  it("decides filtered where the caller's own seccomp filter kills the call or answers it", () => {
+    expect(decideSyscallEntry('i386', killed(SIGSYS), true)).toMatchObject({ state: 'filtered' });
+    expect(decideSyscallEntry('x32', answered(null, 'EPERM'), true)).toMatchObject({ state: 'filtered' });
+    expect(decideSyscallEntry('x32', answered(null, 'ENOSYS'), true)).toMatchObject({ state: 'filtered' });
+  });
+
+  it('throws on any other outcome, so a broken probe fails the run instead of skipping a test', () => {
+    expect(() => decideSyscallEntry('i386', answered(7, null), false)).toThrow(/returned 7, but the child's pid is 42/);
+    expect(() => decideSyscallEntry('x32', answered(null, 'EPERM'), false)).toThrow(/gave EPERM with no seccomp filter/);
+    expect(() => decideSyscallEntry('i386', killed(constants.signals.SIGKILL), false)).toThrow(/was killed by SIGKILL/);
+    expect(() => decideSyscallEntry('x32', killed(SIGSEGV), false)).toThrow(/was killed by SIGSEGV/);
+    expect(() => decideSyscallEntry('i386', killed(SIGSEGV), true)).toThrow(/runs under a seccomp filter/);
+    expect(() => decideSyscallEntry('i386', killed(null), false)).toThrow(/died without a signal or an answer/);
+  });
+
+  // The probe against an independent try of the same call: the attack addon in a fresh node.
+  // On a host with the entry this proves the tests that need it run (present); on one without,
+  // that they are skipped for the right reason (absent).
+  it.each(['i386', 'x32'] as const)('the %s probe agrees with the same call made by the attack addon in a fresh node', (entry) => {
+    const call = entry === 'i386' ? 'int80_getpid' : 'x32_getpid';
+    const script = `const a = require(${JSON.stringify(ATTACK_ADDON_PATH)}); console.log(JSON.stringify({ pid: process.pid, r: a.${call}() }));`;
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    const v = probeSyscallEntry(entry);
+    if (out.signal !== null) {
+      expect(out.signal).toBe('SIGSEGV');
+      expect(v).toMatchObject({ entry, state: 'absent' });
+    } else {
+      expect(out.status, out.stderr).toBe(0);
+      const { pid, r } = JSON.parse(out.stdout) as { pid: number; r: { ok: boolean; value: number; errno: string | null } };
+      if (r.ok) {
+        expect(r.value).toBe(pid);
+        expect(v).toMatchObject({ entry, state: 'present' });
+      } else {
+        expect(r.errno).toBe('ENOSYS');
+        expect(v).toMatchObject({ entry, state: 'absent' });
+      }
+    }
+  });
+
+  it('doctor reports both entries as advisory, ok either way, with the state the probe found', () => {
+    const report = runDoctor();
+    for (const entry of ['i386', 'x32'] as const) {
+      const r = layer(report, `${entry}-entry`);
+      expect(r).toMatchObject({ status: 'ok', required: false, data: { state: probeSyscallEntry(entry).state } });
+      expect(r.detail).toMatch(/^(present|absent|filtered): /);
+    }
   });
 });
 
