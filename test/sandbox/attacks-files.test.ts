@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type SandboxLayer, type Zygote } from '../../dist/client/index.js';
 import { O_RDONLY, type IdsResult, type ReadResult } from '../native/attack.js';
 import { ATTACK_MAIN, attackIn, expectAnswered, expectErrno, expectOk } from './attack-helpers.js';
+import { itNeeds, sysctl } from '../helpers/host.js';
 
 let z: Zygote;
 /** A root-owned 0755 directory the test writes into; children may look but not write. */
@@ -166,8 +167,9 @@ describe('core dumps', () => {
     expect(run.status).toMatchObject({ code: null, reason: 'signal' });
   });
 
-  it.skipIf(elsewhere)(
-    `positive control (skips rlimits, not-dumpable and credentials): the same abort() writes a core file there${elsewhere ? ` [skipped: core_pattern sends cores elsewhere than the cwd: ${pattern}]` : ''}`,
+  itNeeds(
+    sysctl('/proc/sys/kernel/core_pattern', () => !elsewhere, 'a core_pattern that writes cores into the cwd, for the control to find one'),
+    'positive control (skips rlimits, not-dumpable and credentials): the same abort() writes a core file there',
     async () => {
       const { run, files } = await abortIn(abortDir('abort-control'), ['rlimits', 'not-dumpable', 'credentials']);
       // core_pattern is a file name here ("core", maybe with %-specifiers), relative to the cwd.

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/client/index.js';
 import { SIGKILL, type AttackResult, type IdsResult, type ReadResult, type VmReadResult } from '../native/attack.js';
 import { fdsOf, isAlive, sharedOpenFiles } from '../helpers/index.js';
+import { itNeeds, landlockAbi, sysctl } from '../helpers/host.js';
 import { ATTACK_MAIN, attackIn, bounded, expectAnswered, expectErrno, expectKilledBySigsys, expectOk, OUTER_LAYERS, startVictim, stop, uidsOf, type AttackRun } from './attack-helpers.js';
-import { native } from '../../dist/native/index.js';
 
 const ENV = { ZYGOTE_ATTACK_ENV: 'configured' };
 /** Children of this zygote all run as 65534. */
@@ -94,8 +94,7 @@ describe('tracing and reading a sibling', () => {
 
   // The uid change (setresuid) itself clears the dumpable flag when fs.suid_dumpable is 0,
   // so skipping the 'not-dumpable' layer alone leaves the victim undumpable on such a host.
-  const suidDumpable = Number(readFileSync('/proc/sys/fs/suid_dumpable', 'utf8'));
-  it.runIf(suidDumpable === 0)("with fs.suid_dumpable 0, a victim that skips only 'not-dumpable' is still undumpable: the uid change cleared it too", async () => {
+  itNeeds(sysctl('/proc/sys/fs/suid_dumpable', (v) => v === '0', 'fs.suid_dumpable 0 (the premise of this test)'), "with fs.suid_dumpable 0, a victim that skips only 'not-dumpable' is still undumpable: the uid change cleared it too", async () => {
     const victim = await startVictim(z, 'hang', ['not-dumpable']);
     try {
       expect(victim.ready.dumpable).toBe(0);
@@ -145,9 +144,7 @@ describe('tracing and reading a sibling', () => {
 describe('Landlock', () => {
   // The attacker keeps Landlock (every other outer layer left out, as in the tests above).
   const withLandlock = OUTER_LAYERS.filter((l) => l !== 'landlock');
-  const scoped = (native.probeLandlockAbi().abi ?? 0) >= 6;
-
-  it.skipIf(!scoped)('alone stops a same-uid sibling from signalling or ptracing a victim outside its domain: EPERM', async () => {
+  itNeeds(landlockAbi(6), 'alone stops a same-uid sibling from signalling or ptracing a victim outside its domain: EPERM', async () => {
     const victim = await startVictim(z, 'hang-dumpable', ['not-dumpable', 'seccomp']);
     try {
       const pid = victim.child.pid;

@@ -3,11 +3,12 @@
 // the step's own memory. The positive control copies the same file into Buffers under the same
 // limit and is OOM-killed.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, fsyncSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/client/index.js';
 import { collect } from '../helpers/index.js';
+import { describeNeeds, freeSpace } from '../helpers/host.js';
 
 const MAIN = new URL('../fixtures/mmap-main.mjs', import.meta.url);
 const FILE_BYTES = 2 * 2 ** 30;
@@ -19,17 +20,13 @@ const PAGE = 4096;
 const SCRATCH = '/var/tmp';
 const NEEDED_BYTES = 5 * 2 ** 30;
 
-const scratchFs = statfsSync(SCRATCH);
-const freeBytes = scratchFs.bavail * scratchFs.bsize;
-const gib = (n: number) => (n / 2 ** 30).toFixed(1);
-const skipWhy = freeBytes < NEEDED_BYTES ? ` (skipped: needs ${gib(NEEDED_BYTES)} GiB free under ${SCRATCH}, has ${gib(freeBytes)} GiB)` : '';
 
 /** The first byte of page p of the file: never 0, so a page that reads as zeros shows in the sum. */
 const pageByte = (p: number) => (p % 251) + 1;
 let expectedSum = 0;
 for (let p = 0; p < FILE_BYTES / PAGE; p++) expectedSum += pageByte(p);
 
-describe.skipIf(skipWhy !== '')(`reading a 2 GiB file under a 256 MiB memory limit${skipWhy}`, () => {
+describeNeeds(freeSpace(SCRATCH, NEEDED_BYTES), 'reading a 2 GiB file under a 256 MiB memory limit', () => {
   let z: Zygote;
   let dir: string;
   let file: string;

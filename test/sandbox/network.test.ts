@@ -9,11 +9,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
 import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
+import { describeNeeds, networkTestbed } from '../helpers/host.js';
 
 const MAIN = new URL('../fixtures/network-main.mjs', import.meta.url);
 const LISTENER = new URL('../fixtures/net-listener.mjs', import.meta.url).pathname;
@@ -173,8 +174,11 @@ function expectRejected(r: ProbeResult, codes: string[] = ['EHOSTUNREACH']): voi
 let net: Served;
 let allowing: Served;
 let control: Served;
+/** ip netns, veth and nftables, tried for real: without them every test here is skipped, saying why. */
+const testbed = networkTestbed();
 
 beforeAll(async () => {
+  if (!testbed.present) return;
   ip('netns', 'add', UP);
   ip('netns', 'add', HOST);
   const upLink = `ztu${process.pid}`;
@@ -216,7 +220,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('a networked child', () => {
+describeNeeds(testbed, 'a networked child', () => {
   it('gets a veth and a /30 of its own, and reaches a public address through NAT (as the zygote host)', async () => {
     const p = await Prober.start(net.z, { network: {} });
     const { childName, hostName, address, gateway } = p.veth;
@@ -334,7 +338,7 @@ describe('a networked child', () => {
   });
 });
 
-describe('refusals and fail-closed setup', () => {
+describeNeeds(testbed, 'refusals and fail-closed setup', () => {
   it('a zygote started without sandbox.network refuses a networked spawn with a SpawnError', async () => {
     const z = await startZygote({ main: MAIN });
     try {
@@ -412,7 +416,7 @@ describe('refusals and fail-closed setup', () => {
   });
 });
 
-describe('the nftables table', () => {
+describeNeeds(testbed, 'the nftables table', () => {
   it('is one table per zygote, named with its pid, and goes when the zygote stops', async () => {
     expect(tables()).toEqual(expect.arrayContaining([`table inet ${net.table}`, `table inet ${allowing.table}`, `table inet ${control.table}`]));
     expect(inHost('cat', '/proc/sys/net/ipv4/ip_forward').trim()).toBe('1');

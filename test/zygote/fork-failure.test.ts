@@ -1,13 +1,13 @@
 // A fork that the kernel refuses becomes a SpawnError naming the step and errno; the zygote lives on.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { SpawnError, startZygote, type Zygote } from '../../dist/client/index.js';
 import { ECHO_MAIN } from '../helpers/index.js';
+import { cgroupV1Pids, describeNeeds } from '../helpers/host.js';
 
-// cgroup v1 pids controller (this host); on a v2-only host the same test would use the
-// unified hierarchy, which the sandbox issue brings.
+// A cgroup v1 pids group holds the zygote, so that its fork is refused; a v2-only host would
+// need a delegated subtree for the same (the cgroup v2 issue).
 const PIDS_ROOT = '/sys/fs/cgroup/pids';
-const hasPidsV1 = existsSync(`${PIDS_ROOT}/cgroup.procs`);
 const group = `${PIDS_ROOT}/zygote-test-fork-${process.pid}`;
 let z: Zygote | undefined;
 
@@ -17,7 +17,7 @@ afterAll(async () => {
   if (existsSync(group)) rmdirSync(group);
 });
 
-describe.runIf(hasPidsV1)('when fork fails', () => {
+describeNeeds(cgroupV1Pids(), 'when fork fails', () => {
   it('spawn() rejects with SpawnError step "fork", code EAGAIN, and the next spawn works once allowed', async () => {
     z = await startZygote({ main: ECHO_MAIN });
     mkdirSync(group);
