@@ -4,7 +4,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native/index.js';
 import { OutputLimit } from './output-limit.js';
-import type { Limits } from './options.js';
+import type { Limits } from '../protocol/spawn.js';
 import { signalName } from '../protocol/signals.js';
 
 export interface ExitStatus {

@@ -2,8 +2,9 @@
 export { startZygote, connect } from './start.js';
 export { Zygote } from './zygote.js';
 export { ZygoteChild, type ExitStatus } from './child.js';
-export type { StartZygoteOptions, ConnectOptions, SpawnOptions, Limits, Mount } from './options.js';
-export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type SandboxRequest, type NetworkRequest, type RlimitOptions } from '../zygote/sandbox/policy.js';
+export type { StartZygoteOptions, ConnectOptions, SpawnOptions } from './options.js';
+export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type RlimitOptions } from '../protocol/sandbox.js';
+export type { Limits, Mount, SandboxRequest, NetworkRequest } from '../protocol/spawn.js';
 export { ZygoteError, ZygoteStartError, ZygoteClosedError, SpawnError, SandboxError, AbortError, ProtocolError, type ProtocolErrorReason, InvalidOutputError, type InvalidOutputReason } from './errors.js';
 export { readOutputFile, mapOutputFile, type OutputFileOptions, type MappedOutputFile } from './output-file.js';
 // Messages over a child's stdio: one Thrift frame written, or read from an untrusted stream

@@ -4,10 +4,8 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MAX_NETWORK_ALLOW } from '../protocol/control.js';
-import { normalizeNetworkRequest, normalizeSandboxDefaults, normalizeSandboxRequest, type NetworkRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
-import type { Mount } from '../zygote/sandbox/root.js';
-
-export type { Mount };
+import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
+import { describe, normalizeLimits, normalizeNetworkRequest, normalizeSandboxRequest, type Limits, type Mount, type NetworkRequest, type SandboxRequest } from '../protocol/spawn.js';
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -68,45 +66,6 @@ export interface SpawnOptions {
   sandbox?: SandboxRequest;
   /** Limits for this child, on top of the handle's defaults. */
   limits?: Limits;
-}
-
-/**
- * What a child may consume. Exceeding one ends the child, and its ExitStatus.reason says
- * which: 'timeout', 'cpu-limit', 'output-limit'.
- */
-export interface Limits {
-  /** Wall-clock milliseconds from fork; enforced by the zygote. */
-  wallTimeMs?: number;
-  /** CPU milliseconds (RLIMIT_CPU, rounded up to whole seconds). */
-  cpuTimeMs?: number;
-  /** Bytes of memory in the child's own cgroup (no swap); the OOM killer ends it: 'oom'. */
-  memoryBytes?: number;
-  /** Tasks (threads count; Node needs about 10) in the child's cgroup: 'pids-limit'. */
-  pids?: number;
-  /** Bytes of stdout the client lets through; past it the stream ends and the child is killed. */
-  stdoutBytes?: number;
-  /** Same, for stderr. */
-  stderrBytes?: number;
-  /** Largest file the child may write (RLIMIT_FSIZE): past it, writes fail with EFBIG. */
-  fileBytes?: number;
-  /** Size of the child's private /tmp: past it, writes fail with ENOSPC. */
-  tmpBytes?: number;
-}
-
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes'] as const;
-
-/** Checks a limits object; each field a positive safe integer. */
-export function normalizeLimits(l: Limits | undefined, what: string): Limits {
-  if (l === undefined) return {};
-  if (l === null || typeof l !== 'object') throw new TypeError(`Expected the \`${what}\` option to be an object, got ${describe(l)}`);
-  const out: Limits = {};
-  for (const [k, v] of Object.entries(l)) {
-    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new TypeError(`Unknown limit \`${what}.${k}\`; known: ${LIMIT_KEYS.join(', ')}`);
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new TypeError(`Expected \`${what}.${k}\` to be a positive integer, got ${describe(v)}`);
-    out[k as keyof Limits] = v;
-  }
-  return out;
 }
 
 export interface NormalizedStart {
@@ -213,12 +172,4 @@ function optionalString(v: unknown, name: string): string | undefined {
 function bool(v: unknown, name: string): boolean {
   if (typeof v !== 'boolean') throw new TypeError(`Expected the \`${name}\` option to be a boolean, got ${describe(v)}`);
   return v;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `${JSON.stringify(v)} (string)`;
-  if (typeof v === 'object') return `an object`;
-  return `${String(v)} (${typeof v})`;
 }

@@ -16,11 +16,11 @@ import type { Table } from 'apache-arrow';
 import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
 import type { ExitStatus } from './child.js';
 import { InvalidOutputError, ProtocolError, SandboxError } from './errors.js';
-import type { Limits, Mount } from './options.js';
+import type { Limits, Mount } from '../protocol/spawn.js';
 import type { Zygote } from './zygote.js';
 import { writeMessage } from '../protocol/messages.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
-import type { SandboxRequest } from '../zygote/sandbox/policy.js';
+import type { SandboxRequest } from '../protocol/spawn.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
 export const stepRunner = new URL('../zygote/step-runner.js', import.meta.url);

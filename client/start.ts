@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../zygote/config.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { ControlConnection } from './connection.js';
 import { ZygoteStartError } from './errors.js';
 import { normalizeConnectOptions, normalizeStartOptions, type ConnectOptions, type StartZygoteOptions } from './options.js';

@@ -6,7 +6,8 @@ import { native } from '../native/index.js';
 import { ZygoteChild } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
 import { AbortError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
-import { normalizeSpawnOptions, type Limits, type SpawnOptions } from './options.js';
+import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
+import type { Limits } from '../protocol/spawn.js';
 
 interface PendingSpawn {
   name: string;

@@ -43,7 +43,7 @@ struct SandboxRequest {
   1: optional i64 nofile
   /** RLIMIT_FSIZE for this child, in bytes. */
   2: optional i64 fsize
-  /** Layers to leave out (names as in zygote/sandbox/policy.ts). */
+  /** Layers to leave out (names as in protocol/sandbox.ts, SANDBOX_LAYERS). */
   3: optional list<string> skip
   /** Make this native setup step fail with injectErrno (an errno name). */
   4: optional string injectStep

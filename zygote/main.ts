@@ -4,7 +4,7 @@ import { encodeServerMessage } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import type { ChildTask } from './children.js';
 import { freshenProcessState, installExitPath, runMain, type MainFunction } from './child-runtime.js';
-import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { Log } from './log.js';
 import { loadMain, preloadModules } from './preload.js';
 import { Server } from './server.js';

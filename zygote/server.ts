@@ -7,9 +7,11 @@ import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type Cl
 import { signalName } from '../protocol/signals.js';
 import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBind } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
-import type { ZygoteConfig } from './config.js';
+import type { ZygoteConfig } from '../protocol/config.js';
+import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
+import type { SandboxRequest } from '../protocol/spawn.js';
 import { Connection } from './connection.js';
-import { resolveNetwork, resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
+import { resolveNetwork, resolveSandbox } from './sandbox/policy.js';
 import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
 import { planRoot, TEMPLATE_MOUNT_POINTS } from './sandbox/root.js';

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
-import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
+import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
 import { describeNeeds, networkTestbed } from '../helpers/host.js';
 

@@ -10,8 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../dist/client/index.js';
 import { native, POLLHUP, POLLIN, type NativePacket } from '../../dist/native/index.js';
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ServerMessage } from '../../dist/protocol/control.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
-import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
+import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { bounded } from '../helpers/index.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));

@@ -6,16 +6,7 @@ import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { NativeRootBind } from '../../native/index.js';
-
-/** A host directory or file a spawn shows to its child. */
-export interface Mount {
-  /** Absolute host path; it must exist. */
-  source: string;
-  /** Absolute path inside the child. */
-  target: string;
-  /** Writable by the child (it is handed to the child's uid); read-only by default. */
-  writable?: boolean;
-}
+import type { Mount } from '../../protocol/spawn.js';
 
 /** What a step may always touch beside its binds: a Node child needs no other device. */
 const DEVICES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];

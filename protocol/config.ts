@@ -1,6 +1,6 @@
 // The zygote process's configuration: what the client or the CLI hands it on its command line.
-import { ProtocolError } from '../protocol/errors.js';
-import { normalizeSandboxDefaults, type SandboxDefaults } from './sandbox/policy.js';
+import { ProtocolError } from './errors.js';
+import { normalizeSandboxDefaults, type SandboxDefaults } from './sandbox.js';
 
 /** How the zygote meets its clients. */
 export type ControlConfig =
