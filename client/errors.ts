@@ -50,7 +50,7 @@ export class AbortError extends ZygoteError {
  */
 export type InvalidOutputReason =
   | 'not-found' | 'symlink' | 'not-regular' | 'hard-link' | 'too-large' | 'outside' | 'bad-name'
-  // Arrow IPC files (client/arrow-file.ts):
+  // Arrow IPC files (steps/arrow-file.ts):
   | 'not-arrow' // no "ARROW1" magic at the start (an Arrow stream, or another format)
   | 'truncated' // empty, too short, or no magic at the end: cut short
   | 'bad-footer' // footer length, or a block in the footer, outside the file, misaligned, overlapping

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { registerDoctor } from './doctor/index.js';
-import { registerRun } from './run-command.js';
+import { registerRun } from '../steps/run-command.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvToTable, parseCsv } from '../../dist/zygote/csv.js';
+import { csvToTable, parseCsv } from '../../dist/steps/csv.js';
 import { CLI } from '../helpers/index.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));

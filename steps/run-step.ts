@@ -14,16 +14,15 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
 import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
-import type { ExitStatus } from './child.js';
-import { InvalidOutputError, ProtocolError, SandboxError } from './errors.js';
-import type { Limits, Mount } from '../protocol/spawn.js';
-import type { Zygote } from './zygote.js';
+import type { ExitStatus } from '../client/child.js';
+import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
+import type { Zygote } from '../client/zygote.js';
 import { writeMessage } from '../protocol/messages.js';
+import type { Limits, Mount, SandboxRequest } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
-import type { SandboxRequest } from '../protocol/spawn.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
-export const stepRunner = new URL('../zygote/step-runner.js', import.meta.url);
+export const stepRunner = new URL('./step-runner.js', import.meta.url);
 
 /** Where the step module's directory is mounted in the child: an empty directory of the package. */
 export const STEP_MOUNT = fileURLToPath(new URL('../step-mount', import.meta.url));

@@ -5,8 +5,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { tableToIPC, type Field, type Table } from 'apache-arrow';
 import { Command, InvalidArgumentError } from 'commander';
-import { runStep, startZygote, stepRunner, type StepParams } from '../client/index.js';
+import { startZygote } from '../client/index.js';
+import type { StepParams } from '../protocol/step.js';
 import { csvToTable } from './csv.js';
+import { runStep, stepRunner } from './run-step.js';
 
 export function registerRun(program: Command): void {
   program

@@ -1,5 +1,5 @@
 // The limits an Arrow IPC file is validated against, and the refusal the validator throws inside
-// (client/arrow-file.ts turns it into an InvalidOutputError naming the file).
+// (steps/arrow-file.ts turns it into an InvalidOutputError naming the file).
 
 /** Caps on what an Arrow IPC file may hold; a file past one is refused with its own reason. */
 export interface ArrowCaps {

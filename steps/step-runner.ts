@@ -7,7 +7,7 @@
 import { Console } from 'node:console';
 import { pathToFileURL } from 'node:url';
 import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
-import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from '../client/arrow-file.js';
+import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from './arrow-file.js';
 import { writeMessage } from '../protocol/messages.js';
 import { readStepRequest, stepResultError, stepResultOk } from '../protocol/step.js';
 
