@@ -6,7 +6,7 @@ import { native } from '../../dist/native/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ECHO_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url);
-export const CLI = `${ROOT}dist/zygote/cli.js`;
+export const CLI = `${ROOT}dist/cli.js`;
 
 /** Reads a stream to its end (bounded by the caller's test timeout). */
 export function collect(stream: Readable): Promise<string> {
