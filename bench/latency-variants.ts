@@ -2,8 +2,8 @@
 // (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { SANDBOX_LAYERS, startZygote, type Limits, type SandboxRequest, type Zygote } from '../client/index.js';
-import { encodeColdJob } from '../zygote/cold.js';
+import { SANDBOX_LAYERS, startZygote, type Limits, type SandboxRequest, type Zygote } from 'zygote';
+import { encodeColdJob } from 'zygote/cold';
 import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
 
 /** The bench main's modes: 'exit' writes a byte and returns; 'hold' then waits for stdin EOF. */
