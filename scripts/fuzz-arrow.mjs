@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The long run of the Arrow output validator's fuzzer (steps/arrow-file.ts; `npm test` runs
-// 1,000 cases of it in test/client/arrow-file.test.ts): valid Arrow files of every supported type,
+// 1,000 cases of it in test/steps/arrow-file.test.ts): valid Arrow files of every supported type,
 // mutated (bit flips, 32- and 64-bit writes at the footer, blocks, field nodes, buffer entries
 // and the first bytes of buffers, truncations, splices, insertions, deletions). Each must be
 // accepted with every cell readable, or refused with an InvalidOutputError, within --ms-limit.
