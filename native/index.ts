@@ -1,4 +1,5 @@
-// The native addon's API as TypeScript sees it; the one place that loads the .node file.
+// native/: the C++ addon (node-addon-api) and its TypeScript face. Imports protocol/ at most.
+// This file is the addon's API as TypeScript sees it; the one place that loads the .node file.
 import { createRequire } from 'node:module';
 
 /** A received packet: its bytes, the fds that rode on it, and whether either was cut short. */

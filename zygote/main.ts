@@ -1,3 +1,5 @@
+// zygote/: the server: serve loop, children, sandbox policy, cgroups, network, `zygote serve`,
+// `zygote doctor`, the cold runner. Imports protocol/ and native/ only.
 // The zygote process: checks its flags, warms up (preload, main), serves, and in each
 // forked child runs main. Started by startZygote() or `zygote serve`, never directly.
 import { encodeServerMessage } from '../protocol/control.js';
