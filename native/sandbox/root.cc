@@ -106,7 +106,10 @@ int Capture(const RootSpec& spec, Fds& trees, const char** step) {
     int fd = OpenTree(b.source.c_str());
     if (fd < 0) return Fail(step, "open_tree(mount source)", errno);
     trees.Add(fd);
-    unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? 0 : MOUNT_ATTR_RDONLY);
+    // Whatever the child can write is noexec: nothing it writes can be mapped executable
+    // (a .so dlopened from there fails at mmap) or executed. Read-only binds keep exec: node's
+    // own libraries and addons are mapped from them.
+    unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
     if (int err = SetAttr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs)) return Fail(step, "mount_setattr(mount source)", err);
   }
   return 0;
@@ -126,11 +129,11 @@ int Attach(int root, const RootSpec& spec, Fds& trees, const char** step) {
   return 0;
 }
 
-// A size-capped tmpfs at path (the child's /tmp).
+// A size-capped tmpfs at path (the child's /tmp), noexec like every writable place.
 int MountTmp(const char* path, unsigned long long bytes, const char** step) {
   char options[64];
   snprintf(options, sizeof options, "size=%llu,mode=1777", bytes);
-  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0 ? Fail(step, "mount /tmp", errno) : 0;
+  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) < 0 ? Fail(step, "mount /tmp", errno) : 0;
 }
 
 // A /proc of the caller's pid namespace, pid directories only.
