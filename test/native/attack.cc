@@ -650,6 +650,30 @@ Napi::Value MallocTouch(const Napi::CallbackInfo& info) {
   return Result(info.Env(), {got, 0});
 }
 
+// memfd_create, then the bytes of the file at path copied into it: value is the memfd, for a
+// dlopen of /proc/self/fd/N (native code that never touched a filesystem). Stopped by seccomp
+// (memfd_create is not allowed); vm.memfd_noexec would not stop the mmap.
+Napi::Value MemfdCopy(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "memfd_copy");
+  Outcome o = Sys(syscall(SYS_memfd_create, "copy", 0U));
+  if (o.err != 0) return Result(info.Env(), o);
+  int memfd = static_cast<int>(o.ret);
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) {
+    int err = errno;
+    close(memfd);
+    return Result(info.Env(), {-1, err});
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(src, buf, sizeof buf);
+    if (n <= 0) break;
+    if (write(memfd, buf, static_cast<size_t>(n)) != n) break;
+  }
+  close(src);
+  return Result(info.Env(), {memfd, 0});
+}
+
 // ---------------------------------------------------------------------------------------
 // Files: writing what belongs to root (creds; caps for CAP_DAC_OVERRIDE)
 // ---------------------------------------------------------------------------------------
@@ -730,6 +754,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"execve_path", ExecvePath},
       {"abort_now", AbortNow},
       {"malloc_touch", MallocTouch},
+      {"memfd_copy", MemfdCopy},
       // files
       {"write_file", WriteFile},
       {"open_file", OpenFile},

@@ -105,6 +105,8 @@ export interface AttackAddon {
   abort_now(): never;
   /** malloc(1 MiB) and touch every page, mib times, never freeing; value is the MiB it got. */
   malloc_touch(mib: number): AttackResult;
+  /** memfd_create and the file's bytes copied in; value is the memfd. */
+  memfd_copy(path: string): AttackResult;
 
   // files (creds, caps)
   /** open(O_WRONLY | O_CREAT | O_TRUNC, 0644) + write; value is the bytes written. */
@@ -127,7 +129,7 @@ export const ATTACK_FUNCTIONS = [
   'keyctl_get_keyring', 'add_key_user', 'userfaultfd', 'userfaultfd_user_mode_only', 'socket',
   'int80_getpid', 'x32_getpid', 'tiocsti',
   'clone_raw', 'clone3_raw', 'fork_raw', 'execve_true', 'execve_path', 'abort_now',
-  'write_file', 'open_file', 'malloc_touch',
+  'write_file', 'open_file', 'malloc_touch', 'memfd_copy',
 ] as const satisfies readonly (keyof AttackAddon)[];
 
 // Constants the attacks take (x86_64 Linux values).
