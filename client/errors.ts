@@ -1,4 +1,5 @@
 // The typed errors the client library throws. Each message says what failed and why.
+import type { ZygoteLimitKey } from '../protocol/limits.js';
 export { ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
 
 /** Base class of every error this package throws on purpose. */
@@ -37,6 +38,25 @@ export class SpawnError extends ZygoteError {
  */
 export class SandboxError extends SpawnError {
   override name = 'SandboxError';
+}
+
+/**
+ * The zygote refused a spawn whose limit is above its cap (`zygote serve --max-memory`...), or
+ * that asked for no limit where there is a cap. Nothing was forked. step is "limits", code ''.
+ */
+export class LimitCapError extends SpawnError {
+  override name = 'LimitCapError';
+  constructor(
+    message: string,
+    /** The limit: wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes or nofile. */
+    readonly field: ZygoteLimitKey,
+    /** What the spawn asked for; null: no limit. */
+    readonly requested: number | null,
+    /** The most the zygote grants. */
+    readonly cap: number,
+  ) {
+    super(message, 'limits', '');
+  }
 }
 
 /** A spawn() was cancelled through its AbortSignal. */

@@ -11,5 +11,7 @@ export * from './step.js';
 export * from './signals.js';
 export * from './net-addr.js';
 export * from './sandbox.js';
+export * from './options.js';
+export * from './limits.js';
 export * from './spawn.js';
 export * from './config.js';

@@ -1,7 +1,9 @@
 // What a child's sandbox is made of, as both sides see it: the layers, a zygote's defaults
 // (startZygote({ sandbox }), `zygote serve`) and their checks. The client checks them before it
 // starts a zygote; the zygote checks its configuration with the same code (protocol/config.ts).
+import { DEFAULT_LIMITS, DEFAULT_NOFILE } from './limits.js';
 import { parseAllowEntry, parseIpv4Net, type AllowEntry } from './net-addr.js';
+import { describe, isOptionsObject, refuseUnknownKeys } from './options.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
 export const SANDBOX_LAYERS = [
@@ -64,8 +66,11 @@ export interface SandboxDefaults {
   network?: { subnet?: string; allow?: readonly string[] } | null;
 }
 
-export const DEFAULT_RLIMITS: Required<RlimitOptions> = { nofile: 256, fsize: 1024 ** 3 };
-export const DEFAULT_TMP_BYTES = 64 * 1024 * 1024;
+// The values themselves are protocol/limits.ts's, the one place defaults are written down.
+export const DEFAULT_RLIMITS: Required<RlimitOptions> = { nofile: DEFAULT_NOFILE, fsize: DEFAULT_LIMITS.fileBytes };
+export const DEFAULT_TMP_BYTES = DEFAULT_LIMITS.tmpBytes;
+
+const SANDBOX_DEFAULTS_KEYS = ['uid', 'gid', 'uidRange', 'rlimits', 'tmpBytes', 'readOnlyPaths', 'network'] as const satisfies readonly (keyof SandboxDefaults)[];
 
 export const DEFAULT_NETWORK_SUBNET = '10.201.0.0/16';
 
@@ -78,17 +83,21 @@ export interface NetworkDefaults {
 }
 
 /** A zygote's sandbox defaults, checked and filled in. */
-export type NormalizedSandboxDefaults = Required<Omit<SandboxDefaults, 'uidRange' | 'network'>> & Pick<SandboxDefaults, 'uidRange'> & { network: NetworkDefaults | null };
+export type NormalizedSandboxDefaults = Required<Omit<SandboxDefaults, 'uidRange' | 'network' | 'rlimits'>> &
+  Pick<SandboxDefaults, 'uidRange'> & { rlimits: Required<RlimitOptions>; network: NetworkDefaults | null };
 
 /** Checks a zygote's defaults; throws a TypeError naming the bad field. */
-export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): NormalizedSandboxDefaults {
+export function normalizeSandboxDefaults(d: SandboxDefaults | undefined, where = 'startZygote()'): NormalizedSandboxDefaults {
   const v = d ?? {};
-  if (typeof v !== 'object' || v === null) throw new TypeError('Expected the `sandbox` option to be an object');
+  if (!isOptionsObject(v)) throw new TypeError(`Expected the \`sandbox\` option of ${where} to be an object, got ${describe(v)}`);
+  refuseUnknownKeys(v, SANDBOX_DEFAULTS_KEYS, where, 'sandbox.');
   const uid = id(v.uid, 'sandbox.uid', NOBODY);
   const gid = id(v.gid, 'sandbox.gid', NOBODY);
   if (uid === 0 || gid === 0) throw new TypeError('Expected `sandbox.uid` and `sandbox.gid` to be unprivileged (not 0)');
   let uidRange: SandboxDefaults['uidRange'];
   if (v.uidRange !== undefined) {
+    if (!isOptionsObject(v.uidRange)) throw new TypeError(`Expected \`sandbox.uidRange\` to be { start, count }, got ${describe(v.uidRange)}`);
+    refuseUnknownKeys(v.uidRange, ['start', 'count'], where, 'sandbox.uidRange.');
     const { start, count } = v.uidRange;
     if (!Number.isInteger(start) || start <= 0 || !Number.isInteger(count) || count <= 0 || start + count > 0xfffffffe) {
       throw new TypeError(`Expected \`sandbox.uidRange\` to be { start > 0, count > 0 } within the uid space, got ${JSON.stringify(v.uidRange)}`);
@@ -101,16 +110,17 @@ export function normalizeSandboxDefaults(d: SandboxDefaults | undefined): Normal
   if (!Array.isArray(readOnlyPaths) || !readOnlyPaths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
     throw new TypeError(`Expected \`sandbox.readOnlyPaths\` to be absolute paths, got ${JSON.stringify(v.readOnlyPaths)}`);
   }
-  const network = normalizeNetworkDefaults(v.network);
-  return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits'), network };
+  const network = normalizeNetworkDefaults(v.network, where);
+  return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits', where), network };
 }
 
 /** The smallest and largest subnet a zygote may hand /30s out of. */
 const SUBNET_PREFIX = { min: 8, max: 30 };
 
-function normalizeNetworkDefaults(n: SandboxDefaults['network']): NetworkDefaults | null {
+function normalizeNetworkDefaults(n: SandboxDefaults['network'], where: string): NetworkDefaults | null {
   if (n === undefined || n === null) return null;
   if (typeof n !== 'object' || Array.isArray(n)) throw new TypeError(`Expected \`sandbox.network\` to be an object { subnet?, allow? }, got ${JSON.stringify(n)}`);
+  refuseUnknownKeys(n, ['subnet', 'allow'], where, 'sandbox.network.');
   const subnet = n.subnet ?? DEFAULT_NETWORK_SUBNET;
   let prefix: number;
   try {
@@ -141,9 +151,11 @@ export function checkAllowList(list: unknown, what: string): AllowEntry[] {
   });
 }
 
-export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string): Required<RlimitOptions> {
+/** Checks rlimits ({ nofile, fsize }, `what` their place in the options), filling in base. */
+export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string, where: string): Required<RlimitOptions> {
   if (r === undefined) return { ...base };
-  if (typeof r !== 'object' || r === null) throw new TypeError(`Expected \`${what}\` to be an object`);
+  if (!isOptionsObject(r)) throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(r)}`);
+  refuseUnknownKeys(r, ['nofile', 'fsize'], where, `${what}.`);
   const limit = (x: unknown, key: keyof RlimitOptions) => {
     if (x === undefined) return base[key];
     if (typeof x !== 'number' || !Number.isSafeInteger(x) || x <= 0) throw new TypeError(`Expected \`${what}.${key}\` to be a positive integer, got ${String(x)}`);

@@ -2,6 +2,7 @@
 // The client checks them before anything is sent (client/options.ts); the zygote decides what
 // it grants (zygote/sandbox/policy.ts).
 import { constants as osConstants } from 'node:os';
+import { describe, isOptionsObject, refuseUnknownKeys } from './options.js';
 import { checkAllowList, DEFAULT_RLIMITS, normalizeRlimits, SANDBOX_LAYERS, type RlimitOptions, type SandboxLayer } from './sandbox.js';
 
 /** A host directory or file a spawn shows to its child. */
@@ -39,21 +40,24 @@ export interface SandboxRequest {
   dangerouslyInjectFailure?: { step: string; errno: string };
 }
 
+const SANDBOX_REQUEST_KEYS = ['rlimits', 'tmpBytes', 'mounts', 'network', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SandboxRequest)[];
+const MOUNT_KEYS = ['source', 'target', 'writable'] as const satisfies readonly (keyof Mount)[];
+
 /** Checks a spawn's `network` option (client side): { allow?: entries }. */
 export function normalizeNetworkRequest(n: unknown): { allow: string[] } | undefined {
   if (n === undefined) return undefined;
   if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new TypeError(`Expected the \`network\` option to be an object { allow?: string[] }, got ${JSON.stringify(n)}`);
-  const unknown = Object.keys(n).filter((k) => k !== 'allow');
-  if (unknown.length > 0) throw new TypeError(`Unknown \`network\` option field ${unknown.map((k) => `\`network.${k}\``).join(', ')}; known: allow`);
+  refuseUnknownKeys(n, ['allow'], 'spawn()', 'network.');
   return { allow: checkAllowList((n as NetworkRequest).allow, 'network.allow').map((e) => e.text) };
 }
 
 /** Checks a spawn's sandbox request (client side, before anything is sent). */
-export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxRequest {
+export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = 'spawn()'): SandboxRequest {
   if (r === undefined) return {};
-  if (typeof r !== 'object' || r === null) throw new TypeError('Expected the `sandbox` option to be an object');
+  if (!isOptionsObject(r)) throw new TypeError(`Expected the \`sandbox\` option to be an object, got ${describe(r)}`);
+  refuseUnknownKeys(r, SANDBOX_REQUEST_KEYS, where, 'sandbox.');
   const out: SandboxRequest = {};
-  if (r.rlimits !== undefined) out.rlimits = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits');
+  if (r.rlimits !== undefined) out.rlimits = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits', where);
   if (r.tmpBytes !== undefined) {
     if (!Number.isSafeInteger(r.tmpBytes) || r.tmpBytes <= 0) throw new TypeError(`Expected \`tmpBytes\` to be a positive integer, got ${String(r.tmpBytes)}`);
     out.tmpBytes = r.tmpBytes;
@@ -64,6 +68,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
       if (typeof m !== 'object' || m === null || typeof m.source !== 'string' || typeof m.target !== 'string' || (m.writable !== undefined && typeof m.writable !== 'boolean')) {
         throw new TypeError(`Expected \`mounts[${i}]\` to be { source: string, target: string, writable?: boolean }, got ${JSON.stringify(m)}`);
       }
+      refuseUnknownKeys(m, MOUNT_KEYS, where, `mounts[${i}].`);
       return { source: m.source, target: m.target, writable: m.writable === true };
     });
   }
@@ -76,6 +81,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
   }
   if (r.dangerouslyInjectFailure !== undefined) {
     const f = r.dangerouslyInjectFailure;
+    if (isOptionsObject(f)) refuseUnknownKeys(f, ['step', 'errno'], where, 'sandbox.dangerouslyInjectFailure.');
     if (typeof f?.step !== 'string' || typeof f?.errno !== 'string' || !(f.errno in osConstants.errno)) {
       throw new TypeError(`Expected \`sandbox.dangerouslyInjectFailure\` to be { step, errno: an errno name }, got ${JSON.stringify(f)}`);
     }
@@ -84,50 +90,6 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined): SandboxR
   return out;
 }
 
-/**
- * What a child may consume. Exceeding one ends the child, and its ExitStatus.reason says
- * which: 'timeout', 'cpu-limit', 'output-limit'.
- */
-export interface Limits {
-  /** Wall-clock milliseconds from fork; enforced by the zygote. */
-  wallTimeMs?: number;
-  /** CPU milliseconds (RLIMIT_CPU, rounded up to whole seconds). */
-  cpuTimeMs?: number;
-  /** Bytes of memory in the child's own cgroup (no swap); the OOM killer ends it: 'oom'. */
-  memoryBytes?: number;
-  /** Tasks (threads count; Node needs about 10) in the child's cgroup: 'pids-limit'. */
-  pids?: number;
-  /** Bytes of stdout the client lets through; past it the stream ends and the child is killed. */
-  stdoutBytes?: number;
-  /** Same, for stderr. */
-  stderrBytes?: number;
-  /** Largest file the child may write (RLIMIT_FSIZE): past it, writes fail with EFBIG. */
-  fileBytes?: number;
-  /** Size of the child's private /tmp: past it, writes fail with ENOSPC. */
-  tmpBytes?: number;
-}
-
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes'] as const;
-
-/** Checks a limits object; each field a positive safe integer. */
-export function normalizeLimits(l: Limits | undefined, what: string): Limits {
-  if (l === undefined) return {};
-  if (l === null || typeof l !== 'object') throw new TypeError(`Expected the \`${what}\` option to be an object, got ${describe(l)}`);
-  const out: Limits = {};
-  for (const [k, v] of Object.entries(l)) {
-    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new TypeError(`Unknown limit \`${what}.${k}\`; known: ${LIMIT_KEYS.join(', ')}`);
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new TypeError(`Expected \`${what}.${k}\` to be a positive integer, got ${describe(v)}`);
-    out[k as keyof Limits] = v;
-  }
-  return out;
-}
-
-/** A value as an option's error message shows it. */
-export function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `${JSON.stringify(v)} (string)`;
-  if (typeof v === 'object') return `an object`;
-  return `${String(v)} (${typeof v})`;
-}
+// Limits and their checks live in protocol/limits.ts; re-exported here, where they used to be.
+export { LIMIT_KEYS, normalizeLimits, type Limits } from './limits.js';
+export { describe } from './options.js';

@@ -17,8 +17,11 @@ import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } f
 import type { ExitStatus } from '../client/child.js';
 import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
 import type { Zygote } from '../client/zygote.js';
+import { SPAWN_SANDBOX_KEYS, type SpawnSandboxOptions } from '../client/options.js';
+import { DEFAULT_LIMITS, normalizeLimits, type Limits } from '../protocol/limits.js';
 import { writeMessage } from '../protocol/messages.js';
-import type { Limits, Mount, SandboxRequest } from '../protocol/spawn.js';
+import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
+import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
@@ -38,10 +41,10 @@ export interface RunStepOptions {
    * as its third argument. Names are plain file names; each file is shown read-only.
    */
   files?: Record<string, string>;
-  /** The child's limits; wallTimeMs defaults to 60 s. */
+  /** The child's limits, over the handle's and the zygote's defaults (DEFAULT_LIMITS: wall time 60 s, memory 1 GiB, pids 64...). */
   limits?: Limits;
-  /** Tests only: layers to skip (see SandboxRequest). */
-  sandbox?: SandboxRequest;
+  /** Per-step rlimits and /tmp; tests only: layers to skip. */
+  sandbox?: SpawnSandboxOptions;
   /** Caps the output table must meet. */
   output?: Partial<ArrowCaps>;
   /** How much of the step's stderr to keep. Default 64 KiB. (limits.stderrBytes, default 16 MiB, is where it is killed.) */
@@ -82,10 +85,14 @@ export interface StepFailure {
 
 export type StepOutcome = StepSuccess | StepFailure;
 
-export const DEFAULT_STEP_WALL_TIME_MS = 60_000;
+/** A step's wall time unless someone says otherwise: the zygote's default (protocol/limits.ts). */
+export const DEFAULT_STEP_WALL_TIME_MS = DEFAULT_LIMITS.wallTimeMs;
 const DEFAULT_STDERR_BYTES = 64 * 1024;
 /** Past this much stderr the step is killed ('output-limit'); only the first stderrBytes are kept. */
-export const DEFAULT_STEP_STDERR_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_STEP_STDERR_LIMIT = DEFAULT_LIMITS.stderrBytes;
+/** How long to wait for the result of a step with no wall-time limit: the longest timer Node has (24.8 days). */
+const NO_LIMIT_RESULT_TIMEOUT_MS = 2 ** 31 - 1;
+const RUN_STEP_KEYS = ['module', 'input', 'params', 'files', 'limits', 'sandbox', 'output', 'stderrBytes', 'name'] as const satisfies readonly (keyof RunStepOptions)[];
 /** How long a step whose stdout ended may take to exit before it is killed. */
 const EXIT_GRACE_MS = 2_000;
 const OUTPUT_NAME = 'output.arrow';
@@ -93,8 +100,9 @@ const INPUT_NAME = 'input.arrow';
 
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
+  checkRunStepOptions(opts);
   const module = realpathSync(opts.module);
-  const limits: Limits = { wallTimeMs: DEFAULT_STEP_WALL_TIME_MS, stderrBytes: DEFAULT_STEP_STDERR_LIMIT, ...opts.limits };
+  const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
   try {
     const inDir = join(dir, 'in');
@@ -137,12 +145,38 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     const io = await talkToStep(
       { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
       request,
-      { resultTimeoutMs: limits.wallTimeMs! + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
+      // The zygote kills it at its deadline, which ends stdout; this only backs that up.
+      { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
     );
     return outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Refuses unknown keys and values of the wrong type before anything is made; messages name the option. */
+function checkRunStepOptions(opts: RunStepOptions): void {
+  if (!isOptionsObject(opts)) throw new TypeError(`Expected runStep() options to be an object, got ${describe(opts)}`);
+  refuseUnknownKeys(opts, RUN_STEP_KEYS, 'runStep()');
+  if (typeof opts.module !== 'string' || opts.module === '') throw new TypeError(`Expected the \`module\` option of runStep() to be a path, got ${describe(opts.module)}`);
+  if (opts.sandbox !== undefined) {
+    if (!isOptionsObject(opts.sandbox)) throw new TypeError(`Expected the \`sandbox\` option of runStep() to be an object, got ${describe(opts.sandbox)}`);
+    refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'runStep()', 'sandbox.');
+  }
+  if (opts.output !== undefined) {
+    if (!isOptionsObject(opts.output)) throw new TypeError(`Expected the \`output\` option of runStep() to be an object of Arrow caps, got ${describe(opts.output)}`);
+    refuseUnknownKeys(opts.output, Object.keys(DEFAULT_ARROW_CAPS), 'runStep()', 'output.');
+  }
+  if (opts.files !== undefined) {
+    if (!isOptionsObject(opts.files)) throw new TypeError(`Expected the \`files\` option of runStep() to be an object of name: path, got ${describe(opts.files)}`);
+    for (const [name, path] of Object.entries(opts.files)) {
+      if (typeof path !== 'string') throw new TypeError(`Expected \`files.${name}\` of runStep() to be a path, got ${describe(path)}`);
+    }
+  }
+  if (opts.stderrBytes !== undefined && (!Number.isSafeInteger(opts.stderrBytes) || opts.stderrBytes < 0)) {
+    throw new TypeError(`Expected the \`stderrBytes\` option of runStep() to be a non-negative integer, got ${describe(opts.stderrBytes)}`);
+  }
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw new TypeError(`Expected the \`name\` option of runStep() to be a string, got ${describe(opts.name)}`);
 }
 
 /** A running step, whoever started it (a zygote child, or a cold node for comparison). */

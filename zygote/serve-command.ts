@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
+import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
@@ -23,17 +24,29 @@ export function registerServe(program: Command): void {
     .option('--uid <uid>', `uid the children run as (default ${NOBODY})`, parseUint)
     .option('--gid <gid>', `gid the children run as (default ${NOBODY})`, parseUint)
     .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
-    .option('--nofile <n>', 'RLIMIT_NOFILE of each child (default 256)', parseUint)
-    .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child (default 1 GiB)', parseUint)
-    .option('--tmp-bytes <bytes>', "size of each child's private /tmp (default 64 MiB)", parseUint)
+    .option('--nofile <n>', `RLIMIT_NOFILE of each child, and the most a client may ask for (default ${DEFAULT_NOFILE})`, parseCount)
+    .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child, and the most a client may ask for (default 1G)', parseBytes)
+    .option('--tmp-bytes <bytes>', "size of each child's private /tmp, and the most a client may ask for (default 64M)", parseBytes)
     .option('--read-only-path <path>', 'a host path every child sees read-only, at the same place, beside what it needs (repeatable)', collect)
     .option('--network', `let children ask for a network (spawn({ network })): a veth and a /30 of ${DEFAULT_NETWORK_SUBNET} each, NAT, nftables rules (README, Network)`)
     .option('--network-subnet <cidr>', "IPv4 subnet the networked children's /30s come from (implies --network)")
     .option('--network-allow <ip:port>', 'a destination ("IP:PORT" or "CIDR:PORT") every networked child may reach despite the forbidden ranges (repeatable; implies --network)', collect)
+    .option('--default-memory <bytes|none>', `memory limit of a child whose client asks none (default ${DEFAULT_LIMITS.memoryBytes! / 2 ** 20}M)`, parseBytesOrNone)
+    .option('--max-memory <bytes|none>', 'the most memory a client may ask for (default: the default; none: no cap)', parseBytesOrNone)
+    .option('--default-pids <n|none>', `pids limit of a child whose client asks none (default ${DEFAULT_LIMITS.pids})`, parseCountOrNone)
+    .option('--max-pids <n|none>', 'the most pids a client may ask for (default: the default; none: no cap)', parseCountOrNone)
+    .option('--default-wall-time <ms|none>', `wall-time limit of a child whose client asks none (default ${DEFAULT_LIMITS.wallTimeMs})`, parseCountOrNone)
+    .option('--max-wall-time <ms|none>', 'the most wall time a client may ask for (default: the default; none: no cap)', parseCountOrNone)
+    .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
+    .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
       `
+Limits: a client may ask for less than each default, never more than its cap (a spawn above
+one is refused with a LimitCapError naming the field, the value and the cap). Sizes take a
+K, M, G or T suffix (KiB...). Without --max-X, the cap of X is its default.
+
 The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
 safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
 stops accepting, kills and reaps its children, and removes the socket.
@@ -61,6 +74,12 @@ Example:
       } catch (err) {
         return program.error(`error: ${(err as Error).message}`);
       }
+      let limits: LimitPolicy;
+      try {
+        limits = limitPolicy(opts, sandbox);
+      } catch (err) {
+        return program.error(`error: ${(err as Error).message}`);
+      }
       const config: ZygoteConfig = {
         main,
         preload: opts.preload ?? [],
@@ -70,6 +89,7 @@ Example:
         setupTimeoutMs: 10_000,
         shutdownTimeoutMs: 5_000,
         sandbox,
+        limits,
         // The CLI never serves unsandboxed children: that switch exists for tests only.
         allowUnsandboxed: false,
       };
@@ -97,6 +117,69 @@ interface ServeOptions {
   networkSubnet?: string;
   networkAllow?: string[];
   quiet?: boolean;
+  defaultMemory?: number | null;
+  maxMemory?: number | null;
+  defaultPids?: number | null;
+  maxPids?: number | null;
+  defaultWallTime?: number | null;
+  maxWallTime?: number | null;
+  defaultCpuTime?: number | null;
+  maxCpuTime?: number | null;
+}
+
+/** Each limit's --default-X and --max-X, by the field they set. */
+const LIMIT_FLAGS = {
+  memoryBytes: { flag: 'memory', default: 'defaultMemory', max: 'maxMemory' },
+  pids: { flag: 'pids', default: 'defaultPids', max: 'maxPids' },
+  wallTimeMs: { flag: 'wall-time', default: 'defaultWallTime', max: 'maxWallTime' },
+  cpuTimeMs: { flag: 'cpu-time', default: 'defaultCpuTime', max: 'maxCpuTime' },
+} as const;
+
+/**
+ * The served zygote's limits. A default not given is the built-in one (at most the cap); a cap
+ * not given is the default (none where the default is none), so a client can only lower what
+ * the operator chose. --tmp-bytes, --fsize and --nofile are each their field's default and cap.
+ */
+function limitPolicy(opts: ServeOptions, sandbox: ZygoteConfig['sandbox']): LimitPolicy {
+  const builtin = builtinLimitPolicy().defaults;
+  const policy: LimitPolicy = { defaults: { ...builtin }, max: { tmpBytes: sandbox.tmpBytes, fileBytes: sandbox.rlimits.fsize, nofile: sandbox.rlimits.nofile } };
+  for (const k of POLICY_DEFAULT_KEYS) {
+    const f = LIMIT_FLAGS[k];
+    const asked = opts[f.default];
+    const cap = opts[f.max];
+    if (asked !== undefined && cap != null && (asked === null || asked > cap)) {
+      throw new Error(`--default-${f.flag} ${asked ?? 'none'} is above --max-${f.flag} ${cap}`);
+    }
+    const dflt = asked !== undefined ? asked : cap != null && (builtin[k] === null || builtin[k]! > cap) ? cap : builtin[k];
+    policy.defaults[k] = dflt;
+    const max = cap !== undefined ? cap : dflt;
+    if (max !== null) policy.max[k] = max;
+  }
+  return normalizeLimitPolicy(policy);
+}
+
+function parseCount(value: string): number {
+  return parseLimit(value, false, false)!;
+}
+
+function parseBytes(value: string): number {
+  return parseLimit(value, true, false)!;
+}
+
+function parseCountOrNone(value: string): number | null {
+  return parseLimit(value, false, true);
+}
+
+function parseBytesOrNone(value: string): number | null {
+  return parseLimit(value, true, true);
+}
+
+function parseLimit(value: string, bytes: boolean, allowNone: boolean): number | null {
+  try {
+    return parseLimitArg(value, { bytes, allowNone });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function parseUint(value: string): number {

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
+import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
 import { describeNeeds, networkTestbed } from '../helpers/host.js';
 
@@ -108,6 +109,7 @@ function serveConfig(name: string, network: { subnet: string; allow?: string[] }
     setupTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults({ network }),
+    limits: builtinLimitPolicy(),
     allowUnsandboxed: true,
   };
   return serve(name, [process.execPath, ...FORK_SAFE_NODE_FLAGS, `${ROOT}dist/zygote/main.js`, encodeConfig(config)], sock);

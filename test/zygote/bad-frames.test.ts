@@ -12,6 +12,7 @@ import { native, POLLHUP, POLLIN, type NativePacket } from '../../dist/native/in
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ServerMessage } from '../../dist/protocol/control.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
+import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
 import { bounded } from '../helpers/index.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));
@@ -158,6 +159,7 @@ beforeAll(async () => {
     verbose: false,
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults(undefined),
+    limits: builtinLimitPolicy(),
     allowUnsandboxed: false,
   };
   zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
