@@ -38,20 +38,24 @@ const GiB = 1024 * MiB;
 
 /**
  * What every child gets unless its spawn, its handle or its zygote says otherwise. Chosen as a
- * renderer would for a data step, with room above what one needs (measured on this project's
- * steps: README, "Limits and defaults"):
- * - memoryBytes 1 GiB: a step over a 300,000-row table peaks near 110 MiB in its cgroup, a bare child near 30 MiB;
- * - pids 64: a child is about 8 tasks (its init, the step, libuv's pool), a step with Workers a few more;
+ * renderer would for a data step, well above what one needs (measured here from the child's
+ * cgroup: README, "Limits and defaults"):
+ * - memoryBytes 1 GiB: a bare child is charged 2 MiB (24 MiB RSS, the rest shared with the
+ *   zygote), the demo's step over 300,000 rows 16 MiB (54 MiB RSS); a step's own data is what grows;
+ * - pids 32: a bare child is 2 tasks (its init and the step), runStep's 6 (libuv's pool), each
+ *   Worker one more. Not 64: a Worker holds about 4 fds, so a Worker bomb would hit nofile
+ *   (256) first and end as an EMFILE of its own instead of 'pids-limit';
  * - wallTimeMs 60 s: a step here takes milliseconds to seconds;
  * - cpuTimeMs none: the wall time bounds it already (at most 60 s per core);
- * - stdoutBytes 64 MiB, stderrBytes 16 MiB: what the renderer may be made to read; data goes through files;
+ * - stdoutBytes 64 MiB, stderrBytes 16 MiB: what the renderer may be made to read; data goes
+ *   through files, and a step's result (runStep) is at most 256 KiB;
  * - fileBytes 1 GiB (RLIMIT_FSIZE), tmpBytes 64 MiB (the child's /tmp).
  */
 export const DEFAULT_LIMITS: Readonly<{ [K in LimitKey]-?: Exclude<Limits[K], undefined> }> = Object.freeze({
   wallTimeMs: 60_000,
   cpuTimeMs: null,
   memoryBytes: 1 * GiB,
-  pids: 64,
+  pids: 32,
   stdoutBytes: 64 * MiB,
   stderrBytes: 16 * MiB,
   fileBytes: 1 * GiB,
