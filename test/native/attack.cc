@@ -594,6 +594,22 @@ Napi::Value ForkRaw(const Napi::CallbackInfo& info) {
   return Result(info.Env(), o);
 }
 
+// A fork bomb, bounded by max: raw SYS_fork until it fails, each child waiting for ever (it
+// dies with the pid namespace). value is how many it made; the errno says why it stopped
+// (EAGAIN: a pids limit). Stopped by seccomp (fork is refused) or a cgroup pids limit.
+Napi::Value ForkBomb(const Napi::CallbackInfo& info) {
+  long max = Int(info, 0, "fork_bomb");
+  long made = 0;
+  for (; made < max; made++) {
+    long pid = syscall(SYS_fork);
+    if (pid == 0) {
+      for (;;) syscall(SYS_pause);
+    }
+    if (pid < 0) return Result(info.Env(), {made, errno});
+  }
+  return Result(info.Env(), {made, 0});
+}
+
 // execve("/bin/true"): run another program (escaping Node-level hooks). Returns only on
 // failure; on success the process becomes /bin/true and exits 0. Stopped by seccomp.
 Napi::Value ExecveTrue(const Napi::CallbackInfo& info) {
@@ -750,6 +766,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"clone_raw", CloneRaw},
       {"clone3_raw", Clone3Raw},
       {"fork_raw", ForkRaw},
+      {"fork_bomb", ForkBomb},
       {"execve_true", ExecveTrue},
       {"execve_path", ExecvePath},
       {"abort_now", AbortNow},
