@@ -57,7 +57,13 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = '
   if (!isOptionsObject(r)) throw new TypeError(`Expected the \`sandbox\` option to be an object, got ${describe(r)}`);
   refuseUnknownKeys(r, SANDBOX_REQUEST_KEYS, where, 'sandbox.');
   const out: SandboxRequest = {};
-  if (r.rlimits !== undefined) out.rlimits = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits', where);
+  if (r.rlimits !== undefined) {
+    // Only what was asked: a field left out is the zygote's to fill in (its default, within its cap).
+    const checked = normalizeRlimits(r.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits', where);
+    out.rlimits = {};
+    if (r.rlimits.nofile !== undefined) out.rlimits.nofile = checked.nofile;
+    if (r.rlimits.fsize !== undefined) out.rlimits.fsize = checked.fsize;
+  }
   if (r.tmpBytes !== undefined) {
     if (!Number.isSafeInteger(r.tmpBytes) || r.tmpBytes <= 0) throw new TypeError(`Expected \`tmpBytes\` to be a positive integer, got ${String(r.tmpBytes)}`);
     out.tmpBytes = r.tmpBytes;

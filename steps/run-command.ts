@@ -35,10 +35,10 @@ interface RunOptions {
   param: StepParams;
   output?: string;
   rows: number;
-  /** Limits as given (null: none); left out, the defaults. */
-  timeout?: number | null;
-  memory?: number | null;
-  pids?: number | null;
+  /** Limits as given ('none': no limit; not null, which commander turns into ''); left out, the defaults. */
+  timeout?: number | 'none';
+  memory?: number | 'none';
+  pids?: number | 'none';
   tmpBytes?: number;
 }
 
@@ -49,10 +49,11 @@ async function run(step: string, opts: RunOptions): Promise<number> {
   const warm = performance.now() - t0;
   try {
     const t1 = performance.now();
+    const orNull = (v: number | 'none') => (v === 'none' ? null : v);
     const limits: Limits = {
-      ...(opts.timeout !== undefined && { wallTimeMs: opts.timeout }),
-      ...(opts.memory !== undefined && { memoryBytes: opts.memory }),
-      ...(opts.pids !== undefined && { pids: opts.pids }),
+      ...(opts.timeout !== undefined && { wallTimeMs: orNull(opts.timeout) }),
+      ...(opts.memory !== undefined && { memoryBytes: orNull(opts.memory) }),
+      ...(opts.pids !== undefined && { pids: orNull(opts.pids) }),
       ...(opts.tmpBytes !== undefined && { tmpBytes: opts.tmpBytes }),
     };
     const out = await runStep(z, { module: step, input, params: opts.param, limits });
@@ -89,10 +90,10 @@ function collectParam(kv: string, acc: StepParams): StepParams {
 }
 
 /** A commander parser for a limit: a count or a size (K, M, G, T suffixes), or "none" where allowed. */
-function limitArg(bytes: boolean, allowNone: boolean): (v: string) => number | null {
+function limitArg(bytes: boolean, allowNone: boolean): (v: string) => number | 'none' {
   return (v) => {
     try {
-      return parseLimitArg(v, { bytes, allowNone });
+      return parseLimitArg(v, { bytes, allowNone }) ?? 'none';
     } catch (err) {
       throw new InvalidArgumentError((err as Error).message);
     }

@@ -117,14 +117,15 @@ interface ServeOptions {
   networkSubnet?: string;
   networkAllow?: string[];
   quiet?: boolean;
-  defaultMemory?: number | null;
-  maxMemory?: number | null;
-  defaultPids?: number | null;
-  maxPids?: number | null;
-  defaultWallTime?: number | null;
-  maxWallTime?: number | null;
-  defaultCpuTime?: number | null;
-  maxCpuTime?: number | null;
+  // 'none', not null: commander turns an option's null into ''.
+  defaultMemory?: number | 'none';
+  maxMemory?: number | 'none';
+  defaultPids?: number | 'none';
+  maxPids?: number | 'none';
+  defaultWallTime?: number | 'none';
+  maxWallTime?: number | 'none';
+  defaultCpuTime?: number | 'none';
+  maxCpuTime?: number | 'none';
 }
 
 /** Each limit's --default-X and --max-X, by the field they set. */
@@ -145,8 +146,9 @@ function limitPolicy(opts: ServeOptions, sandbox: ZygoteConfig['sandbox']): Limi
   const policy: LimitPolicy = { defaults: { ...builtin }, max: { tmpBytes: sandbox.tmpBytes, fileBytes: sandbox.rlimits.fsize, nofile: sandbox.rlimits.nofile } };
   for (const k of POLICY_DEFAULT_KEYS) {
     const f = LIMIT_FLAGS[k];
-    const asked = opts[f.default];
-    const cap = opts[f.max];
+    const orNull = (v: number | 'none' | undefined) => (v === 'none' ? null : v);
+    const asked = orNull(opts[f.default]);
+    const cap = orNull(opts[f.max]);
     if (asked !== undefined && cap != null && (asked === null || asked > cap)) {
       throw new Error(`--default-${f.flag} ${asked ?? 'none'} is above --max-${f.flag} ${cap}`);
     }
@@ -166,12 +168,12 @@ function parseBytes(value: string): number {
   return parseLimit(value, true, false)!;
 }
 
-function parseCountOrNone(value: string): number | null {
-  return parseLimit(value, false, true);
+function parseCountOrNone(value: string): number | 'none' {
+  return parseLimit(value, false, true) ?? 'none';
 }
 
-function parseBytesOrNone(value: string): number | null {
-  return parseLimit(value, true, true);
+function parseBytesOrNone(value: string): number | 'none' {
+  return parseLimit(value, true, true) ?? 'none';
 }
 
 function parseLimit(value: string, bytes: boolean, allowNone: boolean): number | null {
