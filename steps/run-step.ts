@@ -101,8 +101,8 @@ const INPUT_NAME = 'input.arrow';
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
   checkRunStepOptions(opts);
-  const module = realpathSync(opts.module);
   const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
+  const module = realpathSync(opts.module);
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
   try {
     const inDir = join(dir, 'in');
