@@ -47,6 +47,34 @@ describe('zygote run', () => {
     expect(r.stderr).toContain('step failed (error): RangeError: the step broke on purpose');
   });
 
+  it("runs a step that balloons under the default memory limit: 'oom', the host unharmed", () => {
+    const csv = join(dir, 'in3.csv');
+    writeFileSync(csv, 'x\n1\n');
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('step failed (oom): the step ran out of memory');
+  });
+
+  it('takes --memory with a size suffix: the same balloon ends at 128M', () => {
+    const csv = join(dir, 'in4.csv');
+    writeFileSync(csv, 'x\n1\n');
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--memory', '128M', '--pids', '16', '--timeout', 'none']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/step failed \(oom\): the step ran out of memory \(its cgroup's limit\) and was killed; peak RSS \d+ MiB/);
+    const peak = Number(/peak RSS (\d+) MiB/.exec(r.stderr)![1]);
+    // RSS counts pages shared with the zygote that the cgroup does not charge: bounded, not exact.
+    expect(peak).toBeLessThan(128 + 64);
+  });
+
+  it('refuses a bad limit flag, naming what it expected', () => {
+    const r = cli([GOOD, '--input', join(dir, 'in.csv'), '--pids', 'lots']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('expected a positive integer or "none", got "lots"');
+    const t = cli([GOOD, '--input', join(dir, 'in.csv'), '--tmp-bytes', 'none']);
+    expect(t.code).not.toBe(0);
+    expect(t.stderr).toContain('expected a positive number of bytes (a K, M, G or T suffix for KiB, MiB...), got "none"');
+  });
+
   it('says which option is wrong', () => {
     const r = cli([GOOD, '--input', join(dir, 'in.csv'), '--param', 'novalue']);
     expect(r.code).not.toBe(0);
