@@ -180,6 +180,10 @@ export interface NativeAddon {
    * is the number that ended the child. pid is the child's own pid.
    */
   probeSyscallEntry(entry: 'i386' | 'x32'): { returned: boolean; value: number | null; errno: string | null; pid: number | null; signal: number | null };
+  /** Whether a detached copy of path's mount takes this attribute (idmap: through a throwaway user namespace). */
+  probeMountAttr(path: string, attr: 'noexec' | 'idmap'): { ok: boolean; errno: string | null };
+  /** /proc/self/status of a forked child before and after an allow-all seccomp filter, split by a line "--". */
+  probeSeccompSpeculation(): string;
 }
 
 const require = createRequire(import.meta.url);
