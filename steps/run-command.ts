@@ -21,15 +21,27 @@ export function registerRun(program: Command): void {
     .option('--rows <n>', 'rows to preview', parseCount, 10)
     .option('--timeout <ms>', 'wall-time limit of the step', parseCount, 60_000)
     .option('--memory <bytes>', 'memory limit of the step (a cgroup of its own)', parseCount)
-    .action(async (step: string, opts: { input: string; param: StepParams; output?: string; rows: number; timeout: number; memory?: number }) => {
+    .option('--preload <module>', 'a package the step may import, loaded by the zygote (repeatable; apache-arrow always is)', (m: string, acc: string[]) => [...acc, m], [] as string[])
+    .action(async (step: string, opts: RunOptions) => {
       process.exitCode = await run(resolve(step), opts);
     });
 }
 
-async function run(step: string, opts: { input: string; param: StepParams; output?: string; rows: number; timeout: number; memory?: number }): Promise<number> {
+interface RunOptions {
+  input: string;
+  param: StepParams;
+  output?: string;
+  rows: number;
+  timeout: number;
+  memory?: number;
+  preload: string[];
+}
+
+async function run(step: string, opts: RunOptions): Promise<number> {
   const input: Table | string = opts.input.endsWith('.csv') ? csvToTable(readFileSync(opts.input, 'utf8')) : resolve(opts.input);
   const t0 = performance.now();
-  const z = await startZygote({ main: stepRunner, preload: ['apache-arrow'], env: { LC_ALL: 'C.UTF-8' } });
+  // A step sees only the modules its zygote loaded.
+  const z = await startZygote({ main: stepRunner, preload: [...new Set(['apache-arrow', ...opts.preload])], env: { LC_ALL: 'C.UTF-8' } });
   const warm = performance.now() - t0;
   try {
     const t1 = performance.now();
