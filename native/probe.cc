@@ -70,6 +70,55 @@ Napi::Value ProbeLandlockAbi(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// What a probe child wrote to its pipe before it ended, and how it ended.
+struct ChildRun {
+  std::string out;
+  bool complete = false;  // it closed the pipe (exited) rather than outliving the bound
+  int status = 0;
+};
+
+// Forks a child that runs body(fd) (raw syscalls only: the parent may be multi-threaded) and
+// _exits; collects what it writes to fd until EOF, for 5 s at most (then it is killed), and
+// reaps it. Throws on pipe or fork failure.
+template <typename Body>
+ChildRun RunProbeChild(Napi::Env env, Body body) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) ThrowErrno(env, "pipe2", errno);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    ThrowErrno(env, "fork", err);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    body(fds[1]);
+    _exit(0);
+  }
+  close(fds[1]);
+  ChildRun run;
+  char buf[4096];
+  struct pollfd p{fds[0], POLLIN, 0};
+  for (;;) {
+    int n = poll(&p, 1, 5000);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // silent for 5 s: killed below
+    ssize_t r = read(fds[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      run.complete = r == 0;
+      break;
+    }
+    run.out.append(buf, static_cast<size_t>(r));
+  }
+  close(fds[0]);
+  if (!run.complete) kill(pid, SIGKILL);
+  while (waitpid(pid, &run.status, __WALL) < 0 && errno == EINTR) {
+  }
+  return run;
+}
+
 // The two other ways into the kernel's syscall tables that an x86_64 filter must check the
 // arch of. Both call getpid, which cannot harm anything.
 enum class Entry { kI386, kX32 };
@@ -107,40 +156,12 @@ Napi::Value ProbeSyscallEntry(const Napi::CallbackInfo& info) {
   if (which != "i386" && which != "x32") throw Napi::TypeError::New(env, "probeSyscallEntry(entry): entry must be \"i386\" or \"x32\", got \"" + which + "\"");
   Entry entry = which == "i386" ? Entry::kI386 : Entry::kX32;
 
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) ThrowErrno(env, "pipe2", errno);
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    close(fds[0]);
-    close(fds[1]);
-    ThrowErrno(env, "fork", err);
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    EntryChild(entry, fds[1]);
-  }
-  close(fds[1]);
+  ChildRun run = RunProbeChild(env, [entry](int fd) { EntryChild(entry, fd); });
   int64_t got[2] = {0, 0};
-  size_t have = 0;
-  struct pollfd p{fds[0], POLLIN, 0};
-  while (have < sizeof got) {
-    int n = poll(&p, 1, 5000);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // timed out: killed below
-    ssize_t r = read(fds[0], reinterpret_cast<char*>(got) + have, sizeof got - have);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;  // EOF: the child died before writing
-    have += static_cast<size_t>(r);
-  }
-  close(fds[0]);
-  if (have < sizeof got) kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {
-  }
-
+  bool returned = run.out.size() == sizeof got;
+  if (returned) memcpy(got, run.out.data(), sizeof got);
+  int status = run.status;
   Napi::Object out = Napi::Object::New(env);
-  bool returned = have == sizeof got;
   out.Set("returned", Napi::Boolean::New(env, returned));
   out.Set("value", returned && got[0] >= 0 ? Napi::Value(Napi::Number::New(env, static_cast<double>(got[0]))) : env.Null());
   out.Set("errno", returned && got[0] < 0 ? Napi::Value(Napi::String::New(env, ErrnoName(static_cast<int>(-got[0])))) : env.Null());
@@ -271,56 +292,26 @@ Napi::Value ProbeMountAttr(const Napi::CallbackInfo& info) {
 // what the kernel's speculation policy does to a filtered process here.
 Napi::Value ProbeSeccompSpeculation(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) ThrowErrno(env, "pipe2", errno);
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    close(fds[0]);
-    close(fds[1]);
-    ThrowErrno(env, "fork", err);
-  }
-  if (pid == 0) {
-    // Raw syscalls only: the parent may be multi-threaded.
-    close(fds[0]);
+  ChildRun run = RunProbeChild(env, [](int fd) {
     char buf[8192];
     auto copy_status = [&]() {
-      int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC));
-      if (fd < 0) return;
-      ssize_t n = read(fd, buf, sizeof buf);
-      close(fd);
+      int status = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC));
+      if (status < 0) return;
+      ssize_t n = read(status, buf, sizeof buf);
+      close(status);
       if (n > 0) {
-        ssize_t unused = write(fds[1], buf, static_cast<size_t>(n));
+        ssize_t unused = write(fd, buf, static_cast<size_t>(n));
         (void)unused;
       }
     };
     copy_status();
-    ssize_t unused = write(fds[1], "\n--\n", 4);
+    ssize_t unused = write(fd, "\n--\n", 4);
     (void)unused;
     struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
     struct sock_fprog prog = {1, allow};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0) copy_status();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string text;
-  char buf[4096];
-  struct pollfd p{fds[0], POLLIN, 0};
-  for (;;) {
-    int n = poll(&p, 1, 5000);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    ssize_t r = read(fds[0], buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    text.append(buf, static_cast<size_t>(r));
-  }
-  close(fds[0]);
-  kill(pid, SIGKILL);  // a no-op when it has exited; bounds a stuck child
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return Napi::String::New(env, text);
+  });
+  return Napi::String::New(env, run.out);
 }
 
 }  // namespace
