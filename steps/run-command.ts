@@ -24,6 +24,7 @@ export function registerRun(program: Command): void {
     .option('--memory <bytes|none>', `memory limit of the step, in a cgroup of its own; a K, M or G suffix for KiB... (default ${DEFAULT_LIMITS.memoryBytes! / 2 ** 20}M)`, limitArg(true, true))
     .option('--pids <n|none>', `most threads and processes of the step (default ${DEFAULT_LIMITS.pids})`, limitArg(false, true))
     .option('--tmp-bytes <bytes>', `size of the step's /tmp (default ${DEFAULT_LIMITS.tmpBytes / 2 ** 20}M)`, limitArg(true, false))
+    .option('--preload <module>', 'a package the step may import, loaded by the zygote (repeatable; apache-arrow always is)', (m: string, acc: string[]) => [...acc, m], [] as string[])
     .addHelpText('after', '\nLimits left out are the defaults every child gets (README, "Limits and defaults"); none lifts one.')
     .action(async (step: string, opts: RunOptions) => {
       process.exitCode = await run(resolve(step), opts);
@@ -40,12 +41,14 @@ interface RunOptions {
   memory?: number | 'none';
   pids?: number | 'none';
   tmpBytes?: number;
+  preload: string[];
 }
 
 async function run(step: string, opts: RunOptions): Promise<number> {
   const input: Table | string = opts.input.endsWith('.csv') ? csvToTable(readFileSync(opts.input, 'utf8')) : resolve(opts.input);
   const t0 = performance.now();
-  const z = await startZygote({ main: stepRunner, preload: ['apache-arrow'], env: { LC_ALL: 'C.UTF-8' } });
+  // A step sees only the modules its zygote loaded.
+  const z = await startZygote({ main: stepRunner, preload: [...new Set(['apache-arrow', ...opts.preload])], env: { LC_ALL: 'C.UTF-8' } });
   const warm = performance.now() - t0;
   try {
     const t1 = performance.now();

@@ -3,14 +3,15 @@
 //
 // Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
 // and out/ (writable by the child alone); the child sees in/ at /input, out/ at /output and the
-// step module's directory inside the package (so its bare imports resolve to the zygote's
-// node_modules); it gets one StepRequest on stdin and answers one StepResult on stdout; the
+// step at /step: a copy of the module file alone, or the module's directory when that is a
+// package of its own (it holds a package.json). Its bare imports of preloaded packages resolve
+// through the root's /node_modules to the zygote's own copies. It gets one StepRequest on stdin
+// and answers one StepResult on stdout; the
 // output file is then opened without following links, mapped and validated before it is
 // accepted. The directory is removed before runStep returns (the mapping outlives it).
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
 import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
@@ -27,8 +28,8 @@ import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedS
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
 export const stepRunner = new URL('./step-runner.js', import.meta.url);
 
-/** Where the step module's directory is mounted in the child: an empty directory of the package. */
-export const STEP_MOUNT = fileURLToPath(new URL('../step-mount', import.meta.url));
+/** Where the step is shown in the child (a mount point of every child's root). */
+export const STEP_MOUNT = '/step';
 
 export interface RunStepOptions {
   /** Path of the step module (its directory is shown to the child, read-only). */
@@ -98,6 +99,20 @@ const EXIT_GRACE_MS = 2_000;
 const OUTPUT_NAME = 'output.arrow';
 const INPUT_NAME = 'input.arrow';
 
+/**
+ * What the child sees at /step: the module's own directory when it is a package (it holds a
+ * package.json, so the step may import its own files), else a directory holding a copy of the
+ * module file alone, so nothing beside it (other users' steps, a config) is shown.
+ */
+function stepSource(module: string, own: string): string {
+  const dir = dirname(module);
+  if (existsSync(join(dir, 'package.json'))) return dir;
+  mkdirSync(own, { mode: 0o755 });
+  copyFileSync(module, join(own, basename(module)));
+  chmodSync(join(own, basename(module)), 0o444); // the child's uid reads it, whoever owns the original
+  return own;
+}
+
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
   checkRunStepOptions(opts);
@@ -111,7 +126,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     mkdirSync(outDir, { mode: 0o700 });
     const mounts: Mount[] = [
       { source: outDir, target: '/output', writable: true },
-      { source: dirname(module), target: STEP_MOUNT },
+      { source: stepSource(module, join(dir, 'step')), target: STEP_MOUNT },
     ];
     // in/ is the child's /input; a file given by path is mounted over a placeholder there.
     mounts.push({ source: inDir, target: '/input' });

@@ -40,9 +40,16 @@ export default async function stepRunner(): Promise<void> {
     writeArrowFile(request.outputPath, output);
     await writeMessage(protocol, stepResultOk({ rows: output.numRows, columns: output.numCols }));
   } catch (err) {
-    await writeMessage(protocol, stepResultError(err instanceof Error ? (err.stack ?? err.message) : `non-Error thrown: ${String(err)}`));
+    await writeMessage(protocol, stepResultError(err instanceof Error ? (err.stack ?? err.message) + hint(err) : `non-Error thrown: ${String(err)}`));
     process.exitCode = 1;
   }
+}
+
+/** What to do about a module the sandbox does not show: only what the zygote loaded is there. */
+function hint(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return '';
+  return '\n(a step sees only the modules its zygote loaded before forking: preload the package, e.g. startZygote({ preload: [...] }) or `zygote serve --preload`, or bundle the step into one file)';
 }
 
 /**

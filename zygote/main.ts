@@ -19,6 +19,9 @@ let main: MainFunction;
 let server: Server;
 try {
   config = decodeConfig(process.argv[2]);
+  // The config came on argv: overwrite it there (libuv rewrites the argv area in place), so
+  // neither ps nor a child's /proc/1/cmdline (its init is a fork of this process) shows it.
+  process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
   checkForkSafety();
   await preloadModules(config.main, config.preload);
   main = await loadMain(config.main);

@@ -5,7 +5,7 @@ import { closeSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
-import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBind } from '../native/index.js';
+import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
@@ -16,7 +16,8 @@ import { AboveCapError, grantLimits } from './sandbox/limits.js';
 import type { GrantedLimits } from '../protocol/limits.js';
 import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
-import { planRoot, TEMPLATE_MOUNT_POINTS } from './sandbox/root.js';
+import { planRoot, TEMPLATE_MOUNT_POINTS, type RootPlan } from './sandbox/root.js';
+import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import type { Log } from './log.js';
@@ -40,7 +41,7 @@ export class Server {
    * Made once here rather than in every child: the compiled seccomp filters (native ids) of
    * the step and of its pid namespace's init, and the binds of every child's root.
    */
-  private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; rootTemplateFd: number; landlockAbi: number };
+  private readonly compiled: { seccompId: number; initSeccompId: number; root: RootPlan; rootTemplateFd: number; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
@@ -53,11 +54,12 @@ export class Server {
     this.compiled = {
       seccompId: native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id,
       initSeccompId: native.compileSeccomp(initSeccompRules(), SECCOMP_DEFAULT_ERRNO).id,
-      rootBinds: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths }),
+      // Exactly what this process has loaded by now: main, the preloads and the zygote itself.
+      root: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths, loaded: loadedModuleFiles() }),
       rootTemplateFd: -1,
       landlockAbi: landlockAbi(log),
     };
-    this.compiled.rootTemplateFd = rootTemplate(this.compiled.rootBinds, log);
+    this.compiled.rootTemplateFd = rootTemplate(this.compiled.root, log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -549,9 +551,9 @@ function landlockAbi(log: Log): number {
  * The children's root, built once (native/sandbox/root.cc). Without it every child builds its
  * own root: slower, never less safe, so a failure is logged, not fatal.
  */
-function rootTemplate(binds: NativeRootBind[], log: Log): number {
+function rootTemplate(plan: RootPlan, log: Log): number {
   try {
-    return native.buildRootTemplate(binds, TEMPLATE_MOUNT_POINTS);
+    return native.buildRootTemplate(plan, TEMPLATE_MOUNT_POINTS);
   } catch (err) {
     log.error(`cannot build the children's root template (each child builds its own root instead): ${(err as Error).message}`);
     return -1;

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Mount, type SandboxLayer, type Zygote } from '../../dist/client/index.js';
 import { ATTACK_ADDON_PATH } from '../native/attack.js';
-import { collect } from '../helpers/index.js';
 import { itNeeds, landlockAbi } from '../helpers/host.js';
-import { ATTACK_MAIN, type AttackRun } from './attack-helpers.js';
+import { ATTACK_MAIN, collectRun, type AttackRun } from './attack-helpers.js';
 
 let z: Zygote;
 let dir: string;
@@ -67,20 +66,7 @@ async function run<R>([action, file, ...rest]: [string, string, ...unknown[]], s
         { source: join(dir, 'out'), target: '/out', writable: true },
       ];
   const args = [action, hostView ? join(dir, 'in', file) : `${IN}/${file}`, ...rest];
-  const child = await z.spawn({ args, mounts, sandbox: { dangerouslySkip: skip } });
-  const timer = setTimeout(() => child.kill(), 20_000);
-  try {
-    const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
-    let result: R | undefined;
-    try {
-      result = JSON.parse(stdout.split('\n')[0]!) as R;
-    } catch {
-      result = undefined;
-    }
-    return { pid: child.pid, status, stdout, stderr, result };
-  } finally {
-    clearTimeout(timer);
-  }
+  return collectRun<R>(await z.spawn({ args, mounts, sandbox: { dangerouslySkip: skip } }));
 }
 
 function expectRefusedMapping(r: AttackRun<DlopenResult>): void {

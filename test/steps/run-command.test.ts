@@ -42,7 +42,8 @@ describe('zygote run', () => {
   it('exits 1 with the error kind and message when the step fails', () => {
     const csv = join(dir, 'in2.csv');
     writeFileSync(csv, 'x\n1\n');
-    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=throw']);
+    // The hostile step imports 'zygote' itself: the zygote must load it for the step to see it.
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=throw', '--preload', 'zygote']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('step failed (error): RangeError: the step broke on purpose');
   });

@@ -2,11 +2,11 @@
 // protocol/sandbox.ts, protocol/spawn.ts) combine into the exact spec the native code carries
 // out (native/fork.cc, SandboxSpec).
 import { constants as osConstants } from 'node:os';
-import type { NativeRootBind, NativeRootSpec, NativeSandboxSpec } from '../../native/index.js';
+import type { NativeRootSpec, NativeSandboxSpec } from '../../native/index.js';
 import { parseAllowEntry, type AllowEntry } from '../../protocol/net-addr.js';
 import type { NormalizedSandboxDefaults, SandboxLayer } from '../../protocol/sandbox.js';
 import type { Mount, SandboxRequest } from '../../protocol/spawn.js';
-import { templateCovers, withMounts } from './root.js';
+import { templateCovers, tmpDirsOf, withMounts, type RootPlan } from './root.js';
 
 /**
  * A spawn's network as this zygote grants it: null for none (loopback only), or the child's
@@ -30,7 +30,7 @@ export function resolveSandbox(
   defaults: NormalizedSandboxDefaults,
   request: SandboxRequest,
   ids: { uid: number; gid: number },
-  compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
+  compiled: { root: RootPlan; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
@@ -70,13 +70,17 @@ export function resolveSandbox(
   };
 }
 
-/** The child's root: every bind, and the template to start from when it can. */
-function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly Mount[], tmpBytes: number): NativeRootSpec {
-  const binds = withMounts(compiled.rootBinds, mounts);
-  const own = binds.slice(compiled.rootBinds.length);
-  if (compiled.rootTemplateFd < 0 || !templateCovers(compiled.rootBinds, own)) return { binds, tmpBytes, proc: true };
-  // The child's own /tmp goes over the template's: binds under /tmp (a checkout there) are
-  // mounted again on top of it, before the spawn's own.
-  const underTmp = compiled.rootBinds.filter((b) => b.target.startsWith('/tmp/'));
-  return { binds, tmpBytes, proc: true, templateFd: compiled.rootTemplateFd, templateBinds: [...underTmp, ...own] };
+/** The child's root: every bind and copy, and the template to start from when it can. */
+function rootSpec(compiled: { root: RootPlan; rootTemplateFd: number }, mounts: readonly Mount[], tmpBytes: number): NativeRootSpec {
+  const plan = compiled.root;
+  const binds = withMounts(plan.binds, mounts, plan.copies);
+  const own = binds.slice(plan.binds.length);
+  // What lies under /tmp (a checkout there) is lifted off the root and put back over the
+  // child's own /tmp: the template's part, or in a root built whole, the spawn's mounts too.
+  const templateTmp = tmpDirsOf([...plan.copies, ...plan.binds.map((b) => b.target)]);
+  if (compiled.rootTemplateFd < 0 || !templateCovers(plan.binds, own)) {
+    const { copies, links, copyBytes } = plan;
+    return { binds, copies, links, copyBytes, tmpDirs: tmpDirsOf([...copies, ...binds.map((b) => b.target)]), tmpBytes, proc: true };
+  }
+  return { binds, tmpBytes, proc: true, templateFd: compiled.rootTemplateFd, templateBinds: own, templateTmpDirs: templateTmp };
 }
