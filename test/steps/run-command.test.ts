@@ -51,7 +51,7 @@ describe('zygote run', () => {
   it("runs a step that balloons under the default memory limit: 'oom', the host unharmed", () => {
     const csv = join(dir, 'in3.csv');
     writeFileSync(csv, 'x\n1\n');
-    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory']);
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--preload', 'zygote']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('step failed (oom): the step ran out of memory');
   });
@@ -59,7 +59,7 @@ describe('zygote run', () => {
   it('takes --memory with a size suffix: the same balloon ends at 128M', () => {
     const csv = join(dir, 'in4.csv');
     writeFileSync(csv, 'x\n1\n');
-    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--memory', '128M', '--pids', '16', '--timeout', 'none']);
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--memory', '128M', '--pids', '16', '--timeout', 'none', '--preload', 'zygote']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/step failed \(oom\): the step ran out of memory \(its cgroup's limit\) and was killed; peak RSS \d+ MiB/);
     const peak = Number(/peak RSS (\d+) MiB/.exec(r.stderr)![1]);
