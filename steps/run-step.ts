@@ -34,8 +34,12 @@ export const STEP_MOUNT = '/step';
 export interface RunStepOptions {
   /** Path of the step module (its directory is shown to the child, read-only). */
   module: string;
-  /** The input table: an apache-arrow Table, or the path of an Arrow IPC file. */
-  input?: Table | string | null;
+  /**
+   * The input table: an apache-arrow Table (from the apache-arrow zygote uses), the bytes of an
+   * Arrow IPC file (a table from any copy: tableToIPC(table, 'file')), or the path of an Arrow
+   * IPC file.
+   */
+  input?: Table | Uint8Array | string | null;
   params?: StepParams;
   /**
    * Extra files the step may read, by name: the step gets `{ files: { name: '/input/name' } }`
