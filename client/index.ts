@@ -5,7 +5,7 @@ export { startZygote, connect } from './start.js';
 export { Zygote } from './zygote.js';
 export { ZygoteChild, type ExitStatus, type ChildLimits, type OutputCaps } from './child.js';
 export type { StartZygoteOptions, ConnectOptions, SpawnOptions, SpawnSandboxOptions } from './options.js';
-export { DEFAULT_LIMITS, DEFAULT_NOFILE, MIN_PIDS, type GrantedLimits } from '../protocol/limits.js';
+export { DEFAULT_LIMITS, DEFAULT_NOFILE, MIN_MEMORY_BYTES, MIN_PIDS, type GrantedLimits } from '../protocol/limits.js';
 export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type RlimitOptions, type Limits, type Mount, type SandboxRequest, type NetworkRequest } from '../protocol/index.js';
 export { ZygoteError, ZygoteStartError, ZygoteClosedError, SpawnError, SandboxError, LimitCapError, AbortError, ProtocolError, type ProtocolErrorReason, InvalidOutputError, type InvalidOutputReason } from './errors.js';
 export { readOutputFile, mapOutputFile, type OutputFileOptions, type MappedOutputFile } from './output-file.js';

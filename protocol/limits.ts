@@ -68,6 +68,14 @@ export const DEFAULT_NOFILE = 256;
 /** Node's own threads (main, V8 platform, libuv pool, inspector) need about this many tasks. */
 export const MIN_PIDS = 10;
 
+/**
+ * The smallest memory limit accepted. Measured here (cgroup v1): a bare child is charged about
+ * 2 MiB (its pages are mostly the zygote's, shared) and under 2 MiB it is killed while it
+ * sets up; runStep on 10 rows is killed at 6 MiB and runs at 8 MiB. 16 MiB leaves a step room to
+ * do anything at all; below it a limit only produces OOM kills.
+ */
+export const MIN_MEMORY_BYTES = 16 * MiB;
+
 /** Checks a limits object (`path` is its place in the options, e.g. "limits"); each field a positive safe integer, or null where allowed. */
 export function normalizeLimits(l: unknown, path: string, where: string): Limits {
   if (l === undefined) return {};
@@ -86,6 +94,7 @@ export function normalizeLimits(l: unknown, path: string, where: string): Limits
       throw new TypeError(`Expected \`${path}.${k}\` to be a positive integer${none}, got ${describe(v)}`);
     }
     if (k === 'pids' && v < MIN_PIDS) throw new TypeError(`Expected \`${path}.pids\` to be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts), got ${v}`);
+    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new TypeError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more, got ${v}`);
     out[k] = v;
   }
   return out;
@@ -157,6 +166,7 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
     out.defaults[k] = v as number | null;
   }
   if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new TypeError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
+  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new TypeError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB), got ${out.defaults.memoryBytes}`);
   return out;
 }
 

@@ -226,8 +226,15 @@ export async function talkToStep<E>(io: StepIO<E>, request: ReturnType<typeof en
   let protocolError: ProtocolError | null = null;
   let result: StepExchange<E>['result'] = null;
   try {
-    await writeMessage(io.stdin, request);
-    io.stdin.end();
+    try {
+      await writeMessage(io.stdin, request);
+      io.stdin.end();
+    } catch (err) {
+      // It ended, or closed its stdin, before taking its request (killed by its memory limit as
+      // it started, say): how it ended tells the rest.
+      if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+      throw new ProtocolError('truncated', 'the step closed its stdin before it read its request', { cause: err });
+    }
     // One result and nothing after it, within size, time, nesting and item bounds.
     result = await readStepResult(io.stdout, { timeoutMs: opts.resultTimeoutMs, maxBytes: MAX_STEP_RESULT_BYTES });
   } catch (err) {

@@ -4,7 +4,7 @@
 // cap, is refused with the field, the value and the cap.
 import type { ZygoteConfig } from '../../protocol/config.js';
 import { NO_LIMIT, type AboveCap, type WireLimits } from '../../protocol/control.js';
-import { describeAboveCap, MIN_PIDS, type GrantedLimits, type ZygoteLimitKey } from '../../protocol/limits.js';
+import { describeAboveCap, MIN_MEMORY_BYTES, MIN_PIDS, type GrantedLimits, type ZygoteLimitKey } from '../../protocol/limits.js';
 
 /** A limit asked above its cap; the client gets it as a LimitCapError. */
 export class AboveCapError extends Error {
@@ -38,6 +38,9 @@ export function grantLimits(config: Pick<ZygoteConfig, 'limits' | 'sandbox'>, li
     fileBytes: sized('fileBytes', rlimits.fsize, config.sandbox.rlimits.fsize),
     nofile: sized('nofile', rlimits.nofile, config.sandbox.rlimits.nofile),
   };
+  if (granted.memoryBytes !== null && granted.memoryBytes < MIN_MEMORY_BYTES) {
+    throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more`);
+  }
   if (granted.pids !== null && granted.pids < MIN_PIDS) {
     throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
   }
