@@ -9,7 +9,7 @@
 // and answers one StepResult on stdout; the
 // output file is then opened without following links, mapped and validated before it is
 // accepted. The directory is removed before runStep returns (the mapping outlives it).
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -103,6 +103,19 @@ const EXIT_GRACE_MS = 2_000;
 const OUTPUT_NAME = 'output.arrow';
 const INPUT_NAME = 'input.arrow';
 
+/** The step module's real path; a TypeError naming the path and why when it is not a readable file. */
+function stepModule(path: string): string {
+  let real: string;
+  try {
+    real = realpathSync(path);
+    accessSync(real, constants.R_OK);
+  } catch (err) {
+    throw new TypeError(`Expected \`module\` to be the path of a readable step module, got ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  if (!statSync(real).isFile()) throw new TypeError(`Expected \`module\` to be the path of a step module file, got ${JSON.stringify(path)}, which is not a regular file`);
+  return real;
+}
+
 /**
  * What the child sees at /step: the module's own directory when it is a package (it holds a
  * package.json, so the step may import its own files), else a directory holding a copy of the
@@ -121,7 +134,7 @@ function stepSource(module: string, own: string): string {
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
   checkRunStepOptions(opts);
   const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
-  const module = realpathSync(opts.module);
+  const module = stepModule(opts.module);
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
   try {
     const inDir = join(dir, 'in');

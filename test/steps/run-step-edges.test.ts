@@ -35,6 +35,16 @@ describe('a memory limit too small for a Node child', () => {
   });
 });
 
+describe('a step module that is not there', () => {
+  it('is a TypeError naming the path and the reason, before anything starts', async () => {
+    const err = await runStep(steps, { module: '/no/such/step.mjs' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toBe('Expected `module` to be the path of a readable step module, got "/no/such/step.mjs": ENOENT');
+    expect(((err as Error).cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+    await expect(runStep(steps, { module: '/tmp' })).rejects.toThrow(/which is not a regular file/);
+  });
+});
+
 describe('a step that dies before it reads its request', () => {
   it('gives an outcome with its exit, not a raw EPIPE thrown at the renderer', async () => {
     // A request larger than a pipe's buffer: the write is still pending when the child exits 3.
