@@ -141,9 +141,10 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     const outDir = join(dir, 'out');
     mkdirSync(inDir, { mode: 0o755 });
     mkdirSync(outDir, { mode: 0o700 });
+    const stepDir = stepSource(module, join(dir, 'step'));
     const mounts: Mount[] = [
       { source: outDir, target: '/output', writable: true },
-      { source: stepSource(module, join(dir, 'step')), target: STEP_MOUNT },
+      { source: stepDir, target: STEP_MOUNT },
     ];
     // in/ is the child's /input; a file given by path is mounted over a placeholder there.
     mounts.push({ source: inDir, target: '/input' });
@@ -180,10 +181,25 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       // The zygote kills it at its deadline, which ends stdout; this only backs that up.
       { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
     );
-    return outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
+    // Stack traces and messages name the step as the renderer knows it, not its mount point.
+    return userPaths(outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output })), stepDir === dirname(module) ? dirname(module) : null, module);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The outcome with the step's in-child paths (/step/NAME, file:///step/NAME) put back as the
+ * renderer's own: the module's path, or for a step that is a package, its directory's paths.
+ */
+function userPaths(out: StepOutcome, packageDir: string | null, module: string): StepOutcome {
+  const inChild = `${STEP_MOUNT}/`;
+  const map = (text: string): string =>
+    packageDir !== null
+      ? text.replaceAll(`file://${inChild}`, `file://${packageDir}/`).replaceAll(inChild, `${packageDir}/`)
+      : text.replaceAll(`file://${inChild}${basename(module)}`, `file://${module}`).replaceAll(`${inChild}${basename(module)}`, module);
+  const stderr = { ...out.stderr, text: map(out.stderr.text) };
+  return out.ok ? { ...out, stderr } : { ...out, stderr, error: { ...out.error, message: map(out.error.message) } };
 }
 
 /** Refuses unknown keys and values of the wrong type before anything is made; messages name the option. */

@@ -132,7 +132,8 @@ export default function (table, params) {
   it('positive control: the same step reading its own module file sees it (the probe does read what is there)', async () => {
     const d = stepDir('user-2', { 'step.mjs': PROBE });
     const out = await runStep(steps, { module: join(d, 'step.mjs'), input: table, params: { paths: ['/step/step.mjs'] } });
-    expect(out).toMatchObject({ ok: false, error: { kind: 'error', message: expect.stringContaining('read /step/step.mjs') } });
+    // (Its message names the module as the renderer knows it: /step/step.mjs is put back as its path.)
+    expect(out).toMatchObject({ ok: false, error: { kind: 'error', message: expect.stringContaining(`read ${join(d, 'step.mjs')}`) } });
   });
 
   it('a step that is a package of its own (a package.json beside it) imports its own files', async () => {
@@ -146,6 +147,16 @@ export default function (table, params) {
     if (out.ok) out.release();
   });
 
+  it("a packaged step's stack trace names its files where the renderer keeps them", async () => {
+    const d = stepDir('user-5', {
+      'package.json': JSON.stringify({ type: 'module' }),
+      'helper.js': "export const fail = () => { throw new Error('helper failed'); };\n",
+      'step.js': "import { fail } from './helper.js';\nexport default () => fail();\n",
+    });
+    const out = await runStep(steps, { module: join(d, 'step.js'), input: table });
+    expect(out).toMatchObject({ ok: false, error: { kind: 'error', message: expect.stringContaining(`file://${d}/helper.js:`) } });
+  });
+
   it('a step importing a package its zygote did not load gets a clear error naming the remedy', async () => {
     const d = stepDir('user-4', { 'step.mjs': "import 'commander';\nexport default (t) => t;\n" });
     const out = await runStep(steps, { module: join(d, 'step.mjs'), input: table });
@@ -154,6 +165,6 @@ export default function (table, params) {
 
   it("the renderer's step directories are left as they were", () => {
     // The renderer's own tree is untouched by runStep (it copies, never moves or chmods the original).
-    expect(readdirSync(join(dir, 'steps')).sort()).toEqual(['user-1', 'user-2', 'user-3', 'user-4']);
+    expect(readdirSync(join(dir, 'steps')).sort()).toEqual(['user-1', 'user-2', 'user-3', 'user-4', 'user-5']);
   });
 });

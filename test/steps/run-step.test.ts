@@ -82,6 +82,9 @@ describe('a step that fails', () => {
     const e = failure(await attack('throw'));
     expect(e.kind).toBe('error');
     expect(e.message).toMatch(/^RangeError: the step broke on purpose\n\s+at .*hostile\.mjs/);
+    // The trace names the module where the renderer keeps it, not the child's /step mount.
+    expect(e.message).toContain(`file://${HOSTILE}:`);
+    expect(e.message).not.toContain('/step/');
     await expectNextStepWorks();
   });
 
