@@ -1,7 +1,7 @@
 // `zygote run STEP.js --input FILE [--param k=v]... [--output FILE]`: runs one step the way a
 // renderer would (an embedded zygote, the full sandbox, runStep), and prints a preview of the
 // output table and the timings.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { tableToIPC, type Field, type Table } from 'apache-arrow';
 import { Command, InvalidArgumentError } from 'commander';
@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS, parseLimitArg, type Limits } from '../protocol/limits.j
 import type { StepParams } from '../protocol/step.js';
 import { csvToTable } from './csv.js';
 import { runStep, stepRunner } from './run-step.js';
+import { DEFAULT_ARROW_CAPS, validateArrowFile } from './arrow-file.js';
 
 export function registerRun(program: Command): void {
   program
@@ -18,7 +19,8 @@ export function registerRun(program: Command): void {
     .argument('<step>', 'the step module: its default export takes (table, params) and returns an apache-arrow Table')
     .requiredOption('--input <file>', 'the input table: an Arrow IPC file (.arrow) or CSV with a header row (.csv)')
     .option('--param <k=v>', 'a parameter (repeatable); v is parsed as JSON when it is JSON, else taken as text', collectParam, {})
-    .option('--output <file>', 'write the output table here (Arrow IPC file)')
+    .option('--output <file>', 'write the output table here (Arrow IPC file); an existing file is refused before the step runs')
+    .option('--force', 'overwrite --output if it exists')
     .option('--rows <n>', 'rows to preview', parseCount, 10)
     .option('--timeout <ms|none>', `wall-time limit of the step (default ${DEFAULT_LIMITS.wallTimeMs})`, limitArg(false, true))
     .option('--memory <bytes|none>', `memory limit of the step, in a cgroup of its own; a K, M or G suffix for KiB... (default ${DEFAULT_LIMITS.memoryBytes! / 2 ** 20}M)`, limitArg(true, true))
@@ -26,9 +28,61 @@ export function registerRun(program: Command): void {
     .option('--tmp-bytes <bytes>', `size of the step's /tmp (default ${DEFAULT_LIMITS.tmpBytes / 2 ** 20}M)`, limitArg(true, false))
     .option('--preload <module>', 'a package the step may import, loaded by the zygote (repeatable; apache-arrow always is)', (m: string, acc: string[]) => [...acc, m], [] as string[])
     .addHelpText('after', '\nLimits left out are the defaults every child gets (README, "Limits and defaults"); none lifts one.')
+    .addHelpText('after', 'Exit status: 0 the step succeeded; 1 it failed (the kind and message are printed); 2 the command was wrong (a missing step, an unreadable or malformed input, an existing --output), found before anything runs.')
     .action(async (step: string, opts: RunOptions) => {
-      process.exitCode = await run(resolve(step), opts);
+      let input: Table | string;
+      try {
+        input = checkArguments(resolve(step), opts);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        console.error(`zygote run: ${err.message}`);
+        process.exitCode = 2;
+        return;
+      }
+      process.exitCode = await run(resolve(step), input, opts);
     });
+}
+
+/** A mistake in the command line or its files, reported in one line with exit status 2. */
+class UsageError extends Error {}
+
+/**
+ * Everything that can be checked before a zygote starts: the step is a readable file, the input
+ * a readable .arrow (validated in full) or .csv (parsed), the output free unless --force.
+ * Returns the input as runStep takes it.
+ */
+function checkArguments(step: string, opts: RunOptions): Table | string {
+  const readable = (path: string, what: string) => {
+    try {
+      accessSync(path, constants.R_OK);
+      if (!statSync(path).isFile()) throw new UsageError(`${what} ${path} is not a regular file`);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`${what} ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  readable(step, 'the step');
+  const input = resolve(opts.input);
+  readable(input, '--input');
+  let table: Table | string;
+  if (input.endsWith('.csv')) {
+    try {
+      table = csvToTable(readFileSync(input, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--input ${input}: ${(err as Error).message}`);
+    }
+  } else if (input.endsWith('.arrow')) {
+    try {
+      validateArrowFile(readFileSync(input), DEFAULT_ARROW_CAPS, input);
+    } catch (err) {
+      throw new UsageError(`--input ${input}: ${(err as Error).message}`);
+    }
+    table = input;
+  } else {
+    throw new UsageError(`--input ${input}: expected an Arrow IPC file (.arrow) or a CSV file with a header row (.csv)`);
+  }
+  if (opts.output !== undefined && !opts.force && existsSync(opts.output)) throw new UsageError(`--output ${resolve(opts.output)} exists (--force overwrites it)`);
+  return table;
 }
 
 interface RunOptions {
@@ -42,10 +96,10 @@ interface RunOptions {
   pids?: number | 'none';
   tmpBytes?: number;
   preload: string[];
+  force?: boolean;
 }
 
-async function run(step: string, opts: RunOptions): Promise<number> {
-  const input: Table | string = opts.input.endsWith('.csv') ? csvToTable(readFileSync(opts.input, 'utf8')) : resolve(opts.input);
+async function run(step: string, input: Table | string, opts: RunOptions): Promise<number> {
   const t0 = performance.now();
   // A step sees only the modules its zygote loaded.
   const z = await startZygote({ main: stepRunner, preload: [...new Set(['apache-arrow', ...opts.preload])], env: { LC_ALL: 'C.UTF-8' } });
@@ -70,7 +124,7 @@ async function run(step: string, opts: RunOptions): Promise<number> {
     console.log(`schema: ${out.table.schema.fields.map((f: Field) => `${f.name}: ${f.type}`).join(', ')}`);
     console.log(`${out.table.numRows} rows, ${out.table.numCols} columns; first ${Math.min(opts.rows, out.table.numRows)}:`);
     console.table(out.table.slice(0, opts.rows).toArray().map((r: { toJSON(): unknown }) => r.toJSON()));
-    if (opts.output) writeFileSync(opts.output, tableToIPC(out.table, 'file'), { flag: 'wx', mode: 0o644 });
+    if (opts.output) writeFileSync(opts.output, tableToIPC(out.table, 'file'), { flag: opts.force ? 'w' : 'wx', mode: 0o644 });
     console.log(`zygote warm in ${warm.toFixed(0)} ms; step ${ms.toFixed(1)} ms (request to validated output)`);
     out.release();
     return 0;

@@ -76,6 +76,42 @@ describe('zygote run', () => {
     expect(t.stderr).toContain('expected a positive number of bytes (a K, M, G or T suffix for KiB, MiB...), got "none"');
   });
 
+  it('refuses what it can check before anything runs, in one line with exit status 2 and no stack trace', () => {
+    const csv = join(dir, 'ok.csv');
+    writeFileSync(csv, 'x\n1\n');
+    const bad = join(dir, 'bad.csv');
+    writeFileSync(bad, 'x,y\n1\n');
+    const notArrow = join(dir, 'not.arrow');
+    writeFileSync(notArrow, 'not arrow');
+    const taken = join(dir, 'taken.arrow');
+    writeFileSync(taken, 'keep me');
+    const cases: [string[], RegExp][] = [
+      [[join(dir, 'missing.mjs'), '--input', csv], /^zygote run: the step \S+missing\.mjs cannot be read \(ENOENT\)$/],
+      [[GOOD, '--input', join(dir, 'missing.csv')], /^zygote run: --input \S+missing\.csv cannot be read \(ENOENT\)$/],
+      [[GOOD, '--input', bad], /^zygote run: --input \S+bad\.csv: CSV: row 2 has 1 fields; the header has 2$/],
+      [[GOOD, '--input', notArrow], /^zygote run: --input \S+not\.arrow: Arrow file .* refused: /],
+      [[GOOD, '--input', dir], /^zygote run: --input \S+ is not a regular file$/],
+      [[GOOD, '--input', csv, '--output', taken], /^zygote run: --output \S+taken\.arrow exists \(--force overwrites it\)$/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim()).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(readFileSync(taken, 'utf8')).toBe('keep me');
+  });
+
+  it('--force overwrites an existing --output', () => {
+    const csv = join(dir, 'force.csv');
+    writeFileSync(csv, 'x\n1\n2\n');
+    const out = join(dir, 'forced.arrow');
+    writeFileSync(out, 'old');
+    const r = cli([GOOD, '--input', csv, '--output', out, '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(tableFromIPC(readFileSync(out)).numRows).toBe(2);
+  });
+
   it('says which option is wrong', () => {
     const r = cli([GOOD, '--input', join(dir, 'in.csv'), '--param', 'novalue']);
     expect(r.code).not.toBe(0);
