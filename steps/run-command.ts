@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { startZygote } from '../client/index.js';
 import { DEFAULT_LIMITS, parseLimitArg, type Limits } from '../protocol/limits.js';
 import type { StepParams } from '../protocol/step.js';
-import { csvToTable } from './csv.js';
+import { csvFileToTable } from './csv.js';
 import { runStep, stepRunner } from './run-step.js';
 import { DEFAULT_ARROW_CAPS, validateArrowFile } from './arrow-file.js';
 
@@ -32,7 +32,7 @@ export function registerRun(program: Command): void {
     .action(async (step: string, opts: RunOptions) => {
       let input: Table | string;
       try {
-        input = checkArguments(resolve(step), opts);
+        input = await checkArguments(resolve(step), opts);
       } catch (err) {
         if (!(err instanceof UsageError)) throw err;
         console.error(`zygote run: ${err.message}`);
@@ -51,7 +51,7 @@ class UsageError extends Error {}
  * a readable .arrow (validated in full) or .csv (parsed), the output free unless --force.
  * Returns the input as runStep takes it.
  */
-function checkArguments(step: string, opts: RunOptions): Table | string {
+async function checkArguments(step: string, opts: RunOptions): Promise<Table | string> {
   const readable = (path: string, what: string) => {
     try {
       accessSync(path, constants.R_OK);
@@ -67,7 +67,7 @@ function checkArguments(step: string, opts: RunOptions): Table | string {
   let table: Table | string;
   if (input.endsWith('.csv')) {
     try {
-      table = csvToTable(readFileSync(input, 'utf8'));
+      table = await csvFileToTable(input);
     } catch (err) {
       throw new UsageError(`--input ${input}: ${(err as Error).message}`);
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvToTable, parseCsv } from '../../dist/steps/csv.js';
+import { csvFileToTable, csvToTable } from '../../dist/steps/csv.js';
 import { CLI } from '../helpers/index.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
@@ -119,25 +119,33 @@ describe('zygote run', () => {
   });
 });
 
-describe('the CSV reader', () => {
-  it('parses quotes, embedded commas, quotes and newlines, and CRLF', () => {
-    expect(parseCsv('a,b\r\n"x, y","say ""hi"""\r\n"multi\nline",2\n')).toEqual([
-      ['a', 'b'],
-      ['x, y', 'say "hi"'],
-      ['multi\nline', '2'],
-    ]);
+describe('the CSV reader (csv-parse, streamed)', () => {
+  it('parses quotes, embedded commas, quotes and newlines, CRLF and a BOM', async () => {
+    const t = await csvToTable('\ufeffa,b\r\n"x, y","say ""hi"""\r\n"multi\nline",2\n');
+    expect(t.schema.fields.map((f) => f.name)).toEqual(['a', 'b']);
+    expect(t.getChild('a')!.toArray()).toEqual(['x, y', 'multi\nline']);
+    expect(t.getChild('b')!.get(0)).toBe('say "hi"');
   });
 
-  it('infers a type per column; empty is null', () => {
-    const t = csvToTable('i,f,b,s\n1,1.5,true,x\n,2,false,\n');
+  it('infers a type per column; empty is null', async () => {
+    const t = await csvToTable('i,f,b,s\n1,1.5,true,x\n,2,false,\n');
     expect(t.schema.fields.map((f) => String(f.type))).toEqual(['Int32', 'Float64', 'Bool', 'Utf8']);
     expect(t.getChild('i')!.get(1)).toBeNull();
     expect(t.getChild('s')!.get(1)).toBeNull();
   });
 
-  it('names what is wrong: an unterminated quote, a short row, a duplicate column', () => {
-    expect(() => csvToTable('a\n"open\n')).toThrow('the quoted field opened on line 2 never closes');
-    expect(() => csvToTable('a,b\n1\n')).toThrow('row 2 has 1 fields; the header has 2');
-    expect(() => csvToTable('a,a\n1,2\n')).toThrow('column "a" appears twice');
+  it('reads a file as a stream', async () => {
+    const path = join(dir, 'stream.csv');
+    writeFileSync(path, 'n\n' + Array.from({ length: 50_000 }, (_, i) => i).join('\n') + '\n');
+    const t = await csvFileToTable(path);
+    expect(t.numRows).toBe(50_000);
+    expect(t.getChild('n')!.get(49_999)).toBe(49_999);
+  });
+
+  it('names what is wrong: an unterminated quote, a short row, a duplicate column, no header', async () => {
+    await expect(csvToTable('a\n"open\n')).rejects.toThrow('CSV: a quoted field never closes');
+    await expect(csvToTable('a,b\n1,2\n1\n')).rejects.toThrow('CSV: row 3 has 1 fields; the header has 2');
+    await expect(csvToTable('a,a\n1,2\n')).rejects.toThrow('column "a" appears twice');
+    await expect(csvToTable('')).rejects.toThrow('CSV: no header row');
   });
 });
