@@ -6,6 +6,7 @@ import { native } from '../native/index.js';
 import { OutputLimit } from './output-limit.js';
 import type { GrantedLimits } from '../protocol/limits.js';
 import { signalName } from '../protocol/signals.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 export interface ExitStatus {
   /** The exit code if the child exited, else null. */
@@ -107,7 +108,7 @@ export class ZygoteChild {
   kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
     if (this.status !== null || this.pidfd < 0) return false;
     const sig = typeof signal === 'number' ? signal : osConstants.signals[signal];
-    if (!Number.isInteger(sig) || sig <= 0) throw new TypeError(`Expected a signal name or number, got ${String(signal)}`);
+    if (!Number.isInteger(sig) || sig <= 0) throw new InvalidOptionError(`Expected a signal name or number, got ${String(signal)}`);
     try {
       const sent = native.pidfdSendSignal(this.pidfd, sig);
       if (sent) this.killRequested = true;

@@ -1,34 +1,46 @@
-// The typed errors the client library throws. Each message says what failed and why.
+// The typed errors the client library throws. Each message says what failed and why; each class
+// carries a stable `code` (Node's convention: match on err.code, never on the message), and a
+// `cause` where there is one (the errno of a failed step, the connect error, the abort reason).
 import type { ZygoteLimitKey } from '../protocol/limits.js';
-export { ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
+export { InvalidOptionError, ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
 
 /** Base class of every error this package throws on purpose. */
 export class ZygoteError extends Error {
   override name = 'ZygoteError';
+  /** Stable, for programs: 'ERR_ZYGOTE_START', 'ERR_ZYGOTE_SPAWN', ... (README, Errors). */
+  readonly code: string = 'ERR_ZYGOTE';
 }
 
-/** The zygote could not be started: bad options, a failed preload or main, a crash, a timeout. */
+/** The zygote could not be started: bad options, a failed preload or main, a crash, a timeout; cause: the underlying error. */
 export class ZygoteStartError extends ZygoteError {
   override name = 'ZygoteStartError';
+  override readonly code = 'ERR_ZYGOTE_START';
 }
 
 /** The handle was closed, or the zygote died or hung up: nothing more can be done with it. */
 export class ZygoteClosedError extends ZygoteError {
   override name = 'ZygoteClosedError';
+  override readonly code = 'ERR_ZYGOTE_CLOSED';
+}
+
+/** A system error as Node makes them: code the errno symbol, syscall the step that failed. */
+function systemError(step: string, errno: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${step} failed: ${errno}`), { code: errno, syscall: step });
 }
 
 /** A spawn() failed before any of the child's own code ran. */
 export class SpawnError extends ZygoteError {
   override name = 'SpawnError';
+  override readonly code: string = 'ERR_ZYGOTE_SPAWN';
   constructor(
     message: string,
     /** The setup step that failed ("fork", "pipe", "uv_loop_fork", ...). */
     readonly step: string,
-    /** The errno symbol ("EAGAIN"), or '' when the failure had none. */
-    readonly code: string,
+    /** The errno symbol ("EAGAIN"), or '' when the failure had none; also cause.code. */
+    readonly errno: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(message, { cause: options?.cause ?? (errno ? systemError(step, errno) : undefined) });
   }
 }
 
@@ -38,6 +50,17 @@ export class SpawnError extends ZygoteError {
  */
 export class SandboxError extends SpawnError {
   override name = 'SandboxError';
+  override readonly code = 'ERR_ZYGOTE_SANDBOX';
+}
+
+/**
+ * The zygote's policy refused the spawn as asked (a network from a zygote that gives none, mounts
+ * with the mount namespace skipped, a mount that would cover a loaded module, ...). Nothing was
+ * forked; the message names what was refused.
+ */
+export class SpawnPolicyError extends SpawnError {
+  override name = 'SpawnPolicyError';
+  override readonly code = 'ERR_ZYGOTE_SPAWN_POLICY';
 }
 
 /**
@@ -46,6 +69,7 @@ export class SandboxError extends SpawnError {
  */
 export class LimitCapError extends SpawnError {
   override name = 'LimitCapError';
+  override readonly code = 'ERR_ZYGOTE_LIMIT_CAP';
   constructor(
     message: string,
     /** The limit: wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes or nofile. */
@@ -59,9 +83,10 @@ export class LimitCapError extends SpawnError {
   }
 }
 
-/** A spawn() was cancelled through its AbortSignal. */
+/** A spawn() was cancelled through its AbortSignal; cause: the signal's reason. Node's own code for aborts. */
 export class AbortError extends ZygoteError {
   override name = 'AbortError';
+  override readonly code = 'ABORT_ERR';
 }
 
 /**
@@ -89,6 +114,7 @@ export type InvalidOutputReason =
  */
 export class InvalidOutputError extends ZygoteError {
   override name = 'InvalidOutputError';
+  override readonly code = 'ERR_ZYGOTE_INVALID_OUTPUT';
   constructor(
     message: string,
     readonly reason: InvalidOutputReason,

@@ -8,6 +8,7 @@ import { normalizeLimits, type Limits } from '../protocol/limits.js';
 import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
 import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
 import { normalizeNetworkRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type SandboxRequest } from '../protocol/spawn.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -98,19 +99,19 @@ export interface NormalizedStart {
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
-  if (!isOptionsObject(opts)) throw new TypeError(`Expected startZygote() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new InvalidOptionError(`Expected startZygote() options to be an object, got ${describe(opts)}`);
   refuseUnknownKeys(opts, START_KEYS, 'startZygote()');
   const mainUrl = toFileUrl(opts.main);
   const preload = opts.preload ?? [];
   if (!Array.isArray(preload) || !preload.every((p) => typeof p === 'string' && p !== '')) {
-    throw new TypeError(`Expected the \`preload\` option to be an array of module specifiers, got ${describe(preload)}`);
+    throw new InvalidOptionError(`Expected the \`preload\` option to be an array of module specifiers, got ${describe(preload)}`);
   }
   const env = opts.env ?? {};
-  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw new TypeError(`Expected the \`env\` option to be an object, got ${describe(env)}`);
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw new InvalidOptionError(`Expected the \`env\` option to be an object, got ${describe(env)}`);
   const cleanEnv: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(env)) {
-    if (k === '' || k.includes('=') || k.includes('\0')) throw new TypeError(`Expected \`env\` keys to be variable names, got ${JSON.stringify(k)}`);
-    if (typeof v !== 'string' || v.includes('\0')) throw new TypeError(`Expected \`env.${k}\` to be a string without NUL, got ${describe(v)}`);
+    if (k === '' || k.includes('=') || k.includes('\0')) throw new InvalidOptionError(`Expected \`env\` keys to be variable names, got ${JSON.stringify(k)}`);
+    if (typeof v !== 'string' || v.includes('\0')) throw new InvalidOptionError(`Expected \`env.${k}\` to be a string without NUL, got ${describe(v)}`);
     cleanEnv[k] = v;
   }
   return {
@@ -128,7 +129,7 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
 }
 
 export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<ConnectOptions> {
-  if (!isOptionsObject(opts)) throw new TypeError(`Expected connect() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new InvalidOptionError(`Expected connect() options to be an object, got ${describe(opts)}`);
   refuseUnknownKeys(opts, CONNECT_KEYS, 'connect()');
   return {
     timeoutMs: positiveInt(opts.timeoutMs, 'timeoutMs', 10_000),
@@ -146,25 +147,25 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
   mounts: Mount[];
   network: { allow: string[] } | null;
 } {
-  if (!isOptionsObject(opts)) throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new InvalidOptionError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   refuseUnknownKeys(opts, SPAWN_KEYS, 'spawn()');
   if (isOptionsObject(opts.sandbox)) refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'spawn() (mounts and network are spawn() options of their own)', 'sandbox.');
   const args = opts.args ?? [];
-  if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
+  if (!Array.isArray(args)) throw new InvalidOptionError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
   let argsJson: string;
   try {
     argsJson = JSON.stringify(args);
   } catch (err) {
-    throw new TypeError(`Expected the \`args\` option to hold JSON values: ${(err as Error).message}`);
+    throw new InvalidOptionError(`Expected the \`args\` option to hold JSON values: ${(err as Error).message}`);
   }
   const name = optionalString(opts.name, 'name') ?? '';
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
-    throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
+    throw new InvalidOptionError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
-  if (opts.mounts !== undefined && !Array.isArray(opts.mounts)) throw new TypeError(`Expected the \`mounts\` option to be an array of { source, target, writable? }, got ${describe(opts.mounts)}`);
+  if (opts.mounts !== undefined && !Array.isArray(opts.mounts)) throw new InvalidOptionError(`Expected the \`mounts\` option to be an array of { source, target, writable? }, got ${describe(opts.mounts)}`);
   const mounts = opts.mounts === undefined ? [] : (normalizeSandboxRequest({ mounts: [...(opts.mounts as Mount[])] }).mounts ?? []);
   const network = normalizeNetworkRequest(opts.network) ?? null;
-  if (network && network.allow.length > MAX_NETWORK_ALLOW) throw new TypeError(`Expected \`network.allow\` to have at most ${MAX_NETWORK_ALLOW} entries, got ${network.allow.length}`);
+  if (network && network.allow.length > MAX_NETWORK_ALLOW) throw new InvalidOptionError(`Expected \`network.allow\` to have at most ${MAX_NETWORK_ALLOW} entries, got ${network.allow.length}`);
   return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits', 'spawn()'), mounts, network };
 }
 
@@ -173,25 +174,25 @@ function toFileUrl(main: unknown): string {
   if (main instanceof URL) url = main.href;
   else if (typeof main === 'string' && main.startsWith('file:')) url = new URL(main).href;
   else if (typeof main === 'string' && isAbsolute(main)) url = pathToFileURL(main).href;
-  else throw new TypeError(`Expected the \`main\` option to be a file: URL or an absolute path, got ${describe(main)}`);
-  if (!url.startsWith('file:')) throw new TypeError(`Expected the \`main\` option to be a file: URL, got ${url}`);
-  if (!existsSync(fileURLToPath(url))) throw new TypeError(`The \`main\` module does not exist: ${fileURLToPath(url)}`);
+  else throw new InvalidOptionError(`Expected the \`main\` option to be a file: URL or an absolute path, got ${describe(main)}`);
+  if (!url.startsWith('file:')) throw new InvalidOptionError(`Expected the \`main\` option to be a file: URL, got ${url}`);
+  if (!existsSync(fileURLToPath(url))) throw new InvalidOptionError(`The \`main\` module does not exist: ${fileURLToPath(url)}`);
   return url;
 }
 
 function positiveInt(v: unknown, name: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new TypeError(`Expected the \`${name}\` option to be a positive integer, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new InvalidOptionError(`Expected the \`${name}\` option to be a positive integer, got ${describe(v)}`);
   return v;
 }
 
 function optionalString(v: unknown, name: string): string | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new TypeError(`Expected the \`${name}\` option to be a string, got ${describe(v)}`);
+  if (typeof v !== 'string') throw new InvalidOptionError(`Expected the \`${name}\` option to be a string, got ${describe(v)}`);
   return v;
 }
 
 function bool(v: unknown, name: string): boolean {
-  if (typeof v !== 'boolean') throw new TypeError(`Expected the \`${name}\` option to be a boolean, got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw new InvalidOptionError(`Expected the \`${name}\` option to be a boolean, got ${describe(v)}`);
   return v;
 }

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { native, type NativeFileStat } from '../native/index.js';
 import { refuseUnknownKeys } from '../protocol/options.js';
 import { InvalidOutputError, type InvalidOutputReason } from './errors.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 const readAt = promisify(read);
 
@@ -70,7 +71,7 @@ export function mapOutputFile(dir: string, name: string, opts: OutputFileOptions
 
 /** Opens and checks the file; the caller closes the fd it returns. */
 function openOutput(dir: string, name: string, maxBytes: number): { fd: number; stat: NativeFileStat } {
-  if (typeof dir !== 'string') throw new TypeError(`Expected the output directory to be a string, got ${describe(dir)}`);
+  if (typeof dir !== 'string') throw new InvalidOptionError(`Expected the output directory to be a string, got ${describe(dir)}`);
   checkName(dir, name);
   const dirFd = native.openDirectory(dir);
   let fd: number;
@@ -130,7 +131,7 @@ function message(dir: string, name: string, what: string): string {
 
 /** A plain relative path: no absolute path, no '..', '.' or empty component, no NUL. */
 function checkName(dir: string, name: string): void {
-  if (typeof name !== 'string') throw new TypeError(`Expected the output file name to be a string, got ${describe(name)}`);
+  if (typeof name !== 'string') throw new InvalidOptionError(`Expected the output file name to be a string, got ${describe(name)}`);
   const bad = (what: string) => refuse(dir, name, 'bad-name', `its name ${what}; give a relative path such as 'result.arrow' or 'out/part-1.arrow'`);
   if (name === '') bad('is empty');
   if (name.includes('\0')) bad('contains a NUL byte');
@@ -145,7 +146,7 @@ function checkMaxBytes(opts: OutputFileOptions, where: string): number {
   if (typeof opts === 'object' && opts !== null) refuseUnknownKeys(opts, ['maxBytes'], where);
   const maxBytes = opts?.maxBytes;
   if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
-    throw new TypeError(`Expected \`maxBytes\` to be a non-negative integer, got ${describe(maxBytes)}`);
+    throw new InvalidOptionError(`Expected \`maxBytes\` to be a non-negative integer, got ${describe(maxBytes)}`);
   }
   return maxBytes;
 }

@@ -8,6 +8,7 @@ import { ControlConnection } from './connection.js';
 import { ZygoteStartError } from './errors.js';
 import { normalizeConnectOptions, normalizeStartOptions, type ConnectOptions, type StartZygoteOptions } from './options.js';
 import { Zygote } from './zygote.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 /** The zygote's entry point, beside this file in the built package. */
 export const ZYGOTE_MAIN = fileURLToPath(new URL('../zygote/main.js', import.meta.url));
@@ -64,7 +65,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
 
 /** Connects to a zygote started with `zygote serve --socket PATH`. */
 export async function connect(path: string, options: ConnectOptions = {}): Promise<Zygote> {
-  if (typeof path !== 'string' || path === '') throw new TypeError(`Expected a socket path, got ${String(path)}`);
+  if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`Expected a socket path, got ${String(path)}`);
   const o = normalizeConnectOptions(options);
   let fd: number;
   try {

@@ -6,9 +6,10 @@ import { DEFAULT_LIMITS, type GrantedLimits } from '../protocol/limits.js';
 import { native } from '../native/index.js';
 import { ZygoteChild, type OutputCaps } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
+import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteClosedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 import type { Limits } from '../protocol/spawn.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 interface PendingSpawn {
   name: string;
@@ -100,7 +101,7 @@ export class Zygote {
         done();
         if (err instanceof ProtocolError) {
           // Nothing was sent: the request itself is too big. The connection is fine.
-          reject(new TypeError(`spawn ${opts.name || id}: ${err.message} (the \`args\` are too large; pass big data through stdin or files)`, { cause: err }));
+          reject(new InvalidOptionError(`spawn ${opts.name || id}: ${err.message} (the \`args\` are too large; pass big data through stdin or files)`, { cause: err }));
         } else if (err instanceof ZygoteClosedError) {
           reject(err);
         } else {
@@ -163,7 +164,9 @@ export class Zygote {
             ? new LimitCapError(`spawn ${p.name || msg.id} refused: ${msg.message}`, msg.aboveCap.field, msg.aboveCap.requested, msg.aboveCap.cap)
             : msg.sandbox
               ? new SandboxError(msg.message, msg.step, msg.errnoName)
-              : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
+              : msg.step === 'sandbox policy'
+                ? new SpawnPolicyError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName)
+                : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
         );
         return;
       }

@@ -1,5 +1,5 @@
 // The zygote process's configuration: what the client or the CLI hands it on its command line.
-import { ProtocolError } from './errors.js';
+import { InvalidOptionError, ProtocolError } from './errors.js';
 import { normalizeLimitPolicy, type LimitPolicy } from './limits.js';
 import { normalizeSandboxDefaults, type NormalizedSandboxDefaults, type SandboxDefaults } from './sandbox.js';
 
@@ -93,6 +93,6 @@ export function checkSandboxWithinCaps(sandbox: NormalizedSandboxDefaults, limit
   const own = { tmpBytes: sandbox.tmpBytes, fileBytes: sandbox.rlimits.fsize, nofile: sandbox.rlimits.nofile };
   for (const [k, v] of Object.entries(own) as [keyof typeof own, number][]) {
     const cap = limits.max[k];
-    if (cap !== undefined && v > cap) throw new TypeError(`Expected the default \`${k}\` (${v}) to be within its cap (${cap})`);
+    if (cap !== undefined && v > cap) throw new InvalidOptionError(`Expected the default \`${k}\` (${v}) to be within its cap (${cap})`);
   }
 }

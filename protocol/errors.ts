@@ -13,6 +13,7 @@ export type ProtocolErrorReason =
 /** A frame or message that breaks the protocol. The message says where and why. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
+  readonly code = 'ERR_ZYGOTE_PROTOCOL';
   constructor(
     readonly reason: ProtocolErrorReason,
     message: string,
@@ -20,4 +21,13 @@ export class ProtocolError extends Error {
   ) {
     super(message, options);
   }
+}
+
+/**
+ * A bad option at a public boundary (an unknown key, a wrong type, a value out of range): a
+ * TypeError whose message names the option, what it must be and what it was, with Node's code
+ * for a bad argument value.
+ */
+export class InvalidOptionError extends TypeError {
+  readonly code = 'ERR_INVALID_ARG_VALUE';
 }

@@ -2,6 +2,7 @@
 // child gets unless someone asks otherwise, the caps a `zygote serve` operator sets, and their
 // checks. The one place the defaults are written down (README, "Limits and defaults").
 import { describe, isOptionsObject, refuseUnknownKeys } from './options.js';
+import { InvalidOptionError } from './errors.js';
 
 /**
  * What a child may consume. Exceeding one ends the child, and its ExitStatus.reason says which.
@@ -79,7 +80,7 @@ export const MIN_MEMORY_BYTES = 16 * MiB;
 /** Checks a limits object (`path` is its place in the options, e.g. "limits"); each field a positive safe integer, or null where allowed. */
 export function normalizeLimits(l: unknown, path: string, where: string): Limits {
   if (l === undefined) return {};
-  if (!isOptionsObject(l)) throw new TypeError(`Expected the \`${path}\` option of ${where} to be an object, got ${describe(l)}`);
+  if (!isOptionsObject(l)) throw new InvalidOptionError(`Expected the \`${path}\` option of ${where} to be an object, got ${describe(l)}`);
   refuseUnknownKeys(l, LIMIT_KEYS, where, `${path}.`);
   const out: Limits = {};
   for (const k of LIMIT_KEYS) {
@@ -91,10 +92,10 @@ export function normalizeLimits(l: unknown, path: string, where: string): Limits
     }
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
       const none = NULLABLE_LIMITS.includes(k) ? ' (or null for no limit)' : '';
-      throw new TypeError(`Expected \`${path}.${k}\` to be a positive integer${none}, got ${describe(v)}`);
+      throw new InvalidOptionError(`Expected \`${path}.${k}\` to be a positive integer${none}, got ${describe(v)}`);
     }
-    if (k === 'pids' && v < MIN_PIDS) throw new TypeError(`Expected \`${path}.pids\` to be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts), got ${v}`);
-    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new TypeError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more, got ${v}`);
+    if (k === 'pids' && v < MIN_PIDS) throw new InvalidOptionError(`Expected \`${path}.pids\` to be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts), got ${v}`);
+    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more, got ${v}`);
     out[k] = v;
   }
   return out;
@@ -141,15 +142,15 @@ export function builtinLimitPolicy(): LimitPolicy {
  * a capped limit (else every spawn that asks nothing would be refused). Messages name the field.
  */
 export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
-  if (!isOptionsObject(p)) throw new TypeError(`Expected \`${what}\` to be { defaults, max }, got ${describe(p)}`);
+  if (!isOptionsObject(p)) throw new InvalidOptionError(`Expected \`${what}\` to be { defaults, max }, got ${describe(p)}`);
   refuseUnknownKeys(p, ['defaults', 'max'], 'the limit policy', `${what}.`);
   const { defaults, max } = p as { defaults?: unknown; max?: unknown };
-  if (!isOptionsObject(defaults)) throw new TypeError(`Expected \`${what}.defaults\` to be an object, got ${describe(defaults)}`);
-  if (!isOptionsObject(max)) throw new TypeError(`Expected \`${what}.max\` to be an object, got ${describe(max)}`);
+  if (!isOptionsObject(defaults)) throw new InvalidOptionError(`Expected \`${what}.defaults\` to be an object, got ${describe(defaults)}`);
+  if (!isOptionsObject(max)) throw new InvalidOptionError(`Expected \`${what}.max\` to be an object, got ${describe(max)}`);
   refuseUnknownKeys(defaults, POLICY_DEFAULT_KEYS, 'the limit policy', `${what}.defaults.`);
   refuseUnknownKeys(max, ZYGOTE_LIMIT_KEYS, 'the limit policy', `${what}.max.`);
   const positive = (v: unknown, field: string): number => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new TypeError(`Expected \`${field}\` to be a positive integer, got ${describe(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new InvalidOptionError(`Expected \`${field}\` to be a positive integer, got ${describe(v)}`);
     return v;
   };
   const out: LimitPolicy = { defaults: { wallTimeMs: null, cpuTimeMs: null, memoryBytes: null, pids: null }, max: {} };
@@ -157,16 +158,16 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
   for (const k of ZYGOTE_LIMIT_KEYS) if (maxes[k] !== undefined) out.max[k] = positive(maxes[k], `${what}.max.${k}`);
   for (const k of POLICY_DEFAULT_KEYS) {
     const v = (defaults as Record<string, unknown>)[k];
-    if (v === undefined) throw new TypeError(`Expected \`${what}.defaults.${k}\` to be a positive integer or null (no limit), got undefined`);
+    if (v === undefined) throw new InvalidOptionError(`Expected \`${what}.defaults.${k}\` to be a positive integer or null (no limit), got undefined`);
     if (v !== null) positive(v, `${what}.defaults.${k}`);
     const cap = out.max[k];
     if (cap !== undefined && (v === null || (v as number) > cap)) {
-      throw new TypeError(`Expected the default \`${k}\` (${v === null ? 'no limit' : v}) to be within its cap (${cap})`);
+      throw new InvalidOptionError(`Expected the default \`${k}\` (${v === null ? 'no limit' : v}) to be within its cap (${cap})`);
     }
     out.defaults[k] = v as number | null;
   }
-  if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new TypeError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
-  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new TypeError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB), got ${out.defaults.memoryBytes}`);
+  if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new InvalidOptionError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
+  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB), got ${out.defaults.memoryBytes}`);
   return out;
 }
 

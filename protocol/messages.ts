@@ -8,7 +8,7 @@
 // (plus the one read that completed it), and reports exactly where the bytes went wrong.
 import type { Readable, Writable } from 'node:stream';
 import type thrift from 'thrift';
-import { ProtocolError } from './errors.js';
+import { InvalidOptionError, ProtocolError } from './errors.js';
 import { refuseUnknownKeys } from './options.js';
 import { decodePayload, encodeFrame, FRAME_HEADER_BYTES, frameLength, type ThriftStruct, type ThriftStructClass } from './framing.js';
 
@@ -153,13 +153,13 @@ export async function readMessage<T extends ThriftStruct>(stream: Readable, Type
   const o = decodeOptions(opts, Type, 'readMessage()', [...DECODE_KEYS, 'timeoutMs']);
   const timeoutMs = opts.timeoutMs;
   if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
-    throw new TypeError(`Expected the \`timeoutMs\` option to be an integer from 1 to ${2 ** 31 - 1}, got \`${String(timeoutMs)}\` (${typeof timeoutMs})`);
+    throw new InvalidOptionError(`Expected the \`timeoutMs\` option to be an integer from 1 to ${2 ** 31 - 1}, got \`${String(timeoutMs)}\` (${typeof timeoutMs})`);
   }
   if (stream.readableObjectMode || stream.readableEncoding !== null) {
-    throw new TypeError('readMessage needs a byte stream: this one is in object mode or has an encoding set');
+    throw new InvalidOptionError('readMessage needs a byte stream: this one is in object mode or has an encoding set');
   }
   if (stream.readableFlowing === true || stream.listenerCount('data') > 0 || stream.listenerCount('readable') > 0) {
-    throw new TypeError("readMessage needs a stream nobody else is reading: this one is flowing or has 'data' or 'readable' listeners");
+    throw new InvalidOptionError("readMessage needs a stream nobody else is reading: this one is flowing or has 'data' or 'readable' listeners");
   }
   const frame = new FrameReader(Type, o);
   if (stream.errored) throw stream.errored;
@@ -220,17 +220,17 @@ interface DecodeLimits {
 const DECODE_KEYS = ['maxBytes', 'typeName', 'expectEnd', 'maxDepth', 'maxItems'] as const satisfies readonly (keyof DecodeMessageOptions)[];
 
 function decodeOptions(opts: DecodeMessageOptions, Type: ThriftStructClass<ThriftStruct>, where: string, known: readonly string[]): DecodeLimits {
-  if (typeof opts !== 'object' || opts === null) throw new TypeError(`Expected the options to be an object, got ${String(opts)}`);
+  if (typeof opts !== 'object' || opts === null) throw new InvalidOptionError(`Expected the options to be an object, got ${String(opts)}`);
   refuseUnknownKeys(opts, known, where);
   checkByteCount('maxBytes', opts.maxBytes);
   if (opts.maxDepth !== undefined && !(Number.isInteger(opts.maxDepth) && opts.maxDepth >= 1)) {
-    throw new TypeError(`Expected the \`maxDepth\` option to be a positive integer, got \`${String(opts.maxDepth)}\` (${typeof opts.maxDepth})`);
+    throw new InvalidOptionError(`Expected the \`maxDepth\` option to be a positive integer, got \`${String(opts.maxDepth)}\` (${typeof opts.maxDepth})`);
   }
   if (opts.maxItems !== undefined && !(Number.isInteger(opts.maxItems) && opts.maxItems >= 0)) {
-    throw new TypeError(`Expected the \`maxItems\` option to be a non-negative integer, got \`${String(opts.maxItems)}\` (${typeof opts.maxItems})`);
+    throw new InvalidOptionError(`Expected the \`maxItems\` option to be a non-negative integer, got \`${String(opts.maxItems)}\` (${typeof opts.maxItems})`);
   }
   if (opts.typeName !== undefined && typeof opts.typeName !== 'string') {
-    throw new TypeError(`Expected the \`typeName\` option to be a string, got ${typeof opts.typeName}`);
+    throw new InvalidOptionError(`Expected the \`typeName\` option to be a string, got ${typeof opts.typeName}`);
   }
   return {
     typeName: opts.typeName || Type.name || 'message',
@@ -244,7 +244,7 @@ function decodeOptions(opts: DecodeMessageOptions, Type: ThriftStructClass<Thrif
 function checkByteCount(name: string, v: unknown): asserts v is number {
   // The header is a u32: a larger cap would not be a cap.
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new TypeError(`Expected the \`${name}\` option to be an integer from 0 to ${0xffffffff}, got \`${String(v)}\` (${typeof v})`);
+    throw new InvalidOptionError(`Expected the \`${name}\` option to be an integer from 0 to ${0xffffffff}, got \`${String(v)}\` (${typeof v})`);
   }
 }
 

@@ -1,5 +1,6 @@
 // The checks every options object gets at a public boundary: no key that is not known (a typo
 // such as `limitz` must never silently run a child without limits), and how a bad value is shown.
+import { InvalidOptionError } from './errors.js';
 
 /**
  * Throws a TypeError naming the first own key of obj that is not in known, where it was
@@ -8,7 +9,7 @@
  */
 export function refuseUnknownKeys(obj: object, known: readonly string[], where: string, path = ''): void {
   for (const key of Object.keys(obj)) {
-    if (!known.includes(key)) throw new TypeError(`Unknown option \`${path}${key}\` in ${where}; known: ${known.join(', ')}`);
+    if (!known.includes(key)) throw new InvalidOptionError(`Unknown option \`${path}${key}\` in ${where}; known: ${known.join(', ')}`);
   }
 }
 

@@ -4,6 +4,7 @@
 import { DEFAULT_LIMITS, DEFAULT_NOFILE } from './limits.js';
 import { parseAllowEntry, parseIpv4Net, type AllowEntry } from './net-addr.js';
 import { describe, isOptionsObject, refuseUnknownKeys } from './options.js';
+import { InvalidOptionError } from './errors.js';
 
 /** The layers a child is put in, in the order native/fork.cc applies them. */
 export const SANDBOX_LAYERS = [
@@ -89,26 +90,26 @@ export type NormalizedSandboxDefaults = Required<Omit<SandboxDefaults, 'uidRange
 /** Checks a zygote's defaults; throws a TypeError naming the bad field. */
 export function normalizeSandboxDefaults(d: SandboxDefaults | undefined, where = 'startZygote()'): NormalizedSandboxDefaults {
   const v = d ?? {};
-  if (!isOptionsObject(v)) throw new TypeError(`Expected the \`sandbox\` option of ${where} to be an object, got ${describe(v)}`);
+  if (!isOptionsObject(v)) throw new InvalidOptionError(`Expected the \`sandbox\` option of ${where} to be an object, got ${describe(v)}`);
   refuseUnknownKeys(v, SANDBOX_DEFAULTS_KEYS, where, 'sandbox.');
   const uid = id(v.uid, 'sandbox.uid', NOBODY);
   const gid = id(v.gid, 'sandbox.gid', NOBODY);
-  if (uid === 0 || gid === 0) throw new TypeError('Expected `sandbox.uid` and `sandbox.gid` to be unprivileged (not 0)');
+  if (uid === 0 || gid === 0) throw new InvalidOptionError('Expected `sandbox.uid` and `sandbox.gid` to be unprivileged (not 0)');
   let uidRange: SandboxDefaults['uidRange'];
   if (v.uidRange !== undefined) {
-    if (!isOptionsObject(v.uidRange)) throw new TypeError(`Expected \`sandbox.uidRange\` to be { start, count }, got ${describe(v.uidRange)}`);
+    if (!isOptionsObject(v.uidRange)) throw new InvalidOptionError(`Expected \`sandbox.uidRange\` to be { start, count }, got ${describe(v.uidRange)}`);
     refuseUnknownKeys(v.uidRange, ['start', 'count'], where, 'sandbox.uidRange.');
     const { start, count } = v.uidRange;
     if (!Number.isInteger(start) || start <= 0 || !Number.isInteger(count) || count <= 0 || start + count > 0xfffffffe) {
-      throw new TypeError(`Expected \`sandbox.uidRange\` to be { start > 0, count > 0 } within the uid space, got ${JSON.stringify(v.uidRange)}`);
+      throw new InvalidOptionError(`Expected \`sandbox.uidRange\` to be { start > 0, count > 0 } within the uid space, got ${JSON.stringify(v.uidRange)}`);
     }
     uidRange = { start, count };
   }
   const tmpBytes = v.tmpBytes ?? DEFAULT_TMP_BYTES;
-  if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new TypeError(`Expected \`sandbox.tmpBytes\` to be a positive integer, got ${String(v.tmpBytes)}`);
+  if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new InvalidOptionError(`Expected \`sandbox.tmpBytes\` to be a positive integer, got ${String(v.tmpBytes)}`);
   const readOnlyPaths = v.readOnlyPaths ?? [];
   if (!Array.isArray(readOnlyPaths) || !readOnlyPaths.every((p) => typeof p === 'string' && p.startsWith('/'))) {
-    throw new TypeError(`Expected \`sandbox.readOnlyPaths\` to be absolute paths, got ${JSON.stringify(v.readOnlyPaths)}`);
+    throw new InvalidOptionError(`Expected \`sandbox.readOnlyPaths\` to be absolute paths, got ${JSON.stringify(v.readOnlyPaths)}`);
   }
   const network = normalizeNetworkDefaults(v.network, where);
   return { uid, gid, uidRange, tmpBytes, readOnlyPaths, rlimits: normalizeRlimits(v.rlimits, DEFAULT_RLIMITS, 'sandbox.rlimits', where), network };
@@ -119,21 +120,21 @@ const SUBNET_PREFIX = { min: 8, max: 30 };
 
 function normalizeNetworkDefaults(n: SandboxDefaults['network'], where: string): NetworkDefaults | null {
   if (n === undefined || n === null) return null;
-  if (typeof n !== 'object' || Array.isArray(n)) throw new TypeError(`Expected \`sandbox.network\` to be an object { subnet?, allow? }, got ${JSON.stringify(n)}`);
+  if (typeof n !== 'object' || Array.isArray(n)) throw new InvalidOptionError(`Expected \`sandbox.network\` to be an object { subnet?, allow? }, got ${JSON.stringify(n)}`);
   refuseUnknownKeys(n, ['subnet', 'allow'], where, 'sandbox.network.');
   const subnet = n.subnet ?? DEFAULT_NETWORK_SUBNET;
   let prefix: number;
   try {
     prefix = parseIpv4Net(subnet).prefix;
   } catch (err) {
-    throw new TypeError(`Expected \`sandbox.network.subnet\` to be an IPv4 network: it ${(err as Error).message}`);
+    throw new InvalidOptionError(`Expected \`sandbox.network.subnet\` to be an IPv4 network: it ${(err as Error).message}`);
   }
   if (prefix < SUBNET_PREFIX.min || prefix > SUBNET_PREFIX.max) {
-    throw new TypeError(`Expected \`sandbox.network.subnet\` to be a /${SUBNET_PREFIX.min} to a /${SUBNET_PREFIX.max} (a /30 per live child), got ${subnet}`);
+    throw new InvalidOptionError(`Expected \`sandbox.network.subnet\` to be a /${SUBNET_PREFIX.min} to a /${SUBNET_PREFIX.max} (a /30 per live child), got ${subnet}`);
   }
   const allow = checkAllowList(n.allow, 'sandbox.network.allow');
   for (const [i, e] of allow.entries()) {
-    if (e.family !== 4) throw new TypeError(`Expected \`sandbox.network.allow[${i}]\` to be IPv4: networked children get IPv4 only, got ${e.text}`);
+    if (e.family !== 4) throw new InvalidOptionError(`Expected \`sandbox.network.allow[${i}]\` to be IPv4: networked children get IPv4 only, got ${e.text}`);
   }
   return { subnet, allow: allow.map((e) => e.text) };
 }
@@ -141,12 +142,12 @@ function normalizeNetworkDefaults(n: SandboxDefaults['network'], where: string):
 /** Checks the shape and syntax of an allow list; messages name the entry. */
 export function checkAllowList(list: unknown, what: string): AllowEntry[] {
   if (list === undefined) return [];
-  if (!Array.isArray(list)) throw new TypeError(`Expected \`${what}\` to be an array of "IP:PORT" or "CIDR:PORT" strings, got ${JSON.stringify(list)}`);
+  if (!Array.isArray(list)) throw new InvalidOptionError(`Expected \`${what}\` to be an array of "IP:PORT" or "CIDR:PORT" strings, got ${JSON.stringify(list)}`);
   return list.map((entry, i) => {
     try {
       return parseAllowEntry(entry);
     } catch (err) {
-      throw new TypeError(`Expected \`${what}[${i}]\` to be an allow entry: it ${(err as Error).message}`);
+      throw new InvalidOptionError(`Expected \`${what}[${i}]\` to be an allow entry: it ${(err as Error).message}`);
     }
   });
 }
@@ -154,11 +155,11 @@ export function checkAllowList(list: unknown, what: string): AllowEntry[] {
 /** Checks rlimits ({ nofile, fsize }, `what` their place in the options), filling in base. */
 export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<RlimitOptions>, what: string, where: string): Required<RlimitOptions> {
   if (r === undefined) return { ...base };
-  if (!isOptionsObject(r)) throw new TypeError(`Expected \`${what}\` to be an object, got ${describe(r)}`);
+  if (!isOptionsObject(r)) throw new InvalidOptionError(`Expected \`${what}\` to be an object, got ${describe(r)}`);
   refuseUnknownKeys(r, ['nofile', 'fsize'], where, `${what}.`);
   const limit = (x: unknown, key: keyof RlimitOptions) => {
     if (x === undefined) return base[key];
-    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x <= 0) throw new TypeError(`Expected \`${what}.${key}\` to be a positive integer, got ${String(x)}`);
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x <= 0) throw new InvalidOptionError(`Expected \`${what}.${key}\` to be a positive integer, got ${String(x)}`);
     return x;
   };
   return { nofile: limit(r.nofile, 'nofile'), fsize: limit(r.fsize, 'fsize') };
@@ -166,6 +167,6 @@ export function normalizeRlimits(r: RlimitOptions | undefined, base: Required<Rl
 
 function id(v: unknown, what: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xfffffffe) throw new TypeError(`Expected \`${what}\` to be a uid/gid number, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xfffffffe) throw new InvalidOptionError(`Expected \`${what}\` to be a uid/gid number, got ${String(v)}`);
   return v;
 }

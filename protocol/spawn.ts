@@ -4,6 +4,7 @@
 import { constants as osConstants } from 'node:os';
 import { describe, isOptionsObject, refuseUnknownKeys } from './options.js';
 import { checkAllowList, DEFAULT_RLIMITS, normalizeRlimits, SANDBOX_LAYERS, type RlimitOptions, type SandboxLayer } from './sandbox.js';
+import { InvalidOptionError } from './errors.js';
 
 /** A host directory or file a spawn shows to its child. */
 export interface Mount {
@@ -46,7 +47,7 @@ const MOUNT_KEYS = ['source', 'target', 'writable'] as const satisfies readonly 
 /** Checks a spawn's `network` option (client side): { allow?: entries }. */
 export function normalizeNetworkRequest(n: unknown): { allow: string[] } | undefined {
   if (n === undefined) return undefined;
-  if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new TypeError(`Expected the \`network\` option to be an object { allow?: string[] }, got ${JSON.stringify(n)}`);
+  if (typeof n !== 'object' || n === null || Array.isArray(n)) throw new InvalidOptionError(`Expected the \`network\` option to be an object { allow?: string[] }, got ${JSON.stringify(n)}`);
   refuseUnknownKeys(n, ['allow'], 'spawn()', 'network.');
   return { allow: checkAllowList((n as NetworkRequest).allow, 'network.allow').map((e) => e.text) };
 }
@@ -54,7 +55,7 @@ export function normalizeNetworkRequest(n: unknown): { allow: string[] } | undef
 /** Checks a spawn's sandbox request (client side, before anything is sent). */
 export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = 'spawn()'): SandboxRequest {
   if (r === undefined) return {};
-  if (!isOptionsObject(r)) throw new TypeError(`Expected the \`sandbox\` option to be an object, got ${describe(r)}`);
+  if (!isOptionsObject(r)) throw new InvalidOptionError(`Expected the \`sandbox\` option to be an object, got ${describe(r)}`);
   refuseUnknownKeys(r, SANDBOX_REQUEST_KEYS, where, 'sandbox.');
   const out: SandboxRequest = {};
   if (r.rlimits !== undefined) {
@@ -65,14 +66,14 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = '
     if (r.rlimits.fsize !== undefined) out.rlimits.fsize = checked.fsize;
   }
   if (r.tmpBytes !== undefined) {
-    if (!Number.isSafeInteger(r.tmpBytes) || r.tmpBytes <= 0) throw new TypeError(`Expected \`tmpBytes\` to be a positive integer, got ${String(r.tmpBytes)}`);
+    if (!Number.isSafeInteger(r.tmpBytes) || r.tmpBytes <= 0) throw new InvalidOptionError(`Expected \`tmpBytes\` to be a positive integer, got ${String(r.tmpBytes)}`);
     out.tmpBytes = r.tmpBytes;
   }
   if (r.mounts !== undefined) {
-    if (!Array.isArray(r.mounts)) throw new TypeError('Expected `mounts` to be an array of { source, target, writable? }');
+    if (!Array.isArray(r.mounts)) throw new InvalidOptionError('Expected `mounts` to be an array of { source, target, writable? }');
     out.mounts = r.mounts.map((m, i) => {
       if (typeof m !== 'object' || m === null || typeof m.source !== 'string' || typeof m.target !== 'string' || (m.writable !== undefined && typeof m.writable !== 'boolean')) {
-        throw new TypeError(`Expected \`mounts[${i}]\` to be { source: string, target: string, writable?: boolean }, got ${JSON.stringify(m)}`);
+        throw new InvalidOptionError(`Expected \`mounts[${i}]\` to be { source: string, target: string, writable?: boolean }, got ${JSON.stringify(m)}`);
       }
       refuseUnknownKeys(m, MOUNT_KEYS, where, `mounts[${i}].`);
       return { source: m.source, target: m.target, writable: m.writable === true };
@@ -81,7 +82,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = '
   if (r.network !== undefined) out.network = normalizeNetworkRequest(r.network);
   if (r.dangerouslySkip !== undefined) {
     if (!Array.isArray(r.dangerouslySkip) || !r.dangerouslySkip.every((l) => (SANDBOX_LAYERS as readonly string[]).includes(l))) {
-      throw new TypeError(`Expected \`sandbox.dangerouslySkip\` to list layers among ${SANDBOX_LAYERS.join(', ')}, got ${JSON.stringify(r.dangerouslySkip)}`);
+      throw new InvalidOptionError(`Expected \`sandbox.dangerouslySkip\` to list layers among ${SANDBOX_LAYERS.join(', ')}, got ${JSON.stringify(r.dangerouslySkip)}`);
     }
     out.dangerouslySkip = [...r.dangerouslySkip];
   }
@@ -89,7 +90,7 @@ export function normalizeSandboxRequest(r: SandboxRequest | undefined, where = '
     const f = r.dangerouslyInjectFailure;
     if (isOptionsObject(f)) refuseUnknownKeys(f, ['step', 'errno'], where, 'sandbox.dangerouslyInjectFailure.');
     if (typeof f?.step !== 'string' || typeof f?.errno !== 'string' || !(f.errno in osConstants.errno)) {
-      throw new TypeError(`Expected \`sandbox.dangerouslyInjectFailure\` to be { step, errno: an errno name }, got ${JSON.stringify(f)}`);
+      throw new InvalidOptionError(`Expected \`sandbox.dangerouslyInjectFailure\` to be { step, errno: an errno name }, got ${JSON.stringify(f)}`);
     }
     out.dangerouslyInjectFailure = { step: f.step, errno: f.errno };
   }

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type * as Gen from './gen/step_types.cjs';
-import { ProtocolError } from './errors.js';
+import { InvalidOptionError, ProtocolError } from './errors.js';
 import { readMessage } from './messages.js';
 
 // Loaded with require, as protocol/control.ts does: the generated code is CommonJS.
@@ -96,8 +96,8 @@ export type DecodedStepResult =
 
 /** Builds the wire StepRequest from plain values; throws TypeError naming the bad field or parameter. */
 export function encodeStepRequest(req: StepRequestInit): StepRequestMessage {
-  if (typeof req !== 'object' || req === null) throw new TypeError(`Expected the step request to be an object, got ${describe(req)}`);
-  const bad = (field: string, what: string) => new TypeError(`Expected \`${field}\` to be ${what}`);
+  if (typeof req !== 'object' || req === null) throw new InvalidOptionError(`Expected the step request to be an object, got ${describe(req)}`);
+  const bad = (field: string, what: string) => new InvalidOptionError(`Expected \`${field}\` to be ${what}`);
   const msg = new gen.StepRequest();
   msg.modulePath = absolutePath(req.module, 'module', bad);
   if (req.params !== undefined) {
@@ -126,7 +126,7 @@ export function decodeStepRequest(msg: StepRequestMessage): DecodedStepRequest {
 
 /** The result of a step that wrote its table; throws TypeError past STEP_RESULT_LIMITS. */
 export function stepResultOk(r: { rows: number; columns: number; warnings?: string[]; summary?: Record<string, string> }): StepResultMessage {
-  const bad = (field: string, what: string) => new TypeError(`Expected \`${field}\` to be ${what}`);
+  const bad = (field: string, what: string) => new InvalidOptionError(`Expected \`${field}\` to be ${what}`);
   const ok = new gen.StepOk();
   ok.rows = count(r.rows, 'rows', Number.MAX_SAFE_INTEGER, bad) as unknown as Gen.StepOk['rows'];
   ok.columns = count(r.columns, 'columns', 2 ** 31 - 1, bad);
@@ -141,7 +141,7 @@ export function stepResultOk(r: { rows: number; columns: number; warnings?: stri
  * step runner says, so it never throws for length.
  */
 export function stepResultError(message: string): StepResultMessage {
-  if (typeof message !== 'string') throw new TypeError(`Expected the error message to be a string, got ${describe(message)}`);
+  if (typeof message !== 'string') throw new InvalidOptionError(`Expected the error message to be a string, got ${describe(message)}`);
   return new gen.StepResult({ error: new gen.StepFailure({ message: truncateUtf8(message, STEP_RESULT_LIMITS.messageBytes) }) });
 }
 
@@ -194,14 +194,14 @@ type Complaint = (field: string, what: string) => Error;
 function paramsToWire(params: StepParams): Record<string, Gen.ParamValue> {
   const out: Record<string, Gen.ParamValue> = {};
   for (const key of Object.keys(params)) {
-    checkKey(key, 'params', (f, w) => new TypeError(`Expected ${f} to be ${w}`));
+    checkKey(key, 'params', (f, w) => new InvalidOptionError(`Expected ${f} to be ${w}`));
     out[key] = toWire(params[key], pathKey('params', key), 0);
   }
   return out;
 }
 
 function toWire(v: unknown, path: string, depth: number): Gen.ParamValue {
-  const bad = (what: string) => new TypeError(`Expected ${path} to be ${what}`);
+  const bad = (what: string) => new InvalidOptionError(`Expected ${path} to be ${what}`);
   const p = new gen.ParamValue();
   switch (typeof v) {
     case 'string':
@@ -236,7 +236,7 @@ function toWire(v: unknown, path: string, depth: number): Gen.ParamValue {
       if (isPlainObject(v)) {
         const entries: Record<string, Gen.ParamValue> = {};
         for (const key of Object.keys(v)) {
-          checkKey(key, path, (f, w) => new TypeError(`Expected ${f} to be ${w}`));
+          checkKey(key, path, (f, w) => new InvalidOptionError(`Expected ${f} to be ${w}`));
           entries[key] = toWire((v as Record<string, unknown>)[key], pathKey(path, key), depth + 1);
         }
         p.entries = entries;

@@ -17,6 +17,7 @@ import { decodeArrowFile } from './arrow/file.js';
 import type { CheckMode } from './arrow/batch.js';
 import { InvalidOutputError } from '../client/errors.js';
 import { mapOutputFile } from '../client/output-file.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 export { DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow/caps.js';
 
@@ -59,7 +60,7 @@ export function readArrowOutput(dir: string, name: string, caps: ArrowCaps): Arr
  * InvalidOutputErrors as readArrowOutput's, with `file` set to the name given here.
  */
 export function validateArrowFile(bytes: Uint8Array, caps: ArrowCaps, file = ''): Table {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError(`Expected the Arrow file's bytes to be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
+  if (!(bytes instanceof Uint8Array)) throw new InvalidOptionError(`Expected the Arrow file's bytes to be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
   const resolved = resolveCaps(caps);
   return decode(bytes, resolved, 'full', file === '' ? 'Arrow file refused: ' : `Arrow file ${JSON.stringify(file)} refused: `, file);
 }
@@ -80,7 +81,7 @@ export interface MappedArrowFile {
  * its values, so the time to the first row does not grow with the file.
  */
 export function mapArrowFile(path: string): MappedArrowFile {
-  if (typeof path !== 'string') throw new TypeError(`Expected the Arrow file's path to be a string, got ${typeof path}`);
+  if (typeof path !== 'string') throw new InvalidOptionError(`Expected the Arrow file's path to be a string, got ${typeof path}`);
   // O_NONBLOCK: a FIFO at the path cannot block the open (mmapFile then refuses it: not a regular file).
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   let buffer: ArrayBuffer;
@@ -117,13 +118,13 @@ export function arrowFileBytes(input: Table | Uint8Array, what = 'the table'): U
       validateArrowFile(input, DEFAULT_ARROW_CAPS);
     } catch (err) {
       if (!(err instanceof InvalidOutputError)) throw err;
-      throw new TypeError(`Expected ${what} to be the bytes of an Arrow IPC file: ${err.message}`, { cause: err });
+      throw new InvalidOptionError(`Expected ${what} to be the bytes of an Arrow IPC file: ${err.message}`, { cause: err });
     }
     return input;
   }
   if (Object.getPrototypeOf(input) !== Table.prototype) {
     const kind = input === null || typeof input !== 'object' ? String(input) : `an object of ${input.constructor?.name ?? 'unknown'} not from this package's apache-arrow`;
-    throw new TypeError(
+    throw new InvalidOptionError(
       `Expected ${what} to be an apache-arrow Table from the copy zygote uses, or Arrow IPC file bytes (a Uint8Array), got ${kind}. ` +
         "A Table from another apache-arrow install cannot be written by this one: pass tableToIPC(table, 'file') from your own copy instead, or import apache-arrow from the same install as zygote.",
     );

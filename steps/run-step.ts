@@ -24,6 +24,7 @@ import { writeMessage } from '../protocol/messages.js';
 import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
 import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
 export const stepRunner = new URL('./step-runner.js', import.meta.url);
@@ -110,9 +111,9 @@ function stepModule(path: string): string {
     real = realpathSync(path);
     accessSync(real, constants.R_OK);
   } catch (err) {
-    throw new TypeError(`Expected \`module\` to be the path of a readable step module, got ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new InvalidOptionError(`Expected \`module\` to be the path of a readable step module, got ${JSON.stringify(path)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
-  if (!statSync(real).isFile()) throw new TypeError(`Expected \`module\` to be the path of a step module file, got ${JSON.stringify(path)}, which is not a regular file`);
+  if (!statSync(real).isFile()) throw new InvalidOptionError(`Expected \`module\` to be the path of a step module file, got ${JSON.stringify(path)}, which is not a regular file`);
   return real;
 }
 
@@ -149,7 +150,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     // in/ is the child's /input; a file given by path is mounted over a placeholder there.
     mounts.push({ source: inDir, target: '/input' });
     const showFile = (name: string, path: string, what: string) => {
-      if (!statSync(path).isFile()) throw new TypeError(`Expected ${what} to be a regular file, got ${path}`);
+      if (!statSync(path).isFile()) throw new InvalidOptionError(`Expected ${what} to be a regular file, got ${path}`);
       writeFileSync(join(inDir, name), '', { flag: 'wx', mode: 0o444 });
       mounts.push({ source: path, target: `/input/${name}` });
     };
@@ -163,7 +164,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     }
     const files = Object.entries(opts.files ?? {});
     for (const [name, path] of files) {
-      if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new TypeError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
+      if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new InvalidOptionError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
       showFile(name, path, `\`files.${name}\``);
     }
     let child;
@@ -204,27 +205,27 @@ function userPaths(out: StepOutcome, packageDir: string | null, module: string):
 
 /** Refuses unknown keys and values of the wrong type before anything is made; messages name the option. */
 function checkRunStepOptions(opts: RunStepOptions): void {
-  if (!isOptionsObject(opts)) throw new TypeError(`Expected runStep() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new InvalidOptionError(`Expected runStep() options to be an object, got ${describe(opts)}`);
   refuseUnknownKeys(opts, RUN_STEP_KEYS, 'runStep()');
-  if (typeof opts.module !== 'string' || opts.module === '') throw new TypeError(`Expected the \`module\` option of runStep() to be a path, got ${describe(opts.module)}`);
+  if (typeof opts.module !== 'string' || opts.module === '') throw new InvalidOptionError(`Expected the \`module\` option of runStep() to be a path, got ${describe(opts.module)}`);
   if (opts.sandbox !== undefined) {
-    if (!isOptionsObject(opts.sandbox)) throw new TypeError(`Expected the \`sandbox\` option of runStep() to be an object, got ${describe(opts.sandbox)}`);
+    if (!isOptionsObject(opts.sandbox)) throw new InvalidOptionError(`Expected the \`sandbox\` option of runStep() to be an object, got ${describe(opts.sandbox)}`);
     refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'runStep()', 'sandbox.');
   }
   if (opts.output !== undefined) {
-    if (!isOptionsObject(opts.output)) throw new TypeError(`Expected the \`output\` option of runStep() to be an object of Arrow caps, got ${describe(opts.output)}`);
+    if (!isOptionsObject(opts.output)) throw new InvalidOptionError(`Expected the \`output\` option of runStep() to be an object of Arrow caps, got ${describe(opts.output)}`);
     refuseUnknownKeys(opts.output, Object.keys(DEFAULT_ARROW_CAPS), 'runStep()', 'output.');
   }
   if (opts.files !== undefined) {
-    if (!isOptionsObject(opts.files)) throw new TypeError(`Expected the \`files\` option of runStep() to be an object of name: path, got ${describe(opts.files)}`);
+    if (!isOptionsObject(opts.files)) throw new InvalidOptionError(`Expected the \`files\` option of runStep() to be an object of name: path, got ${describe(opts.files)}`);
     for (const [name, path] of Object.entries(opts.files)) {
-      if (typeof path !== 'string') throw new TypeError(`Expected \`files.${name}\` of runStep() to be a path, got ${describe(path)}`);
+      if (typeof path !== 'string') throw new InvalidOptionError(`Expected \`files.${name}\` of runStep() to be a path, got ${describe(path)}`);
     }
   }
   if (opts.stderrBytes !== undefined && (!Number.isSafeInteger(opts.stderrBytes) || opts.stderrBytes < 0)) {
-    throw new TypeError(`Expected the \`stderrBytes\` option of runStep() to be a non-negative integer, got ${describe(opts.stderrBytes)}`);
+    throw new InvalidOptionError(`Expected the \`stderrBytes\` option of runStep() to be a non-negative integer, got ${describe(opts.stderrBytes)}`);
   }
-  if (opts.name !== undefined && typeof opts.name !== 'string') throw new TypeError(`Expected the \`name\` option of runStep() to be a string, got ${describe(opts.name)}`);
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw new InvalidOptionError(`Expected the \`name\` option of runStep() to be a string, got ${describe(opts.name)}`);
 }
 
 /** A running step, whoever started it (a zygote child, or a cold node for comparison). */

@@ -10,6 +10,7 @@ import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from './arrow-file.js';
 import { writeMessage } from '../protocol/messages.js';
 import { readStepRequest, stepResultError, stepResultOk } from '../protocol/step.js';
+import { InvalidOptionError } from '../protocol/errors.js';
 
 // Warm up in the zygote, before any fork: run the Arrow decoder once on a tiny table so its
 // code is compiled in the shared heap, not in every child (measured: a cold first decode in a
@@ -32,11 +33,11 @@ export default async function stepRunner(): Promise<void> {
   try {
     const input = request.inputPath ? mapArrowFile(request.inputPath).table : null;
     const mod = (await import(pathToFileURL(request.module).href)) as { default?: unknown };
-    if (typeof mod.default !== 'function') throw new TypeError(`the step module ${request.module} must have a function as its default export, found ${typeof mod.default}`);
+    if (typeof mod.default !== 'function') throw new InvalidOptionError(`the step module ${request.module} must have a function as its default export, found ${typeof mod.default}`);
     // The extra files, by name, where the step can read them (beside its input, in /input).
     const files = Object.fromEntries(request.files.map((name) => [name, `/input/${name}`]));
     const output: unknown = await (mod.default as (t: Table | null, p: unknown, c: { files: Record<string, string> }) => unknown)(input, request.params, { files });
-    if (!(output instanceof Table)) throw new TypeError(`the step returned ${describe(output)}, not an apache-arrow Table (import it from 'apache-arrow')`);
+    if (!(output instanceof Table)) throw new InvalidOptionError(`the step returned ${describe(output)}, not an apache-arrow Table (import it from 'apache-arrow')`);
     writeArrowFile(request.outputPath, output);
     await writeMessage(protocol, stepResultOk({ rows: output.numRows, columns: output.numCols }));
   } catch (err) {

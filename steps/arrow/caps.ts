@@ -1,6 +1,7 @@
 // The limits an Arrow IPC file is validated against, and the refusal the validator throws inside
 // (steps/arrow-file.ts turns it into an InvalidOutputError naming the file).
 import { refuseUnknownKeys } from '../../protocol/options.js';
+import { InvalidOptionError } from '../../protocol/errors.js';
 
 /** Caps on what an Arrow IPC file may hold; a file past one is refused with its own reason. */
 export interface ArrowCaps {
@@ -41,14 +42,14 @@ export const DEFAULT_ARROW_CAPS: Readonly<ResolvedArrowCaps> = Object.freeze({
 
 /** Fills in the optional caps; a cap that is not a non-negative integer is a TypeError naming it. */
 export function resolveCaps(caps: ArrowCaps): ResolvedArrowCaps {
-  if (caps === null || typeof caps !== 'object') throw new TypeError(`Expected the Arrow caps to be an object, got ${caps === null ? 'null' : typeof caps}`);
+  if (caps === null || typeof caps !== 'object') throw new InvalidOptionError(`Expected the Arrow caps to be an object, got ${caps === null ? 'null' : typeof caps}`);
   refuseUnknownKeys(caps, Object.keys(DEFAULT_ARROW_CAPS), 'the Arrow caps');
   const out = { ...DEFAULT_ARROW_CAPS };
   for (const key of Object.keys(DEFAULT_ARROW_CAPS) as (keyof ResolvedArrowCaps)[]) {
     const v = caps[key];
     if (v === undefined && key !== 'maxBytes' && key !== 'maxColumns' && key !== 'maxRows') continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-      throw new TypeError(`Expected \`${key}\` to be a non-negative integer, got ${typeof v === 'number' ? `${v} (number)` : v === undefined ? 'undefined' : `a ${typeof v}`}`);
+      throw new InvalidOptionError(`Expected \`${key}\` to be a non-negative integer, got ${typeof v === 'number' ? `${v} (number)` : v === undefined ? 'undefined' : `a ${typeof v}`}`);
     }
     out[key] = v;
   }

@@ -161,7 +161,7 @@ describe('the root template', () => {
 
   it("only the child that builds its own root runs the 'private mounts' step: a failure there is fail-closed too", async () => {
     const err = await z.spawn({ args: ['exists', '/'], mounts: [{ source: hostDir, target: '/data/in' }], sandbox: { dangerouslyInjectFailure: { step: 'private mounts', errno: 'EPERM' } } }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ step: 'private mounts', code: 'EPERM' });
+    expect(err).toMatchObject({ step: 'private mounts', code: 'ERR_ZYGOTE_SANDBOX', errno: 'EPERM' });
   });
 });
 

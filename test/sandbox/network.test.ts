@@ -412,7 +412,7 @@ describeNeeds(testbed, 'refusals and fail-closed setup', () => {
     const opts = { args: ['touch', marker], network: {}, mounts: [{ source: dir, target: dir, writable: true }] };
     const err = await net.z.spawn({ ...opts, sandbox: { dangerouslyInjectFailure: { step, errno: 'EPERM' } } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxError);
-    expect(err).toMatchObject({ step, code: 'EPERM', message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
+    expect(err).toMatchObject({ step, code: 'ERR_ZYGOTE_SANDBOX', errno: 'EPERM', cause: { code: 'EPERM', syscall: step }, message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
     await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(marker)).toBe(false);
     await waitFor(() => newVeths().length === 0, 5_000, "the failed child's veth to disappear");

@@ -126,7 +126,7 @@ describe('fail closed', () => {
     const marker = join(dir, `ran-${step.replace(/\W+/g, '_')}`);
     const err = await spawnTouching(marker, { dangerouslyInjectFailure: { step, errno: 'EPERM' } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SandboxError);
-    expect(err).toMatchObject({ step, code: 'EPERM', message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
+    expect(err).toMatchObject({ step, code: 'ERR_ZYGOTE_SANDBOX', errno: 'EPERM', cause: { code: 'EPERM', syscall: step }, message: `sandbox step ${step} failed: EPERM (Operation not permitted)` });
     // Bounded: a child that wrongly ran would have written the marker within this time.
     await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(marker)).toBe(false);

@@ -27,7 +27,7 @@ describeNeeds(cgroupV1Pids(), 'when fork fails', () => {
     writeFileSync(`${group}/pids.max`, String(threads));
     const err = await z.spawn({ args: ['exit', 0] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SpawnError);
-    expect(err).toMatchObject({ step: 'fork', code: 'EAGAIN' });
+    expect(err).toMatchObject({ step: 'fork', code: 'ERR_ZYGOTE_SPAWN', errno: 'EAGAIN', cause: { code: 'EAGAIN', syscall: 'fork' } });
     expect((err as Error).message).toMatch(/failed at fork: fork failed: EAGAIN \(Resource temporarily unavailable\)/);
 
     writeFileSync(`${group}/pids.max`, 'max');
