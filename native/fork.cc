@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,19 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
                  (sb.mnt_ns && sb.root_template < 0 ? CLONE_NEWNS : 0);
+  // Its root's sources, captured before it leaves the zygote's mount namespace: a client's
+  // mount is an fd of a mount of that namespace, which open_tree copies from no other.
+  sandbox::Trees trees;
+  const sandbox::RootSpec& own_root = sb.root_template >= 0 ? sb.spawn_root : sb.root;
+  if (sb.mnt_ns) {
+    const char* step = "root";
+    int err = sandbox::CaptureBinds(own_root, trees, &step);
+    s.Step(err ? step : "root: capture", err);
+  }
+  for (const sandbox::RootBind& b : own_root.binds) {
+    if (b.source_fd >= 0) close(b.source_fd);
+  }
+  if (own_root.idmap_userns >= 0) close(own_root.idmap_userns);
   if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
   // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
   // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
@@ -214,10 +228,10 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
     const char* step = "root";
     int err;
     if (sb.root_template >= 0) {
-      err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, &step);
+      err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, trees, &step);
     } else {
       s.Step("private mounts", sandbox::PrivateMounts());
-      err = sandbox::EnterRoot(sb.root, &step);
+      err = sandbox::EnterRoot(sb.root, trees, &step);
     }
     s.Step(err ? step : "root", err);
   }
@@ -347,6 +361,12 @@ sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
     throw Napi::RangeError::New(env, "forkChild: root binds need absolute source and target paths");
   bind.writable = Flag(b, "writable");
   bind.device = Flag(b, "device");
+  // A client's mount: its O_PATH fd, never its path (sandbox/root.cc).
+  if (b.Has("fd") && b.Get("fd").IsNumber()) {
+    bind.source_fd = b.Get("fd").As<Napi::Number>().Int32Value();
+    if (bind.source_fd <= STDERR_FILENO) throw Napi::RangeError::New(env, "forkChild: a mount's fd must be above 2");
+    bind.index = b.Has("index") && b.Get("index").IsNumber() ? b.Get("index").As<Napi::Number>().Int32Value() : -1;
+  }
   return bind;
 }
 
@@ -378,9 +398,7 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.root.tmp_bytes = static_cast<unsigned long long>(r.Get("tmpBytes").As<Napi::Number>().DoubleValue());
     Napi::Array binds = r.Get("binds").As<Napi::Array>();
     for (uint32_t i = 0; i < binds.Length(); i++) sb.root.binds.push_back(ParseBind(env, binds.Get(i).As<Napi::Object>()));
-    sb.root.chown_writable = sb.credentials;
-    sb.root.owner_uid = sb.uid;
-    sb.root.owner_gid = sb.gid;
+    sb.root.idmap_userns = r.Has("idmapFd") && r.Get("idmapFd").IsNumber() ? r.Get("idmapFd").As<Napi::Number>().Int32Value() : -1;
     sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
     if (sb.root_template >= 0) {
       // What the child mounts on top of the template: its own binds, and the template's binds
@@ -452,8 +470,9 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
   // The child closes these itself once it used them; the fd sweep must leave them.
-  int root_template = spec.sandbox.root_template;
-  std::erase_if(snapshot, [root_template](const FdIdentity& f) { return f.fd == self_pidfd || (root_template >= 0 && f.fd == root_template); });
+  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns};
+  for (const sandbox::RootBind& b : spec.sandbox.root.binds) keep.push_back(b.source_fd);
+  std::erase_if(snapshot, [&keep](const FdIdentity& f) { return std::find(keep.begin(), keep.end(), f.fd) != keep.end(); });
   MakeMemoryForkable();
 
   if (spec.sandbox.pid_ns && unshare(CLONE_NEWPID) < 0) ThrowErrno(env, "unshare(CLONE_NEWPID)", errno);

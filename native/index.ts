@@ -60,11 +60,16 @@ export interface NativeVeth {
 
 /** A host path shown at target inside the child's root. */
 export interface NativeRootBind {
+  /** The zygote's own binds: the path. A client's mount: the path it named, for messages only. */
   source: string;
   target: string;
   writable?: boolean;
   /** A device node (keeps dev semantics; stays writable, as /dev/null must). */
   device?: boolean;
+  /** A client's mount: the O_PATH fd it opened (the source is never resolved by the zygote). */
+  fd?: number;
+  /** A client's mount: its index in the spawn's mounts, for messages. */
+  index?: number;
 }
 
 export interface NativeRootSpec {
@@ -80,6 +85,8 @@ export interface NativeRootSpec {
    */
   templateFd?: number;
   templateBinds?: NativeRootBind[];
+  /** A user namespace mapping the client's uid and gid to the child's (makeIdmapUserns): every client mount is idmapped through it. */
+  idmapFd?: number;
 }
 
 export interface SeccompRuleSpec {
@@ -120,7 +127,8 @@ export interface ReapResult {
 
 /** The client's event-loop-driven end of a control socket (native/channel.cc). */
 export interface NativeChannel {
-  send(data: Buffer): void;
+  /** Sends a packet, with fds (the caller keeps and closes its own; queued packets hold copies). */
+  send(data: Buffer, fds?: number[]): void;
   close(): void;
   ref(): void;
   unref(): void;
@@ -171,6 +179,21 @@ export interface NativeAddon {
   // sandbox/network.cc
   /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */
   interfaceIndex(name: string): number;
+  // sources.cc
+  /**
+   * Opens a mount source as this process (O_PATH, the last component not followed) and checks
+   * it may be mounted: a directory or regular file, not on a pseudo filesystem, readable (and
+   * writable if asked) by this process's effective ids. Throws an Error with .code, .path and
+   * .reason otherwise.
+   */
+  openMountSource(path: string, writable: boolean): { fd: number; directory: boolean };
+  /** Whether fd was opened with O_PATH (fcntl F_GETFL; no filesystem call). */
+  isPathFd(fd: number): boolean;
+  // sandbox/idmap.cc
+  /** A user namespace mapping fromUid to toUid and fromGid to toGid only; an fd of it. */
+  makeIdmapUserns(fromUid: number, toUid: number, fromGid: number, toGid: number): number;
+  /** Reaps the helpers makeIdmapUserns left behind; how many are still to be reaped. */
+  reapIdmapHelpers(): number;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

@@ -3,7 +3,7 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireSandboxRequest } from '../protocol/control.js';
+import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
 import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBind } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
@@ -17,6 +17,8 @@ import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox
 import { planRoot, TEMPLATE_MOUNT_POINTS } from './sandbox/root.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
+import { Idmaps } from './sandbox/idmaps.js';
+import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
 
 
@@ -41,6 +43,7 @@ export class Server {
   private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; rootTemplateFd: number; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
+  private readonly idmaps = new Idmaps();
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
   private readonly network: HostNetwork | null;
 
@@ -98,6 +101,7 @@ export class Server {
       // Idle: now is the time for housekeeping that must not delay a spawn.
       if (ready === 0 && this.cgroups.removalPending) this.cgroups.sweep();
       if (ready === 0 && this.network?.removalPending) this.network.sweep();
+      if (ready === 0 && this.idmaps.sweepPending) this.idmaps.sweep();
       this.expireDeadlines();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
@@ -115,6 +119,8 @@ export class Server {
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
+    // Killed idmap helpers die within a scheduling round or two: look again shortly.
+    if (this.idmaps.sweepPending) next = Math.min(next, performance.now() + IDMAP_SWEEP_MS);
     return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
   }
 
@@ -180,24 +186,34 @@ export class Server {
         this.dropConnection(conn, 'disconnected');
         return;
       }
-      // Clients never pass fds; any that arrive are closed, not kept.
-      for (const fd of packet.fds) native.close(fd);
+      // Only a spawn request carries fds: its mount sources, one per mount, opened by the client.
       let msg: ClientMessage;
       try {
         if (packet.truncated) throw new Error(`frame larger than ${MAX_CONTROL_FRAME_BYTES} bytes`);
-        if (packet.fdsTruncated) throw new Error(`unexpected fds on a client frame (more than ${packet.fds.length})`);
-        if (packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
+        if (packet.fdsTruncated) throw new Error(`more fds on a client frame than one may carry (${packet.fds.length} kept)`);
         msg = decodeClientMessage(packet.data);
+        const mounts = msg.kind === 'spawn' ? (msg.sandbox.mounts?.length ?? 0) : 0;
+        if (packet.fds.length !== mounts) throw new Error(`a ${msg.kind} frame with ${mounts} mounts carries ${packet.fds.length} fds`);
       } catch (err) {
+        closeClientFds(packet.fds);
         this.fault(conn, (err as Error).message);
         return;
       }
-      const task = this.handle(conn, msg);
-      if (task) return task;
+      let forked = false;
+      try {
+        const task = this.handle(conn, msg, packet.fds);
+        // A freshly forked child: it closed its copies itself (native/fork.cc); the numbers may
+        // be reused already.
+        forked = task !== undefined;
+        if (task) return task;
+      } finally {
+        if (!forked) closeClientFds(packet.fds);
+      }
     }
   }
 
-  private handle(conn: Connection, msg: ClientMessage): ChildTask | undefined {
+  /** fds: a spawn's mount sources, in the order of its mounts (closed by the caller). */
+  private handle(conn: Connection, msg: ClientMessage, fds: readonly number[]): ChildTask | undefined {
     if (msg.kind === 'kill') {
       const pid = conn.children.get(msg.id);
       const child = pid === undefined ? undefined : this.children.get(pid);
@@ -235,7 +251,11 @@ export class Server {
       }
       const request = sandboxRequest(msg.sandbox, limits.tmpBytes);
       networkAllow = resolveNetwork(this.config.sandbox, request);
-      sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed);
+      sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed, {
+        mounts: mountFds(msg.sandbox.mounts ?? [], fds),
+        // The client's own ids, shown as the child's on its mounts: it gets its own rights there.
+        idmapFd: () => this.idmaps.fd({ uid: conn.peer.uid, gid: conn.peer.gid }, ids),
+      });
       if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
       if (limits.pids !== undefined && limits.pids < MIN_PIDS) {
         throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
@@ -477,6 +497,26 @@ function listenReplacingStale(path: string, log: Log): number {
   }
 }
 
+/** How soon the serve loop looks again for killed idmap helpers to reap. */
+const IDMAP_SWEEP_MS = 2;
+
+/**
+ * A spawn's mounts with the fds the client opened their sources as. An fd must be O_PATH: it
+ * proves only that the client could reach the path, and closing one never calls into the
+ * filesystem (an open file of a hostile FUSE server could hold the serve loop in close()).
+ */
+function mountFds(mounts: readonly WireMount[], fds: readonly number[]): FdMount[] {
+  return mounts.map((m, i) => {
+    if (!native.isPathFd(fds[i])) throw new Error(`mounts[${i}] (${m.source}): its source fd was not opened with O_PATH`);
+    return { source: m.source, target: m.target, writable: m.writable, fd: fds[i] };
+  });
+}
+
+/** Closes fds a client sent that the zygote does not keep. */
+function closeClientFds(fds: readonly number[]): void {
+  for (const fd of fds) native.close(fd);
+}
+
 /** Node's own threads (main, V8 platform, libuv pool, inspector) need about this many tasks. */
 const MIN_PIDS = 10;
 
@@ -507,7 +547,6 @@ function sandboxRequest(w: WireSandboxRequest, tmpBytes: number | undefined): Sa
     if (w.fsize !== undefined) req.rlimits.fsize = w.fsize;
   }
   if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
-  if (w.mounts !== undefined) req.mounts = w.mounts;
   if (w.network !== undefined) req.network = { allow: w.network.allow };
   if (tmpBytes !== undefined) req.tmpBytes = tmpBytes;
   return req;

@@ -5,8 +5,8 @@ import { constants as osConstants } from 'node:os';
 import type { NativeRootBind, NativeRootSpec, NativeSandboxSpec } from '../../native/index.js';
 import { parseAllowEntry, type AllowEntry } from '../../protocol/net-addr.js';
 import type { NormalizedSandboxDefaults, SandboxLayer } from '../../protocol/sandbox.js';
-import type { Mount, SandboxRequest } from '../../protocol/spawn.js';
-import { templateCovers, withMounts } from './root.js';
+import type { SandboxRequest } from '../../protocol/spawn.js';
+import { templateCovers, withMounts, type FdMount } from './root.js';
 
 /**
  * A spawn's network as this zygote grants it: null for none (loopback only), or the child's
@@ -32,6 +32,8 @@ export function resolveSandbox(
   ids: { uid: number; gid: number },
   compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
+  /** The spawn's mounts, as the client's source fds, and what they are idmapped through (mapping the client's ids to `ids`). */
+  own: { mounts: readonly FdMount[]; idmapFd: () => number } = { mounts: [], idmapFd: () => -1 },
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
   if ((skip.size > 0 || request.dangerouslyInjectFailure) && !allowUnsandboxed) {
@@ -40,7 +42,7 @@ export function resolveSandbox(
   const on = (layer: SandboxLayer) => !skip.has(layer);
   const rlimits = { ...defaults.rlimits, ...(request.rlimits ?? {}) };
   const inject = request.dangerouslyInjectFailure;
-  const mounts = request.mounts ?? [];
+  const mounts = own.mounts;
   if (mounts.length > 0 && !on('mount-namespace')) throw new Error('mounts need the mount-namespace layer');
   if (request.network !== undefined && !on('network-namespace')) throw new Error('a network needs the network-namespace layer');
   return {
@@ -53,7 +55,7 @@ export function resolveSandbox(
     veth: null,
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
-    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes) : null,
+    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes, own.idmapFd) : null,
     // Its root is mapped to the uid it drops to, so it needs the credentials layer.
     userNamespace: on('user-namespace') && on('credentials'),
     credentials: on('credentials') ? ids : null,
@@ -71,12 +73,13 @@ export function resolveSandbox(
 }
 
 /** The child's root: every bind, and the template to start from when it can. */
-function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly Mount[], tmpBytes: number): NativeRootSpec {
+function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly FdMount[], tmpBytes: number, idmapFd: () => number): NativeRootSpec {
   const binds = withMounts(compiled.rootBinds, mounts);
   const own = binds.slice(compiled.rootBinds.length);
-  if (compiled.rootTemplateFd < 0 || !templateCovers(compiled.rootBinds, own)) return { binds, tmpBytes, proc: true };
+  const idmap = own.length > 0 ? { idmapFd: idmapFd() } : {};
+  if (compiled.rootTemplateFd < 0 || !templateCovers(compiled.rootBinds, own)) return { binds, tmpBytes, proc: true, ...idmap };
   // The child's own /tmp goes over the template's: binds under /tmp (a checkout there) are
   // mounted again on top of it, before the spawn's own.
   const underTmp = compiled.rootBinds.filter((b) => b.target.startsWith('/tmp/'));
-  return { binds, tmpBytes, proc: true, templateFd: compiled.rootTemplateFd, templateBinds: [...underTmp, ...own] };
+  return { binds, tmpBytes, proc: true, templateFd: compiled.rootTemplateFd, templateBinds: [...underTmp, ...own], ...idmap };
 }

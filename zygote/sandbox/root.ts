@@ -6,7 +6,6 @@ import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { NativeRootBind } from '../../native/index.js';
-import type { Mount } from '../../protocol/spawn.js';
 
 /** What a step may always touch beside its binds: a Node child needs no other device. */
 const DEVICES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
@@ -67,8 +66,19 @@ export function planRoot(opts: { mainUrl: string; preload: readonly string[]; re
   return binds;
 }
 
-/** The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount. */
-export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mount[]): NativeRootBind[] {
+/** A spawn's mount as the zygote has it: the client's O_PATH fd of the source, and the path it named (for messages only). */
+export interface FdMount {
+  source: string;
+  target: string;
+  writable: boolean;
+  fd: number;
+}
+
+/**
+ * The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount.
+ * A mount's source is the client's fd: nothing here looks at the client's path or files.
+ */
+export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdMount[]): NativeRootBind[] {
   if (mounts.length > MAX_MOUNTS) throw new TypeError(`at most ${MAX_MOUNTS} mounts per spawn, got ${mounts.length}`);
   const out = [...base];
   for (const [i, m] of mounts.entries()) {
@@ -80,24 +90,17 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mou
     if ([...RESERVED, '/tmp'].some((r) => within(r, target)) || RESERVED.some((r) => within(target, r))) {
       throw new TypeError(`${what}.target ${target} overlaps /proc, /dev or /tmp, which the sandbox makes itself`);
     }
-    let source: string;
-    try {
-      source = realpathSync(m.source);
-    } catch (err) {
-      throw new TypeError(`${what}.source ${m.source} cannot be used: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const st = statSync(source);
-    if (!st.isDirectory() && !st.isFile()) throw new TypeError(`${what}.source ${source} must be a directory or a regular file`);
+    if (!Number.isInteger(m.fd) || m.fd < 3) throw new TypeError(`${what} has no source fd`);
     for (const b of out) {
       if (within(b.target, target)) throw new TypeError(`${what}.target ${target} overlaps ${b.target}, already in the child's root`);
-      // Inside a read-only bind only onto what is already there (the bind cannot grow a
-      // mount point), e.g. the empty dist/step-mount directory the step runner uses.
-      if (within(target, b.target) && !existsAs(b.source + target.slice(b.target.length), st.isDirectory())) {
-        throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where no ${st.isDirectory() ? 'directory' : 'file'} of that name exists to mount onto`);
+      // Inside one of the zygote's own (read-only) binds only onto what is already there: the
+      // bind cannot grow a mount point (e.g. the empty dist/step-mount the step runner uses).
+      // Inside an earlier client mount the child checks, on the fd: its files are the client's.
+      if (b.fd === undefined && within(target, b.target) && !existsSync(b.source + target.slice(b.target.length))) {
+        throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where nothing of that name exists to mount onto`);
       }
     }
-    if (m.writable !== undefined && typeof m.writable !== 'boolean') throw new TypeError(`${what}.writable must be a boolean`);
-    out.push({ source, target, writable: m.writable === true });
+    out.push({ source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
   }
   return out;
 }
@@ -148,15 +151,6 @@ function dedupe(binds: NativeRootBind[]): NativeRootBind[] {
     out.push(b);
   }
   return out;
-}
-
-function existsAs(path: string, dir: boolean): boolean {
-  try {
-    const st = statSync(path);
-    return dir ? st.isDirectory() : st.isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** path is dir or lies under it. */
