@@ -11,9 +11,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "errors.h"
 
@@ -144,6 +147,43 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// grantSocketAccess(path, uids): a POSIX ACL on the socket file giving each uid read and write
+// (connect(2) on a Unix socket needs write permission), on top of its owner's 0600. Only the
+// listed uids reach accept(); the zygote's SO_PEERCRED check stays as the second layer. The
+// ACL's xattr form is <linux/posix_acl_xattr.h>'s: a version, then entries sorted by tag, and
+// named users by uid.
+Napi::Value GrantSocketAccess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "grantSocketAccess(path, uids)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<uint32_t> uids;
+  for (uint32_t i = 0; i < list.Length(); i++) uids.push_back(list.Get(i).As<Napi::Number>().Uint32Value());
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  struct Entry {
+    uint16_t tag;
+    uint16_t perm;
+    uint32_t id;
+  };
+  constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kMask = 0x10, kOther = 0x20, kRw = 6;
+  constexpr uint32_t kUndefined = 0xffffffff;
+  std::vector<char> acl(sizeof(uint32_t));
+  uint32_t version = 2;
+  memcpy(acl.data(), &version, sizeof version);
+  auto add = [&acl](Entry e) {
+    const char* p = reinterpret_cast<const char*>(&e);
+    acl.insert(acl.end(), p, p + sizeof e);
+  };
+  add({kUserObj, kRw, kUndefined});
+  for (uint32_t uid : uids) add({kUser, kRw, uid});
+  add({kGroupObj, 0, kUndefined});
+  add({kMask, kRw, kUndefined});
+  add({kOther, 0, kUndefined});
+  if (lsetxattr(path.c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0) < 0) ThrowErrno(env, "lsetxattr(system.posix_acl_access)", errno);
+  return env.Undefined();
+}
+
 // connectUnix(path) -> fd, non-blocking and close-on-exec.
 Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -244,6 +284,7 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix, "connectUnix"));
+  exports.Set("grantSocketAccess", Napi::Function::New(env, GrantSocketAccess, "grantSocketAccess"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
   exports.Set("sendPacket", Napi::Function::New(env, SendPacketJs, "sendPacket"));

@@ -148,6 +148,8 @@ export interface NativeAddon {
   socketpair(): [number, number];
   listenUnix(path: string, backlog: number): number;
   connectUnix(path: string): number;
+  /** A POSIX ACL on a socket file letting each of uids connect (read and write), beside its owner. */
+  grantSocketAccess(path: string, uids: number[]): void;
   accept(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   sendPacket(fd: number, data: Buffer, fds?: number[]): boolean;

@@ -15,11 +15,11 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('Preload modules once, then fork a child running MODULE for every client spawn() on a Unix socket.')
-    .requiredOption('--socket <path>', 'Unix socket to listen on (created with mode 0600; a stale one is replaced)')
+    .requiredOption('--socket <path>', "Unix socket to listen on (mode 0600, plus an ACL entry for each other --allow-uid; a stale socket of this uid's is replaced, anything else there refused)")
     .requiredOption('--main <module>', "module whose default export each child runs (path or file: URL)")
     .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
     .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
-    .option('--allow-uid <uid>', 'a uid allowed to connect (repeatable; default: this process\'s uid)', collectUid)
+    .option('--allow-uid <uid>', "a uid allowed to connect (repeatable; default: this process's uid): it gets an ACL entry on the socket, and the server checks each peer's uid", collectUid)
     .option('--uid <uid>', `uid the children run as (default ${NOBODY})`, parseUint)
     .option('--gid <gid>', `gid the children run as (default ${NOBODY})`, parseUint)
     .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)

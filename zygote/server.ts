@@ -1,7 +1,7 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { closeSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
@@ -34,6 +34,8 @@ export class Server {
   /** Every child not yet reaped, by pid. */
   private readonly children = new Map<number, ChildRecord>();
   private listenFd = -1;
+  /** The inode of the socket this zygote bound: it removes that at shutdown and nothing else. */
+  private socketIno = -1;
   private readonly signalFd: number;
   private shuttingDown: { reason: string; deadline: number } | null = null;
   /**
@@ -67,7 +69,18 @@ export class Server {
       this.addConnection(ctl.fd, { pid: process.ppid, uid: process.getuid!(), gid: process.getgid!() });
     } else {
       this.listenFd = listenReplacingStale(ctl.path, log);
-      log.info(`listening on ${ctl.path} (mode 0600) for uids ${ctl.allowUids.join(', ')}`);
+      this.socketIno = lstatSync(ctl.path).ino;
+      // The socket is root's, 0600: the other allowed uids get an ACL entry each, so they can
+      // connect and nobody else can; SO_PEERCRED still checks every connection (acceptAll).
+      const others = ctl.allowUids.filter((u) => u !== process.getuid!());
+      if (others.length > 0) {
+        try {
+          native.grantSocketAccess(ctl.path, others);
+        } catch (err) {
+          throw new Error(`cannot let uids ${others.join(', ')} connect to ${ctl.path} (a POSIX ACL on the socket): ${(err as Error).message}; put the socket on a filesystem with ACLs (tmpfs, ext4, xfs)`, { cause: err });
+        }
+      }
+      log.info(`listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
     }
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
@@ -450,7 +463,7 @@ export class Server {
       native.close(this.listenFd);
       this.listenFd = -1;
       try {
-        unlinkSync(ctl.path);
+        if (lstatSync(ctl.path).ino === this.socketIno) unlinkSync(ctl.path);
       } catch {
         // Already gone: nothing to clean.
       }
@@ -477,16 +490,27 @@ export class Server {
   }
 }
 
-/** Binds the socket; a stale file from a crashed server (nobody listening) is replaced. */
+/**
+ * Binds the socket. Something already at path is replaced only if it is a stale socket: a
+ * socket (lstat, not followed), owned by this server's uid, that nobody listens on (a crashed
+ * server's). Anything else there (a regular file given by a typo, a symlink, someone else's
+ * socket) is left alone and refused.
+ */
 function listenReplacingStale(path: string, log: Log): number {
   try {
     return native.listenUnix(path, 128);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) return native.listenUnix(path, 128); // gone meanwhile
+    if (!st.isSocket()) throw new Error(`--socket ${path} exists and is not a socket (it is a ${fileKind(st)}): refusing to replace it; remove it or choose another path`);
+    if (st.uid !== process.getuid!()) throw new Error(`--socket ${path} is a socket owned by uid ${st.uid}, not by this server's uid ${process.getuid!()}: refusing to replace it`);
     try {
       native.close(native.connectUnix(path));
     } catch (probe) {
       if ((probe as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+        // Still the socket just examined: it is what goes.
+        if (lstatSync(path).ino !== st.ino) throw new Error(`--socket ${path} changed while it was examined: refusing to replace it`);
         log.info(`removing stale socket ${path} (nothing is listening on it)`);
         unlinkSync(path);
         return native.listenUnix(path, 128);
@@ -495,6 +519,14 @@ function listenReplacingStale(path: string, log: Log): number {
     }
     throw new Error(`another zygote is already serving on ${path}`);
   }
+}
+
+function fileKind(st: Stats): string {
+  if (st.isFile()) return 'regular file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'FIFO';
+  return 'device';
 }
 
 /** How soon the serve loop looks again for killed idmap helpers to reap. */

@@ -1,6 +1,6 @@
 // `zygote serve` end to end: the socket, peer checks, logs, shutdown, and connect().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -106,7 +106,7 @@ describe('zygote serve', () => {
     await z.close();
   });
 
-  it('replaces a stale socket file left by a crashed server', async () => {
+  it('positive control: replaces a stale socket of its own uid left by a crashed server', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'zygote-stale-'));
     dirs.push(dir);
     const path = join(dir, 'z.sock');
@@ -116,6 +116,29 @@ describe('zygote serve', () => {
     expect(s.stderr()).toContain('removing stale socket');
     const z = await connect(path);
     await z.close();
+  });
+
+  it('refuses to start where --socket names a regular file (a typo), and leaves the file as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-typo-'));
+    dirs.push(dir);
+    const path = join(dir, 'important.txt');
+    writeFileSync(path, 'not a socket');
+    const s = await serve([], { socket: path, expectExit: true });
+    expect((await s.exit).code).toBe(1);
+    expect(s.stderr()).toContain(`--socket ${path} exists and is not a socket (it is a regular file): refusing to replace it; remove it or choose another path`);
+    expect(readFileSync(path, 'utf8')).toBe('not a socket');
+  });
+
+  it("refuses to replace a stale socket that is not its own uid's, and leaves it there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-foreign-'));
+    dirs.push(dir);
+    const path = join(dir, 'z.sock');
+    native.close(native.listenUnix(path, 1)); // abandoned: nobody listens
+    chownSync(path, 4242, 4242);
+    const s = await serve([], { socket: path, expectExit: true });
+    expect((await s.exit).code).toBe(1);
+    expect(s.stderr()).toContain(`--socket ${path} is a socket owned by uid 4242, not by this server's uid 0: refusing to replace it`);
+    expect(lstatSync(path).isSocket()).toBe(true);
   });
 
   it('refuses to start on a socket another zygote is serving', async () => {
