@@ -45,7 +45,24 @@ Napi::Value OpenMountSource(const Napi::CallbackInfo& info) {
   if (fd < 0) ThrowSource(env, "open", path, errno, "cannot be opened by this process");
   const char* fs = nullptr;
   int err = 0;
-  if (const char* why = sandbox::RefuseMountSource(fd, &fs, &err)) {
+  const char* why = nullptr;
+  switch (sandbox::CheckMountSource(fd, &fs, &err)) {
+    case sandbox::SourceProblem::kNone:
+      break;
+    case sandbox::SourceProblem::kUnexaminable:
+      why = "cannot be examined (fstat, fstatfs)";
+      break;
+    case sandbox::SourceProblem::kSymlink:
+      why = "is a symlink (name its target: the last component is never followed)";
+      break;
+    case sandbox::SourceProblem::kNotDirOrFile:
+      why = "is not a directory or a regular file";
+      break;
+    case sandbox::SourceProblem::kPseudoFs:
+      why = "is on a pseudo filesystem";
+      break;
+  }
+  if (why != nullptr) {
     close(fd);
     ThrowSource(env, "mount source", path, err, fs ? std::string(why) + " (" + fs + ")" : why);
   }

@@ -94,35 +94,25 @@ bool IsDevtmpfs(int fd) {
 
 }  // namespace
 
-const char* RefuseMountSource(int fd, const char** fs, int* err) {
+SourceProblem CheckMountSource(int fd, const char** fs, int* err) {
   *fs = nullptr;
   struct stat st;
-  if (fstat(fd, &st) < 0) {
+  struct statfs sfs;
+  if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
     *err = errno;
-    return "cannot be examined (fstat)";
+    return SourceProblem::kUnexaminable;
   }
   if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
     *err = EINVAL;
-    return S_ISLNK(st.st_mode) ? "is a symlink (name its target: the last component is never followed)" : "is not a directory or a regular file";
-  }
-  struct statfs sfs;
-  if (fstatfs(fd, &sfs) < 0) {
-    *err = errno;
-    return "cannot be examined (fstatfs)";
+    return S_ISLNK(st.st_mode) ? SourceProblem::kSymlink : SourceProblem::kNotDirOrFile;
   }
   for (const Magic& m : kPseudo) {
-    if (static_cast<unsigned long>(sfs.f_type) == m.value) {
-      *fs = m.name;
-      *err = EPERM;
-      return "is on a pseudo filesystem";
-    }
+    if (static_cast<unsigned long>(sfs.f_type) == m.value) *fs = m.name;
   }
-  if (IsDevtmpfs(fd)) {
-    *fs = "devtmpfs";
-    *err = EPERM;
-    return "is on a pseudo filesystem";
-  }
-  return nullptr;
+  if (*fs == nullptr && IsDevtmpfs(fd)) *fs = "devtmpfs";
+  if (*fs == nullptr) return SourceProblem::kNone;
+  *err = EPERM;
+  return SourceProblem::kPseudoFs;
 }
 
 bool IsDirectory(int fd) {

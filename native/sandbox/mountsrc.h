@@ -4,13 +4,16 @@
 
 namespace zygote::sandbox {
 
-// Why a source fd is refused: nullptr if it is fine. A source must be a directory or a regular
-// file (not a symlink, device, FIFO or socket) on a filesystem that holds data: never procfs,
-// sysfs, cgroupfs, devtmpfs, debugfs, securityfs, bpf, tracefs or another pseudo filesystem,
-// whose files are the kernel's (a host tunable, another process). *fs names the filesystem of
-// a refused pseudo filesystem. Only fstat, fstatfs, statx and statmount: async-signal-safe.
-// *err is the errno to report (ENOTDIR-like kinds: EINVAL; pseudo filesystems: EPERM).
-const char* RefuseMountSource(int fd, const char** fs, int* err);
+// Why a source fd is refused. A source must be a directory or a regular file (not a symlink,
+// device, FIFO or socket) on a filesystem that holds data: never procfs, sysfs, cgroupfs,
+// devtmpfs, debugfs, securityfs, bpf, tracefs or another pseudo filesystem, whose files are
+// the kernel's (a host tunable, another process).
+enum class SourceProblem { kNone, kUnexaminable, kSymlink, kNotDirOrFile, kPseudoFs };
+
+// Checks a source fd. *fs names the filesystem of a pseudo filesystem; *err is the errno to
+// report (the failed call's; EINVAL for a wrong kind; EPERM for a pseudo filesystem). Only
+// fstat, fstatfs, statx and statmount: async-signal-safe.
+SourceProblem CheckMountSource(int fd, const char** fs, int* err);
 
 // The kind of source fd: true for a directory (after RefuseMountSource said it is fine).
 bool IsDirectory(int fd);

@@ -158,13 +158,24 @@ int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& crea
 // A client's source: checked, copied without its submounts (a recursive copy of "/" would bring
 // the host's /proc and /sys along), and idmapped to the child.
 int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
-  if (spec.idmap_userns < 0) return FailMount(step, b.index, "no idmapping for a client's mount", EINVAL);
+  if (spec.idmap_userns < 0) return FailMount(step, b.index, "no idmap for a client's mount", EINVAL);
+  // Step names fit the setup report (51 bytes).
   const char* fs = nullptr;
   int err = 0;
-  if (const char* why = RefuseMountSource(b.source_fd, &fs, &err)) {
-    static char what[96];
-    snprintf(what, sizeof what, "source %s%s%s%s", why, fs ? " (" : "", fs ? fs : "", fs ? ")" : "");
-    return FailMount(step, b.index, what, err);
+  switch (CheckMountSource(b.source_fd, &fs, &err)) {
+    case SourceProblem::kNone:
+      break;
+    case SourceProblem::kUnexaminable:
+      return FailMount(step, b.index, "fstat(source)", err);
+    case SourceProblem::kSymlink:
+      return FailMount(step, b.index, "source is a symlink", err);
+    case SourceProblem::kNotDirOrFile:
+      return FailMount(step, b.index, "source not a directory or file", err);
+    case SourceProblem::kPseudoFs: {
+      static char what[48];
+      snprintf(what, sizeof what, "pseudo filesystem (%s)", fs);
+      return FailMount(step, b.index, what, err);
+    }
   }
   int fd = static_cast<int>(syscall(SYS_open_tree, b.source_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
   // EINVAL: the fd names a mount outside the zygote's mount namespace (a client in a container
@@ -173,7 +184,7 @@ int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, c
   trees.Add(fd);
   unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
   // EINVAL: the source's filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can).
-  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b.index, "mount_setattr(idmapped source)", e);
+  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b.index, "mount_setattr(idmap)", e);
   return 0;
 }
 
