@@ -8,7 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
@@ -232,6 +236,62 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// peerMountNamespace(fd) -> an fd of the connected peer's mount namespace, or -1 when it is this
+// process's own. A client's mount sources are fds of mounts of its namespace, which open_tree
+// copies only from inside it (a sidecar container, `ip netns exec`): the child enters it for
+// that and nothing else (sandbox/root.cc). The peer is named by the pidfd the kernel took at
+// connect time (SO_PEERPIDFD, 6.5), so a reused pid cannot stand in for it; older kernels fall
+// back to its pid, checked alive after the namespace is opened.
+Napi::Value PeerMountNamespace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  constexpr int kSoPeerPidfd = 77;
+  constexpr unsigned long kPidfdGetMntNamespace = 0xff03;  // _IO(PIDFS_IOCTL_MAGIC, 3), 6.11
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  pid_t pid = 0;
+  if (getsockopt(fd, SOL_SOCKET, kSoPeerPidfd, &pidfd, &len) < 0) {
+    struct ucred cred = {};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) ThrowErrno(env, "getsockopt(SO_PEERCRED)", errno);
+    pid = cred.pid;
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) ThrowErrno(env, "pidfd_open(peer)", errno);
+  }
+  int ns = ioctl(pidfd, kPidfdGetMntNamespace, 0);
+  if (ns < 0 && pid == 0) {
+    struct ucred cred = {};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) pid = cred.pid;
+  }
+  if (ns < 0 && pid > 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+    // The pid named the peer only if the peer is still alive now.
+    struct pollfd p = {pidfd, POLLIN, 0};
+    if (ns >= 0 && (poll(&p, 1, 0) != 0)) {
+      close(ns);
+      ns = -1;
+      errno = ESRCH;
+    }
+  }
+  int err = errno;
+  close(pidfd);
+  if (ns < 0) ThrowErrno(env, "open(peer mount namespace)", err);
+  struct stat theirs, ours;
+  if (fstat(ns, &theirs) < 0 || stat("/proc/self/ns/mnt", &ours) < 0) {
+    err = errno;
+    close(ns);
+    ThrowErrno(env, "stat(mount namespace)", err);
+  }
+  if (theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+    close(ns);
+    return Napi::Number::New(env, -1);
+  }
+  return Napi::Number::New(env, ns);
+}
+
 // sendPacket(fd, data: Buffer, fds: number[]) -> true, or false when the socket is full.
 Napi::Value SendPacketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -287,6 +347,7 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("grantSocketAccess", Napi::Function::New(env, GrantSocketAccess, "grantSocketAccess"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
+  exports.Set("peerMountNamespace", Napi::Function::New(env, PeerMountNamespace, "peerMountNamespace"));
   exports.Set("sendPacket", Napi::Function::New(env, SendPacketJs, "sendPacket"));
   exports.Set("recvPacket", Napi::Function::New(env, RecvPacketJs, "recvPacket"));
 }

@@ -218,7 +218,9 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   for (const sandbox::RootBind& b : own_root.binds) {
     if (b.source_fd >= 0) close(b.source_fd);
   }
-  if (own_root.idmap_userns >= 0) close(own_root.idmap_userns);
+  for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
+    if (fd >= 0) close(fd);
+  }
   if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
   // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
   // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
@@ -399,6 +401,7 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     Napi::Array binds = r.Get("binds").As<Napi::Array>();
     for (uint32_t i = 0; i < binds.Length(); i++) sb.root.binds.push_back(ParseBind(env, binds.Get(i).As<Napi::Object>()));
     sb.root.idmap_userns = r.Has("idmapFd") && r.Get("idmapFd").IsNumber() ? r.Get("idmapFd").As<Napi::Number>().Int32Value() : -1;
+    sb.root.client_mnt_ns = r.Has("clientMountNsFd") && r.Get("clientMountNsFd").IsNumber() ? r.Get("clientMountNsFd").As<Napi::Number>().Int32Value() : -1;
     sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
     if (sb.root_template >= 0) {
       // What the child mounts on top of the template: its own binds, and the template's binds
@@ -464,13 +467,20 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   // own pid namespace (to return to after forking into a new one).
   static int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   static int own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  static int own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (self_pidfd < 0) ThrowErrno(env, "pidfd_open(zygote)", errno);
   if (spec.sandbox.pid_ns && own_pid_ns < 0) ThrowErrno(env, "open(/proc/self/ns/pid)", errno);
+  if (spec.sandbox.root.client_mnt_ns >= 0) {
+    // The child returns here after copying a client's mounts from the client's namespace; it
+    // gets its own copy of this fd (dup), which it closes.
+    if (own_mnt_ns < 0) ThrowErrno(env, "open(/proc/self/ns/mnt)", errno);
+    spec.sandbox.root.own_mnt_ns = spec.sandbox.spawn_root.own_mnt_ns = own_mnt_ns;
+  }
   spec.zygote_pidfd = self_pidfd;
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
   // The child closes these itself once it used them; the fd sweep must leave them.
-  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns};
+  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns, spec.sandbox.root.client_mnt_ns, spec.sandbox.root.own_mnt_ns};
   for (const sandbox::RootBind& b : spec.sandbox.root.binds) keep.push_back(b.source_fd);
   std::erase_if(snapshot, [&keep](const FdIdentity& f) { return std::find(keep.begin(), keep.end(), f.fd) != keep.end(); });
   MakeMemoryForkable();

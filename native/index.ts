@@ -87,6 +87,8 @@ export interface NativeRootSpec {
   templateBinds?: NativeRootBind[];
   /** A user namespace mapping the client's uid and gid to the child's (makeIdmapUserns): every client mount is idmapped through it. */
   idmapFd?: number;
+  /** The client's mount namespace when it is not the zygote's: the child copies the client's mounts from inside it. */
+  clientMountNsFd?: number;
 }
 
 export interface SeccompRuleSpec {
@@ -152,6 +154,8 @@ export interface NativeAddon {
   grantSocketAccess(path: string, uids: number[]): void;
   accept(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** An fd of the connected peer's mount namespace, or -1 when it is this process's own. */
+  peerMountNamespace(fd: number): number;
   sendPacket(fd: number, data: Buffer, fds?: number[]): boolean;
   recvPacket(fd: number, maxBytes: number): NativePacket | null | 'eof';
   // channel.cc

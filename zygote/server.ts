@@ -180,12 +180,20 @@ export class Server {
         native.close(fd);
         continue;
       }
-      this.addConnection(fd, peer);
+      // A client in a mount namespace of its own (a sidecar container) passes fds of mounts of
+      // that namespace: its children copy them from inside it.
+      let mountNs = -1;
+      try {
+        mountNs = native.peerMountNamespace(fd);
+      } catch (err) {
+        this.log.error(`could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${(err as Error).message}`);
+      }
+      this.addConnection(fd, peer, mountNs);
     }
   }
 
-  private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }): void {
-    const conn = new Connection(fd, peer);
+  private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }, mountNs = -1): void {
+    const conn = new Connection(fd, peer, mountNs);
     this.connections.set(fd, conn);
     this.guard(conn, () => conn.send({ kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: process.pid, nodeVersion: process.version }));
   }
@@ -268,6 +276,7 @@ export class Server {
         mounts: mountFds(msg.sandbox.mounts ?? [], fds),
         // The client's own ids, shown as the child's on its mounts: it gets its own rights there.
         idmapFd: () => this.idmaps.fd({ uid: conn.peer.uid, gid: conn.peer.gid }, ids),
+        clientMountNs: conn.mountNs,
       });
       if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
       if (limits.pids !== undefined && limits.pids < MIN_PIDS) {

@@ -209,11 +209,19 @@ int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creata
 // 1. Every source captured as a detached, read-only (unless writable) copy.
 int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step) {
   if (spec.binds.size() > Trees::kMax) return Fail(step, "root: too many mounts", E2BIG);
+  // The zygote's own binds come first and are found by path in its namespace; a client's,
+  // after them, by fd, from inside the client's namespace when that is another one.
+  bool in_client_ns = false;
   for (const RootBind& b : spec.binds) {
     if (b.source_fd >= 0) {
+      if (!in_client_ns && spec.client_mnt_ns >= 0) {
+        if (setns(spec.client_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(client mount namespace)", errno);
+        in_client_ns = true;
+      }
       if (int err = CaptureClientSource(spec, b, trees, step)) return err;
       continue;
     }
+    if (in_client_ns) return Fail(step, "root: a zygote bind after a client's", EINVAL);
     int fd = OpenTree(b.source.c_str());
     if (fd < 0) return Fail(step, "open_tree(mount source)", errno);
     trees.Add(fd);
@@ -223,6 +231,7 @@ int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step) {
     unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
     if (int err = SetAttr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs)) return Fail(step, "mount_setattr(mount source)", err);
   }
+  if (in_client_ns && setns(spec.own_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(zygote mount namespace)", errno);
   return 0;
 }
 

@@ -35,6 +35,11 @@ struct RootSpec {
   // idmapped through it, so the child reads and writes there with the client's own rights
   // (as owner where the client owns, as anyone else elsewhere), and nothing is chowned.
   int idmap_userns = -1;
+  // The client's mount namespace, when it is not the zygote's (a client in a container of its
+  // own): its source fds name mounts of it, which open_tree copies only from inside it. The
+  // child enters it to copy them and nothing else, then returns to own_mnt_ns.
+  int client_mnt_ns = -1;
+  int own_mnt_ns = -1;
 };
 
 // The detached copies of a root's sources (open_tree), made before the child leaves the

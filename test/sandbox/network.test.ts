@@ -92,7 +92,18 @@ async function serve(name: string, argv: string[], sock: string): Promise<Served
   cp.stdin!.end();
   await waitFor(() => existsSync(sock) || cp.exitCode !== null, 20_000, `zygote ${name} to listen on ${sock}`);
   if (!existsSync(sock)) throw new Error(`zygote ${name} exited ${cp.exitCode}: ${stderr()}`);
-  const z = await connect(sock);
+  // The file is there from bind(2); until listen(2) a connect is refused: retry, bounded.
+  let z: Zygote | null = null;
+  const deadline = Date.now() + 10_000;
+  while (!z) {
+    try {
+      z = await connect(sock);
+    } catch (err) {
+      if (Date.now() > deadline || !/ECONNREFUSED/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   return { z, cp, table: `zygote_${z.pid}`, stderr };
 }
 

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, ZygoteStartError } from '../../dist/client/index.js';
 import { native } from '../../dist/native/index.js';
+import { binary, itNeeds } from '../helpers/host.js';
 import { CLI, collect, ECHO_MAIN, isAlive, ROOT, waitFor } from '../helpers/index.js';
+
+const DEPUTY_MAIN = new URL('../fixtures/deputy-main.mjs', import.meta.url).pathname;
 
 interface Served {
   proc: ChildProcess;
@@ -146,6 +149,26 @@ describe('zygote serve', () => {
     const second = await serve([], { socket: first.socket, expectExit: true });
     expect((await second.exit).code).toBe(1);
     expect(second.stderr()).toContain(`another zygote is already serving on ${first.socket}`);
+  });
+
+  itNeeds(binary('unshare', 'util-linux'), "copies a client's mounts from the client's own mount namespace when the zygote runs in another (a sidecar, ip netns exec)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-mntns-'));
+    dirs.push(dir);
+    const socket = join(dir, 'z.sock');
+    const src = mkdtempSync('/var/tmp/zygote-mntns-src-');
+    dirs.push(src);
+    writeFileSync(join(src, 'hello'), 'from the client');
+    const proc = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, CLI, 'serve', '--socket', socket, '--main', DEPUTY_MAIN], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT });
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    running.push({ proc, socket, stderr: () => err, exit });
+    await waitFor(() => err.includes(`listening on ${socket} `) || proc.exitCode !== null, 15_000, 'the server to listen');
+    expect(statSync(`/proc/${proc.pid}/ns/mnt`).ino).not.toBe(statSync('/proc/self/ns/mnt').ino);
+    const z = await connect(socket);
+    const child = await z.spawn({ args: ['read', '/tmp/in/hello'], mounts: [{ source: src, target: '/tmp/in' }] });
+    expect(JSON.parse(await collect(child.stdout))).toEqual({ ok: true, text: 'from the client' });
+    await z.close();
   });
 
   it('explains its usage', async () => {

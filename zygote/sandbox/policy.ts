@@ -33,7 +33,7 @@ export function resolveSandbox(
   compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
   /** The spawn's mounts, as the client's source fds, and what they are idmapped through (mapping the client's ids to `ids`). */
-  own: { mounts: readonly FdMount[]; idmapFd: () => number } = { mounts: [], idmapFd: () => -1 },
+  own: { mounts: readonly FdMount[]; idmapFd: () => number; clientMountNs?: number } = { mounts: [], idmapFd: () => -1 },
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
   if ((skip.size > 0 || request.dangerouslyInjectFailure) && !allowUnsandboxed) {
@@ -55,7 +55,7 @@ export function resolveSandbox(
     veth: null,
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
-    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes, own.idmapFd) : null,
+    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes, own.idmapFd, own.clientMountNs ?? -1) : null,
     // Its root is mapped to the uid it drops to, so it needs the credentials layer.
     userNamespace: on('user-namespace') && on('credentials'),
     credentials: on('credentials') ? ids : null,
@@ -73,10 +73,10 @@ export function resolveSandbox(
 }
 
 /** The child's root: every bind, and the template to start from when it can. */
-function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly FdMount[], tmpBytes: number, idmapFd: () => number): NativeRootSpec {
+function rootSpec(compiled: { rootBinds: readonly NativeRootBind[]; rootTemplateFd: number }, mounts: readonly FdMount[], tmpBytes: number, idmapFd: () => number, clientMountNs: number): NativeRootSpec {
   const binds = withMounts(compiled.rootBinds, mounts);
   const own = binds.slice(compiled.rootBinds.length);
-  const idmap = own.length > 0 ? { idmapFd: idmapFd() } : {};
+  const idmap = own.length > 0 ? { idmapFd: idmapFd(), ...(clientMountNs >= 0 ? { clientMountNsFd: clientMountNs } : {}) } : {};
   if (compiled.rootTemplateFd < 0 || !templateCovers(compiled.rootBinds, own)) return { binds, tmpBytes, proc: true, ...idmap };
   // The child's own /tmp goes over the template's: binds under /tmp (a checkout there) are
   // mounted again on top of it, before the spawn's own.
