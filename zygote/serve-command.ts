@@ -30,6 +30,7 @@ export function registerServe(program: Command): void {
     .option('--network', `let children ask for a network (spawn({ network })): a veth and a /30 of ${DEFAULT_NETWORK_SUBNET} each, NAT, nftables rules (README, Network)`)
     .option('--network-subnet <cidr>', "IPv4 subnet the networked children's /30s come from (implies --network)")
     .option('--network-allow <ip:port>', 'a destination ("IP:PORT" or "CIDR:PORT") every networked child may reach despite the forbidden ranges (repeatable; implies --network)', collect)
+    .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
@@ -54,8 +55,8 @@ Example:
           ...(opts.tmpBytes !== undefined && { tmpBytes: opts.tmpBytes }),
           ...(opts.readOnlyPath !== undefined && { readOnlyPaths: opts.readOnlyPath.map((p) => resolve(p)) }),
           network:
-            opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined
-              ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [] }
+            opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined || opts.networkClientAllow !== undefined
+              ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [], clientAllow: opts.networkClientAllow ?? [] }
               : undefined,
         });
       } catch (err) {
@@ -96,6 +97,7 @@ interface ServeOptions {
   network?: boolean;
   networkSubnet?: string;
   networkAllow?: string[];
+  networkClientAllow?: string[];
   quiet?: boolean;
 }
 

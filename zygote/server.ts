@@ -271,7 +271,7 @@ export class Server {
         if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new Error(`limits.${key} must be a positive integer, got ${v}`);
       }
       const request = sandboxRequest(msg.sandbox, limits.tmpBytes);
-      networkAllow = resolveNetwork(this.config.sandbox, request);
+      networkAllow = resolveNetwork(this.config.sandbox, request, this.config.control.kind === 'fd');
       sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed, {
         mounts: mountFds(msg.sandbox.mounts ?? [], fds),
         // The client's own ids, shown as the child's on its mounts: it gets its own rights there.

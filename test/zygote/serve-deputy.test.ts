@@ -7,11 +7,12 @@
 // The checkout may sit in a directory N cannot enter, so the package (hard links where the
 // filesystem allows: no data copied) and the fixtures are laid out in a 0755 scratch directory
 // under /var/tmp, and the server runs from there too, so both sides load the same files.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bounded, collect, ROOT, waitFor } from '../helpers/index.js';
+import { asClient as asDeputyClient, scratchPackage, type ClientRun } from '../helpers/deputy.js';
+import { bounded, ROOT, waitFor } from '../helpers/index.js';
 
 /** The unprivileged client's uid, and one the server does not list. */
 const N = 23456;
@@ -27,28 +28,6 @@ let rootDir: string;
 let victim: string;
 const servers: ChildProcess[] = [];
 
-interface ClientRun {
-  uid: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  results: any[];
-}
-
-/** Lays out the built package (hard links, or copies across filesystems) under dest. */
-function layOut(dest: string): void {
-  mkdirSync(join(dest, 'build/Release'), { recursive: true });
-  mkdirSync(join(dest, 'test/fixtures/steps'), { recursive: true });
-  const link = (from: string, to: string) => {
-    try {
-      execFileSync('cp', ['-al', from, to], { stdio: 'pipe' });
-    } catch {
-      execFileSync('cp', ['-a', from, to], { stdio: 'pipe' });
-    }
-  };
-  for (const name of ['package.json', 'dist', 'node_modules']) link(join(ROOT, name), join(dest, name));
-  link(join(ROOT, 'build/Release/zygote_native.node'), join(dest, 'build/Release/zygote_native.node'));
-  for (const name of ['deputy-main.mjs', 'deputy-client.mjs']) copyFileSync(join(ROOT, 'test/fixtures', name), join(dest, 'test/fixtures', name));
-}
-
 /** `zygote serve` from the scratch package, as root, allowing root and N; resolves once it listens. */
 async function serve(name: string, args: string[]): Promise<string> {
   const socket = join(scratch, `${name}.sock`);
@@ -61,22 +40,8 @@ async function serve(name: string, args: string[]): Promise<string> {
   return socket;
 }
 
-/** Runs the deputy client as uid (setpriv: real and effective ids, no groups), bounded. */
-async function asClient(uid: number, socket: string, ops: unknown[]): Promise<ClientRun> {
-  const job = JSON.stringify({ pkg, socket, ops });
-  const cp = spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', process.execPath, join(pkg, 'test/fixtures/deputy-client.mjs'), job], {
-    cwd: scratch,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exit = new Promise<number | null>((resolve) => cp.once('exit', (code) => resolve(code)));
-  try {
-    const [out, err, code] = await bounded(Promise.all([collect(cp.stdout!), collect(cp.stderr!), exit]), 90_000, `the client as uid ${uid}`);
-    if (code !== 0) throw new Error(`the client as uid ${uid} exited ${code}: ${err}`);
-    return JSON.parse(out) as ClientRun;
-  } finally {
-    if (cp.exitCode === null) cp.kill('SIGKILL');
-  }
+function asClient(uid: number, socket: string, ops: unknown[]): Promise<ClientRun> {
+  return asDeputyClient(pkg, uid, socket, ops);
 }
 
 const spawnOp = (args: unknown[], mounts: unknown[]) => ({ kind: 'spawn', args, mounts });
@@ -85,10 +50,7 @@ const rawOp = (args: unknown[], mounts: unknown[]) => ({ kind: 'raw-spawn', args
 let socket: string;
 
 beforeAll(async () => {
-  scratch = mkdtempSync('/var/tmp/zygote-deputy-');
-  chmodSync(scratch, 0o755);
-  pkg = join(scratch, 'pkg');
-  layOut(pkg);
+  ({ scratch, pkg } = scratchPackage('zygote-deputy-'));
   mine = join(scratch, 'mine');
   mkdirSync(mine);
   writeFileSync(join(mine, 'own-secret'), 'N only', { mode: 0o600 });
