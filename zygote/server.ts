@@ -165,7 +165,15 @@ export class Server {
     const ctl = this.config.control;
     if (ctl.kind !== 'listen') return;
     for (;;) {
-      const fd = native.accept(this.listenFd);
+      let fd: number | null;
+      try {
+        fd = native.accept(this.listenFd);
+      } catch (err) {
+        // Out of fds (EMFILE, ENFILE) or memory: the clients already here are served on; the
+        // pending connection waits for the next round.
+        this.log.error(`cannot accept a connection: ${(err as Error).message}`);
+        return;
+      }
       if (fd === null) return;
       let peer;
       try {
@@ -177,6 +185,12 @@ export class Server {
       }
       if (!ctl.allowUids.includes(peer.uid)) {
         this.log.info(`refused connection from uid ${peer.uid} pid ${peer.pid}: not in --allow-uid`);
+        native.close(fd);
+        continue;
+      }
+      // One uid cannot take all of the zygote's fds (and with them every other client's spawns).
+      if ([...this.connections.values()].filter((c) => c.peer.uid === peer.uid).length >= MAX_CONNECTIONS_PER_UID) {
+        this.log.error(`refused connection from uid ${peer.uid} pid ${peer.pid}: it has ${MAX_CONNECTIONS_PER_UID} connections already`);
         native.close(fd);
         continue;
       }
@@ -537,6 +551,9 @@ function fileKind(st: Stats): string {
   if (st.isFIFO()) return 'FIFO';
   return 'device';
 }
+
+/** Connections one uid may hold at once (each costs the zygote an fd, and its children more). */
+const MAX_CONNECTIONS_PER_UID = 64;
 
 /** How soon the serve loop looks again for killed idmap helpers to reap. */
 const IDMAP_SWEEP_MS = 2;

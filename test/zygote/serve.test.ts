@@ -96,6 +96,31 @@ describe('zygote serve', () => {
     await z.close();
   });
 
+  it('holds at most 64 connections of one uid: the next is closed at once, and the zygote serves on', async () => {
+    const s = await serve();
+    const held: number[] = [];
+    try {
+      // The backlog keeps their order: the zygote accepts these 64 before the next.
+      for (let i = 0; i < 64; i++) held.push(native.connectUnix(s.socket));
+      const err = await connect(s.socket, { timeoutMs: 5000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ZygoteStartError);
+      expect(s.stderr()).toContain('refused connection from uid 0');
+      expect(s.stderr()).toContain('it has 64 connections already');
+    } finally {
+      for (const fd of held.splice(0)) native.close(fd);
+    }
+    // Positive control: once those are gone (the zygote sees them hang up), it is served again.
+    let z = null;
+    for (let i = 0; i < 50 && !z; i++) {
+      z = await connect(s.socket, { timeoutMs: 5000 }).catch(() => null);
+      if (!z) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(z).not.toBe(null);
+    const child = await z!.spawn({ args: ['exit', 0] });
+    expect((await child.exited).code).toBe(0);
+    await z!.close();
+  });
+
   it('stops on SIGTERM: kills and reaps its children, removes the socket, exits 0', async () => {
     const s = await serve();
     const z = await connect(s.socket);
