@@ -206,36 +206,39 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
                  (sb.mnt_ns && sb.root_template < 0 ? CLONE_NEWNS : 0);
-  // Its root's sources, captured before it leaves the zygote's mount namespace: a client's
-  // mount is an fd of a mount of that namespace, which open_tree copies from no other.
-  sandbox::Trees trees;
-  const sandbox::RootSpec& own_root = sb.root_template >= 0 ? sb.spawn_root : sb.root;
-  if (sb.mnt_ns) {
-    const char* step = "root";
-    int err = sandbox::CaptureBinds(own_root, trees, &step);
-    s.Step(err ? step : "root: capture", err);
-  }
-  for (const sandbox::RootBind& b : own_root.binds) {
-    if (b.source_fd >= 0) close(b.source_fd);
-  }
-  for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
-    if (fd >= 0) close(fd);
-  }
-  if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
-  // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
-  // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
-  // With the zygote's template (built once: sandbox/root.cc), the child enters a private copy
-  // of it and adds only its own /tmp, /proc and mounts; without one it builds the whole root.
-  if (sb.mnt_ns) {
-    const char* step = "root";
-    int err;
-    if (sb.root_template >= 0) {
-      err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, trees, &step);
-    } else {
-      s.Step("private mounts", sandbox::PrivateMounts());
-      err = sandbox::EnterRoot(sb.root, trees, &step);
+  {
+    // Its root's sources, captured before it leaves the zygote's mount namespace: a client's
+    // mount is an fd of a mount of that namespace (or of the client's own, which the capture
+    // enters), which open_tree copies from no other. The copies are closed once attached.
+    sandbox::Trees trees;
+    const sandbox::RootSpec& own_root = sb.root_template >= 0 ? sb.spawn_root : sb.root;
+    if (sb.mnt_ns) {
+      const char* step = "root";
+      int err = sandbox::CaptureBinds(own_root, trees, &step);
+      s.Step(err ? step : "root: capture", err);
     }
-    s.Step(err ? step : "root", err);
+    for (const sandbox::RootBind& b : own_root.binds) {
+      if (b.source_fd >= 0) close(b.source_fd);
+    }
+    for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
+      if (fd >= 0) close(fd);
+    }
+    if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
+    // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
+    // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
+    // With the zygote's template (built once: sandbox/root.cc), the child enters a private copy
+    // of it and adds only its own /tmp, /proc and mounts; without one it builds the whole root.
+    if (sb.mnt_ns) {
+      const char* step = "root";
+      int err;
+      if (sb.root_template >= 0) {
+        err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, trees, &step);
+      } else {
+        s.Step("private mounts", sandbox::PrivateMounts());
+        err = sandbox::EnterRoot(sb.root, trees, &step);
+      }
+      s.Step(err ? step : "root", err);
+    }
   }
   if (sb.root_template >= 0) close(sb.root_template);
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
