@@ -227,8 +227,9 @@ export class Server {
         if (packet.truncated) throw new Error(`frame larger than ${MAX_CONTROL_FRAME_BYTES} bytes`);
         if (packet.fdsTruncated) throw new Error(`more fds on a client frame than one may carry (${packet.fds.length} kept)`);
         msg = decodeClientMessage(packet.data);
+        if (msg.kind !== 'spawn' && packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
         const mounts = msg.kind === 'spawn' ? (msg.sandbox.mounts?.length ?? 0) : 0;
-        if (packet.fds.length !== mounts) throw new Error(`a ${msg.kind} frame with ${mounts} mounts carries ${packet.fds.length} fds`);
+        if (packet.fds.length !== mounts) throw new Error(`a spawn frame with ${mounts} mounts carries ${packet.fds.length} fds (one per mount)`);
       } catch (err) {
         closeClientFds(packet.fds);
         this.fault(conn, (err as Error).message);
