@@ -1,8 +1,10 @@
 // The ways the latency bench starts a step. Each variant is one entry in VARIANTS; a new one
 // (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
 import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { SANDBOX_LAYERS, startZygote, type Limits, type SpawnSandboxOptions, type Zygote } from 'zygote';
+import { SANDBOX_LAYERS, startZygote, type Limits, type Mount, type SpawnSandboxOptions, type Zygote } from 'zygote';
 import { encodeColdJob } from 'zygote/cold';
 import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
 
@@ -69,6 +71,8 @@ export const VARIANTS: readonly Variant[] = [
     { dangerouslySkip: ['pid-namespace', 'cgroup-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace', 'user-namespace'] },
     NO_CGROUP_LIMITS,
   ),
+  // What runStep asks for: a read-only input directory and a writable output directory.
+  zygoteVariant('zygote+mounts', BENCH_CONFIG, undefined, undefined, true),
   // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
   // child that kept the zygote's fds would even hold the write end of its own stdin. No cgroup.
   zygoteVariant('zygote-unsandboxed', BENCH_CONFIG, { dangerouslySkip: SANDBOX_LAYERS.filter((l) => l !== 'close-fds') }, NO_CGROUP_LIMITS),
@@ -78,13 +82,21 @@ export const VARIANTS: readonly Variant[] = [
 export const REFERENCE_VARIANT = 'cold';
 
 /** Fork from a warm zygote that preloaded the modules and imported main; sandboxed unless `sandbox` skips layers. */
-export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnSandboxOptions, limits?: Limits): Variant {
+export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnSandboxOptions, limits?: Limits, withMounts = false): Variant {
   const skipped = sandbox?.dangerouslySkip ?? [];
   const what = skipped.length === 0 ? 'full sandbox' : skipped.length >= SANDBOX_LAYERS.length - 1 ? 'no sandbox' : `sandbox without ${skipped.join(', ')}`;
   return {
     name,
-    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}, ${limits?.memoryBytes === null && limits?.pids === null ? 'no memory or pids limit (no cgroup)' : 'the default limits (a memory+pids cgroup per child)'}`,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}, ${limits?.memoryBytes === null && limits?.pids === null ? 'no memory or pids limit (no cgroup)' : 'the default limits (a memory+pids cgroup per child)'}${withMounts ? ', an input and an output mount' : ''}`,
     async start() {
+      const dir = withMounts ? mkdtempSync('/var/tmp/zygote-bench-') : null;
+      const mounts: Mount[] = [];
+      if (dir) {
+        mkdirSync(join(dir, 'in'));
+        mkdirSync(join(dir, 'out'));
+        writeFileSync(join(dir, 'in', 'input.arrow'), '');
+        mounts.push({ source: join(dir, 'in'), target: '/input' }, { source: join(dir, 'out'), target: '/output', writable: true });
+      }
       const z: Zygote = await startZygote({
         main: cfg.main,
         preload: cfg.preload,
@@ -97,7 +109,7 @@ export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnS
       return {
         residentPid: z.pid,
         async launch(mode) {
-          const child = await z.spawn({ args: [mode], name: `${name}-${++n}`, sandbox });
+          const child = await z.spawn({ args: [mode], name: `${name}-${++n}`, sandbox, mounts });
           child.stderr.pipe(process.stderr, { end: false });
           return {
             pid: child.pid,
@@ -107,7 +119,10 @@ export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnS
             kill: () => void child.kill(),
           };
         },
-        close: () => z.close(),
+        async close() {
+          await z.close();
+          if (dir) rmSync(dir, { recursive: true, force: true });
+        },
       };
     },
   };

@@ -57,9 +57,10 @@ export class ControlConnection {
     if (this.ended) handlers.end(this.ended);
   }
 
-  send(msg: ClientMessage): void {
+  /** Sends a message, with fds to pass on it (the caller keeps and closes its own). */
+  send(msg: ClientMessage, fds: number[] = []): void {
     if (this.ended) throw this.ended;
-    this.channel.send(encodeClientMessage(msg));
+    this.channel.send(encodeClientMessage(msg), fds);
   }
 
   /** Whether the connection keeps the event loop alive. */

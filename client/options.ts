@@ -60,7 +60,8 @@ export interface SpawnOptions {
   signal?: AbortSignal;
   /**
    * Host paths only this child sees: an input directory (read-only), an output directory
-   * (`writable: true`; it is handed to the child's uid). Read what a step wrote with
+   * (`writable: true`), each opened by this process as itself and shown to the child with this
+   * process's own rights (an idmapped mount; nothing is chowned). Read what a step wrote with
    * readOutputFile(), which refuses symlinks, FIFOs and hard links.
    */
   mounts?: readonly Mount[];

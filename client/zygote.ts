@@ -8,12 +8,15 @@ import { ZygoteChild, type OutputCaps } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
 import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteClosedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
-import type { Limits } from '../protocol/spawn.js';
+import type { Limits, Mount } from '../protocol/spawn.js';
+import { isAbsolute } from 'node:path';
 import { InvalidOptionError } from '../protocol/errors.js';
 
 interface PendingSpawn {
   name: string;
   output: OutputCaps;
+  /** The sources of its mounts, as named, for messages. */
+  mountSources: string[];
   signal?: AbortSignal;
   resolve(child: ZygoteChild): void;
   reject(err: Error): void;
@@ -62,6 +65,12 @@ export class Zygote {
     }
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     const limits: Limits = { ...this.defaultLimits, ...opts.limits };
+    let sourceFds: number[];
+    try {
+      sourceFds = openSources(opts.mounts, opts.name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const id = this.nextId++;
     return new Promise<ZygoteChild>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -73,6 +82,7 @@ export class Zygote {
       this.pending.set(id, {
         name: opts.name,
         output: outputCaps(limits),
+        mountSources: opts.mounts.map((m) => m.source),
         signal: opts.signal,
         resolve: (c) => (done(), resolve(c)),
         reject: (e) => (done(), reject(e)),
@@ -94,7 +104,7 @@ export class Zygote {
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
           },
           limits: wireLimits(limits, sb.tmpBytes),
-        });
+        }, sourceFds);
       } catch (err) {
         this.pending.delete(id);
         this.updateRef();
@@ -110,6 +120,9 @@ export class Zygote {
           this.conn.close(closed);
           reject(closed);
         }
+      } finally {
+        // Sent (or queued as copies), or never to be: ours go either way.
+        closeAll(sourceFds);
       }
     });
   }
@@ -159,11 +172,14 @@ export class Zygote {
         closeAll(fds);
         const p = this.takePending(msg.id);
         if (!p) return;
+        // A step about one of its mounts names it by index: say which source that was.
+        const mount = /^mounts\[(\d+)\]/.exec(msg.step);
+        const source = mount && p.mountSources[Number(mount[1])] !== undefined ? ` (mounts[${mount[1]}].source ${p.mountSources[Number(mount[1])]})` : '';
         p.reject(
           msg.aboveCap
             ? new LimitCapError(`spawn ${p.name || msg.id} refused: ${msg.message}`, msg.aboveCap.field, msg.aboveCap.requested, msg.aboveCap.cap)
             : msg.sandbox
-              ? new SandboxError(msg.message, msg.step, msg.errnoName)
+              ? new SandboxError(`${msg.message}${source}`, msg.step, msg.errnoName)
               : msg.step === 'sandbox policy'
                 ? new SpawnPolicyError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName)
                 : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
@@ -287,6 +303,31 @@ function abortError(signal: AbortSignal): AbortError {
 
 function closeAll(fds: number[]): void {
   for (const fd of fds) native.close(fd);
+}
+
+/**
+ * Opens each mount's source as this process, with its own credentials (native/sources.cc):
+ * the zygote never resolves a client's path, so a spawn can mount only what its client could
+ * open itself. A source it may not mount is a SpawnError naming it and why; on any failure
+ * the fds opened so far are closed.
+ */
+function openSources(mounts: readonly Mount[], name: string): number[] {
+  const fds: number[] = [];
+  try {
+    for (const [i, m] of mounts.entries()) {
+      if (!isAbsolute(m.source)) throw new InvalidOptionError(`Expected \`mounts[${i}].source\` to be an absolute path, got ${JSON.stringify(m.source)}`);
+      try {
+        fds.push(native.openMountSource(m.source, m.writable === true).fd);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new SpawnError(`spawn ${name || 'child'} failed at mount source: mounts[${i}].source ${e.message}`, 'mount source', typeof e.code === 'string' ? e.code : '', { cause: err });
+      }
+    }
+    return fds;
+  } catch (err) {
+    closeAll(fds);
+    throw err;
+  }
 }
 
 /** Resolves true if p settled within ms, false otherwise. */

@@ -8,9 +8,11 @@
 #include "platform.h"
 #include "probe.h"
 #include "process.h"
+#include "sandbox/idmap.h"
 #include "sandbox/network.h"
 #include "sandbox/seccomp.h"
 #include "signals.h"
+#include "sources.h"
 
 namespace zygote {
 
@@ -23,6 +25,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSignals(env, exports);
   InitProbe(env, exports);
   InitPlatform(env, exports);
+  InitSources(env, exports);
+  sandbox::InitIdmap(env, exports);
   sandbox::InitSeccomp(env, exports);
   sandbox::InitNetwork(env, exports);
   return exports;

@@ -7,6 +7,7 @@
 #include "channel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -24,6 +25,8 @@ constexpr int kMaxPacketsPerWakeup = 64;
 
 struct Outgoing {
   std::vector<char> data;
+  // Copies (dup) of the fds to pass with it, owned here until sent or dropped.
+  std::vector<int> fds;
 };
 
 class Channel : public Napi::ObjectWrap<Channel> {
@@ -64,13 +67,30 @@ class Channel : public Napi::ObjectWrap<Channel> {
     Napi::Env env = info.Env();
     if (fd_ < 0) throw Napi::Error::New(env, "channel is closed");
     Napi::Buffer<char> data = info[0].As<Napi::Buffer<char>>();
+    // fds to pass with the packet (the caller keeps its own and closes them when it likes).
+    std::vector<int> fds;
+    if (info.Length() > 1 && info[1].IsArray()) {
+      Napi::Array arr = info[1].As<Napi::Array>();
+      if (arr.Length() > static_cast<uint32_t>(kMaxFdsPerPacket)) throw Napi::RangeError::New(env, "too many fds for one packet");
+      for (uint32_t i = 0; i < arr.Length(); i++) fds.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+    }
     if (queue_.empty()) {
       int err;
-      if (SendPacket(fd_, data.Data(), data.Length(), nullptr, 0, &err)) return env.Undefined();
+      if (SendPacket(fd_, data.Data(), data.Length(), fds.data(), static_cast<int>(fds.size()), &err)) return env.Undefined();
       if (err != 0) ThrowErrno(env, "sendmsg", err);
     }
-    // The socket is full: keep the packet and send it when the loop says it is writable.
-    queue_.push_back(Outgoing{std::vector<char>(data.Data(), data.Data() + data.Length())});
+    // The socket is full: keep the packet, and copies of its fds, until the loop says it is writable.
+    Outgoing o{std::vector<char>(data.Data(), data.Data() + data.Length()), {}};
+    for (int fd : fds) {
+      int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (copy < 0) {
+        int e = errno;
+        CloseAll(o.fds);
+        ThrowErrno(env, "fcntl(F_DUPFD_CLOEXEC)", e);
+      }
+      o.fds.push_back(copy);
+    }
+    queue_.push_back(std::move(o));
     UpdateInterest();
     return env.Undefined();
   }
@@ -114,11 +134,12 @@ class Channel : public Napi::ObjectWrap<Channel> {
     while (!queue_.empty()) {
       int err;
       Outgoing& o = queue_.front();
-      if (!SendPacket(fd_, o.data.data(), o.data.size(), nullptr, 0, &err)) {
+      if (!SendPacket(fd_, o.data.data(), o.data.size(), o.fds.data(), static_cast<int>(o.fds.size()), &err)) {
         if (err != 0) End(ErrnoName(err));
         else UpdateInterest();
         return;
       }
+      CloseAll(o.fds);
       queue_.pop_front();
     }
     UpdateInterest();
@@ -173,7 +194,13 @@ class Channel : public Napi::ObjectWrap<Channel> {
       close(fd_);
       fd_ = -1;
     }
+    for (Outgoing& o : queue_) CloseAll(o.fds);
     queue_.clear();
+  }
+
+  static void CloseAll(std::vector<int>& fds) {
+    for (int fd : fds) close(fd);
+    fds.clear();
   }
 
   int fd_ = -1;

@@ -9,14 +9,20 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <string.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 
@@ -163,6 +169,43 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// grantSocketAccess(path, uids): a POSIX ACL on the socket file giving each uid read and write
+// (connect(2) on a Unix socket needs write permission), on top of its owner's 0600. Only the
+// listed uids reach accept(); the zygote's SO_PEERCRED check stays as the second layer. The
+// ACL's xattr form is <linux/posix_acl_xattr.h>'s: a version, then entries sorted by tag, and
+// named users by uid.
+Napi::Value GrantSocketAccess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "grantSocketAccess(path, uids)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<uint32_t> uids;
+  for (uint32_t i = 0; i < list.Length(); i++) uids.push_back(list.Get(i).As<Napi::Number>().Uint32Value());
+  std::sort(uids.begin(), uids.end());
+  uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+  struct Entry {
+    uint16_t tag;
+    uint16_t perm;
+    uint32_t id;
+  };
+  constexpr uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kMask = 0x10, kOther = 0x20, kRw = 6;
+  constexpr uint32_t kUndefined = 0xffffffff;
+  std::vector<char> acl(sizeof(uint32_t));
+  uint32_t version = 2;
+  memcpy(acl.data(), &version, sizeof version);
+  auto add = [&acl](Entry e) {
+    const char* p = reinterpret_cast<const char*>(&e);
+    acl.insert(acl.end(), p, p + sizeof e);
+  };
+  add({kUserObj, kRw, kUndefined});
+  for (uint32_t uid : uids) add({kUser, kRw, uid});
+  add({kGroupObj, 0, kUndefined});
+  add({kMask, kRw, kUndefined});
+  add({kOther, 0, kUndefined});
+  if (lsetxattr(path.c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0) < 0) ThrowErrno(env, "lsetxattr(system.posix_acl_access)", errno);
+  return env.Undefined();
+}
+
 // connectUnix(path) -> fd, non-blocking and close-on-exec.
 Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -209,6 +252,62 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   out.Set("uid", cred.uid);
   out.Set("gid", cred.gid);
   return out;
+}
+
+// peerMountNamespace(fd) -> an fd of the connected peer's mount namespace, or -1 when it is this
+// process's own. A client's mount sources are fds of mounts of its namespace, which open_tree
+// copies only from inside it (a sidecar container, `ip netns exec`): the child enters it for
+// that and nothing else (sandbox/root.cc). The peer is named by the pidfd the kernel took at
+// connect time (SO_PEERPIDFD, 6.5), so a reused pid cannot stand in for it; older kernels fall
+// back to its pid, checked alive after the namespace is opened.
+Napi::Value PeerMountNamespace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  constexpr int kSoPeerPidfd = 77;
+  constexpr unsigned long kPidfdGetMntNamespace = 0xff03;  // _IO(PIDFS_IOCTL_MAGIC, 3), 6.11
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  pid_t pid = 0;
+  if (getsockopt(fd, SOL_SOCKET, kSoPeerPidfd, &pidfd, &len) < 0) {
+    struct ucred cred = {};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) ThrowErrno(env, "getsockopt(SO_PEERCRED)", errno);
+    pid = cred.pid;
+    pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) ThrowErrno(env, "pidfd_open(peer)", errno);
+  }
+  int ns = ioctl(pidfd, kPidfdGetMntNamespace, 0);
+  if (ns < 0 && pid == 0) {
+    struct ucred cred = {};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) pid = cred.pid;
+  }
+  if (ns < 0 && pid > 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+    ns = open(path, O_RDONLY | O_CLOEXEC);
+    // The pid named the peer only if the peer is still alive now.
+    struct pollfd p = {pidfd, POLLIN, 0};
+    if (ns >= 0 && (poll(&p, 1, 0) != 0)) {
+      close(ns);
+      ns = -1;
+      errno = ESRCH;
+    }
+  }
+  int err = errno;
+  close(pidfd);
+  if (ns < 0) ThrowErrno(env, "open(peer mount namespace)", err);
+  struct stat theirs, ours;
+  if (fstat(ns, &theirs) < 0 || stat("/proc/self/ns/mnt", &ours) < 0) {
+    err = errno;
+    close(ns);
+    ThrowErrno(env, "stat(mount namespace)", err);
+  }
+  if (theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+    close(ns);
+    return Napi::Number::New(env, -1);
+  }
+  return Napi::Number::New(env, ns);
 }
 
 // sendPacket(fd, data: Buffer, fds: number[]) -> true, or false when the socket is full.
@@ -263,8 +362,10 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix, "connectUnix"));
+  exports.Set("grantSocketAccess", Napi::Function::New(env, GrantSocketAccess, "grantSocketAccess"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
+  exports.Set("peerMountNamespace", Napi::Function::New(env, PeerMountNamespace, "peerMountNamespace"));
   exports.Set("sendPacket", Napi::Function::New(env, SendPacketJs, "sendPacket"));
   exports.Set("recvPacket", Napi::Function::New(env, RecvPacketJs, "recvPacket"));
 }

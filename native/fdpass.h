@@ -7,8 +7,9 @@
 
 namespace zygote {
 
-// Most descriptors one packet may carry; the protocol's largest message carries four.
-constexpr int kMaxFdsPerPacket = 8;
+// Most descriptors one packet may carry: a spawn request carries one per mount (at most 32,
+// zygote/sandbox/root.ts); a Spawned reply four.
+constexpr int kMaxFdsPerPacket = 32;
 
 enum class RecvStatus { kPacket, kWouldBlock, kEof };
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -205,21 +206,39 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // loopback, no SysV IPC or POSIX message queues shared with anyone, its own hostname.
   int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0) |
                  (sb.mnt_ns && sb.root_template < 0 ? CLONE_NEWNS : 0);
-  if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
-  // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
-  // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
-  // With the zygote's template (built once: sandbox/root.cc), the child enters a private copy
-  // of it and adds only its own /tmp, /proc and mounts; without one it builds the whole root.
-  if (sb.mnt_ns) {
-    const char* step = "root";
-    int err;
-    if (sb.root_template >= 0) {
-      err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, &step);
-    } else {
-      s.Step("private mounts", sandbox::PrivateMounts());
-      err = sandbox::EnterRoot(sb.root, &step);
+  {
+    // Its root's sources, captured before it leaves the zygote's mount namespace: a client's
+    // mount is an fd of a mount of that namespace (or of the client's own, which the capture
+    // enters), which open_tree copies from no other. The copies are closed once attached.
+    sandbox::Trees trees;
+    const sandbox::RootSpec& own_root = sb.root_template >= 0 ? sb.spawn_root : sb.root;
+    if (sb.mnt_ns) {
+      const char* step = "root";
+      int err = sandbox::CaptureBinds(own_root, trees, &step);
+      s.Step(err ? step : "root: capture", err);
     }
-    s.Step(err ? step : "root", err);
+    for (const sandbox::RootBind& b : own_root.binds) {
+      if (b.source_fd >= 0) close(b.source_fd);
+    }
+    for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
+      if (fd >= 0) close(fd);
+    }
+    if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
+    // Its own filesystem: a fresh root of read-only binds of just what it needs, its own
+    // /proc, a size-capped /tmp (sandbox/root.cc); the host's tree is gone from its namespace.
+    // With the zygote's template (built once: sandbox/root.cc), the child enters a private copy
+    // of it and adds only its own /tmp, /proc and mounts; without one it builds the whole root.
+    if (sb.mnt_ns) {
+      const char* step = "root";
+      int err;
+      if (sb.root_template >= 0) {
+        err = sandbox::EnterRootFromTemplate(sb.root_template, sb.spawn_root, trees, &step);
+      } else {
+        s.Step("private mounts", sandbox::PrivateMounts());
+        err = sandbox::EnterRoot(sb.root, trees, &step);
+      }
+      s.Step(err ? step : "root", err);
+    }
   }
   if (sb.root_template >= 0) close(sb.root_template);
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
@@ -375,6 +394,12 @@ sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
     throw Napi::RangeError::New(env, "forkChild: root binds need absolute source and target paths");
   bind.writable = Flag(b, "writable");
   bind.device = Flag(b, "device");
+  // A client's mount: its O_PATH fd, never its path (sandbox/root.cc).
+  if (b.Has("fd") && b.Get("fd").IsNumber()) {
+    bind.source_fd = b.Get("fd").As<Napi::Number>().Int32Value();
+    if (bind.source_fd <= STDERR_FILENO) throw Napi::RangeError::New(env, "forkChild: a mount's fd must be above 2");
+    bind.index = b.Has("index") && b.Get("index").IsNumber() ? b.Get("index").As<Napi::Number>().Int32Value() : -1;
+  }
   return bind;
 }
 
@@ -407,9 +432,8 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     Napi::Array binds = r.Get("binds").As<Napi::Array>();
     for (uint32_t i = 0; i < binds.Length(); i++) sb.root.binds.push_back(ParseBind(env, binds.Get(i).As<Napi::Object>()));
     ParseCopies(env, r, sb.root);
-    sb.root.chown_writable = sb.credentials;
-    sb.root.owner_uid = sb.uid;
-    sb.root.owner_gid = sb.gid;
+    sb.root.idmap_userns = r.Has("idmapFd") && r.Get("idmapFd").IsNumber() ? r.Get("idmapFd").As<Napi::Number>().Int32Value() : -1;
+    sb.root.client_mnt_ns = r.Has("clientMountNsFd") && r.Get("clientMountNsFd").IsNumber() ? r.Get("clientMountNsFd").As<Napi::Number>().Int32Value() : -1;
     sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
     if (sb.root_template >= 0) {
       // What the child mounts on top of the template: its own binds, after putting back what
@@ -478,14 +502,22 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
   // own pid namespace (to return to after forking into a new one).
   static int self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   static int own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  static int own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (self_pidfd < 0) ThrowErrno(env, "pidfd_open(zygote)", errno);
   if (spec.sandbox.pid_ns && own_pid_ns < 0) ThrowErrno(env, "open(/proc/self/ns/pid)", errno);
+  if (spec.sandbox.root.client_mnt_ns >= 0) {
+    // The child returns here after copying a client's mounts from the client's namespace; it
+    // gets its own copy of this fd (dup), which it closes.
+    if (own_mnt_ns < 0) ThrowErrno(env, "open(/proc/self/ns/mnt)", errno);
+    spec.sandbox.root.own_mnt_ns = spec.sandbox.spawn_root.own_mnt_ns = own_mnt_ns;
+  }
   spec.zygote_pidfd = self_pidfd;
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
   // The child closes these itself once it used them; the fd sweep must leave them.
-  int root_template = spec.sandbox.root_template;
-  std::erase_if(snapshot, [root_template](const FdIdentity& f) { return f.fd == self_pidfd || (root_template >= 0 && f.fd == root_template); });
+  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns, spec.sandbox.root.client_mnt_ns, spec.sandbox.root.own_mnt_ns};
+  for (const sandbox::RootBind& b : spec.sandbox.root.binds) keep.push_back(b.source_fd);
+  std::erase_if(snapshot, [&keep](const FdIdentity& f) { return std::find(keep.begin(), keep.end(), f.fd) != keep.end(); });
   MakeMemoryForkable();
 
   if (spec.sandbox.pid_ns && unshare(CLONE_NEWPID) < 0) ThrowErrno(env, "unshare(CLONE_NEWPID)", errno);

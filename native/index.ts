@@ -60,11 +60,16 @@ export interface NativeVeth {
 
 /** A host path shown at target inside the child's root. */
 export interface NativeRootBind {
+  /** The zygote's own binds: the path. A client's mount: the path it named, for messages only. */
   source: string;
   target: string;
   writable?: boolean;
   /** A device node (keeps dev semantics; stays writable, as /dev/null must). */
   device?: boolean;
+  /** A client's mount: the O_PATH fd it opened (the source is never resolved by the zygote). */
+  fd?: number;
+  /** A client's mount: its index in the spawn's mounts, for messages. */
+  index?: number;
 }
 
 /** The module files every child sees, copied into its root (see zygote/sandbox/root.ts). */
@@ -94,6 +99,10 @@ export interface NativeRootSpec extends NativeRootCopies {
   templateBinds?: NativeRootBind[];
   /** The template's top directories under /tmp, put back over the child's own /tmp. */
   templateTmpDirs?: string[];
+  /** A user namespace mapping the client's uid and gid to the child's (makeIdmapUserns): every client mount is idmapped through it. */
+  idmapFd?: number;
+  /** The client's mount namespace when it is not the zygote's: the child copies the client's mounts from inside it. */
+  clientMountNsFd?: number;
 }
 
 export interface SeccompRuleSpec {
@@ -134,7 +143,8 @@ export interface ReapResult {
 
 /** The client's event-loop-driven end of a control socket (native/channel.cc). */
 export interface NativeChannel {
-  send(data: Buffer): void;
+  /** Sends a packet, with fds (the caller keeps and closes its own; queued packets hold copies). */
+  send(data: Buffer, fds?: number[]): void;
   close(): void;
   ref(): void;
   unref(): void;
@@ -154,8 +164,12 @@ export interface NativeAddon {
   socketpair(): [number, number];
   listenUnix(path: string, backlog: number): number;
   connectUnix(path: string): number;
+  /** A POSIX ACL on a socket file letting each of uids connect (read and write), beside its owner. */
+  grantSocketAccess(path: string, uids: number[]): void;
   accept(fd: number): number | null;
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** An fd of the connected peer's mount namespace, or -1 when it is this process's own. */
+  peerMountNamespace(fd: number): number;
   sendPacket(fd: number, data: Buffer, fds?: number[]): boolean;
   recvPacket(fd: number, maxBytes: number): NativePacket | null | 'eof';
   // channel.cc
@@ -185,6 +199,21 @@ export interface NativeAddon {
   // sandbox/network.cc
   /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */
   interfaceIndex(name: string): number;
+  // sources.cc
+  /**
+   * Opens a mount source as this process (O_PATH, the last component not followed) and checks
+   * it may be mounted: a directory or regular file, not on a pseudo filesystem, readable (and
+   * writable if asked) by this process's effective ids. Throws an Error with .code, .path and
+   * .reason otherwise.
+   */
+  openMountSource(path: string, writable: boolean): { fd: number; directory: boolean };
+  /** Whether fd was opened with O_PATH (fcntl F_GETFL; no filesystem call). */
+  isPathFd(fd: number): boolean;
+  // sandbox/idmap.cc
+  /** A user namespace mapping fromUid to toUid and fromGid to toGid only; an fd of it. */
+  makeIdmapUserns(fromUid: number, toUid: number, fromGid: number, toGid: number): number;
+  /** Reaps the helpers makeIdmapUserns left behind; how many are still to be reaped. */
+  reapIdmapHelpers(): number;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

@@ -29,5 +29,9 @@ export class ProtocolError extends Error {
  * for a bad argument value.
  */
 export class InvalidOptionError extends TypeError {
-  readonly code = 'ERR_INVALID_ARG_VALUE';
+  // On the prototype, not the instance: the error still compares equal to a plain TypeError
+  // with the same message (code that expected one keeps working).
+  get code(): 'ERR_INVALID_ARG_VALUE' {
+    return 'ERR_INVALID_ARG_VALUE';
+  }
 }

@@ -62,9 +62,12 @@ export interface SandboxDefaults {
    * Each networked child gets a /30 of `subnet` (default 10.201.0.0/16) on a veth pair, NAT
    * through the host, and an nftables table that keeps it from the host itself, private,
    * link-local and metadata addresses, except `allow` entries ("IP:PORT", "CIDR:PORT") for
-   * every child of this zygote. README, Security, "Network".
+   * every child of this zygote. `clientAllow`: IPv4 networks ("CIDR") inside which a served
+   * client's own spawn({ network: { allow } }) entries may open destinations (never loopback,
+   * link-local, the metadata address, multicast or the children's subnet); without it a served
+   * client's entries are refused. README, Security, "Network".
    */
-  network?: { subnet?: string; allow?: readonly string[] } | null;
+  network?: { subnet?: string; allow?: readonly string[]; clientAllow?: readonly string[] } | null;
 }
 
 // The values themselves are protocol/limits.ts's, the one place defaults are written down.
@@ -81,6 +84,8 @@ export interface NetworkDefaults {
   subnet: string;
   /** Allow entries for every child of this zygote. */
   allow: string[];
+  /** Networks a served client's own allow entries may lie in; empty: a client may name none. */
+  clientAllow: string[];
 }
 
 /** A zygote's sandbox defaults, checked and filled in. */
@@ -121,7 +126,7 @@ const SUBNET_PREFIX = { min: 8, max: 30 };
 function normalizeNetworkDefaults(n: SandboxDefaults['network'], where: string): NetworkDefaults | null {
   if (n === undefined || n === null) return null;
   if (typeof n !== 'object' || Array.isArray(n)) throw new InvalidOptionError(`Expected \`sandbox.network\` to be an object { subnet?, allow? }, got ${JSON.stringify(n)}`);
-  refuseUnknownKeys(n, ['subnet', 'allow'], where, 'sandbox.network.');
+  refuseUnknownKeys(n, ['subnet', 'allow', 'clientAllow'], where, 'sandbox.network.');
   const subnet = n.subnet ?? DEFAULT_NETWORK_SUBNET;
   let prefix: number;
   try {
@@ -136,7 +141,16 @@ function normalizeNetworkDefaults(n: SandboxDefaults['network'], where: string):
   for (const [i, e] of allow.entries()) {
     if (e.family !== 4) throw new InvalidOptionError(`Expected \`sandbox.network.allow[${i}]\` to be IPv4: networked children get IPv4 only, got ${e.text}`);
   }
-  return { subnet, allow: allow.map((e) => e.text) };
+  const clientAllow = n.clientAllow ?? [];
+  if (!Array.isArray(clientAllow)) throw new InvalidOptionError(`Expected \`sandbox.network.clientAllow\` to be an array of IPv4 networks "a.b.c.d/len", got ${JSON.stringify(n.clientAllow)}`);
+  for (const [i, c] of clientAllow.entries()) {
+    try {
+      parseIpv4Net(c);
+    } catch (err) {
+      throw new InvalidOptionError(`Expected \`sandbox.network.clientAllow[${i}]\` to be an IPv4 network: it ${(err as Error).message}`);
+    }
+  }
+  return { subnet, allow: allow.map((e) => e.text), clientAllow: [...clientAllow] };
 }
 
 /** Checks the shape and syntax of an allow list; messages name the entry. */

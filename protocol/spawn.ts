@@ -8,11 +8,11 @@ import { InvalidOptionError } from './errors.js';
 
 /** A host directory or file a spawn shows to its child. */
 export interface Mount {
-  /** Absolute host path; it must exist. */
+  /** Absolute host path, opened by the client as itself (O_PATH; the last component is not followed). */
   source: string;
   /** Absolute path inside the child. */
   target: string;
-  /** Writable by the child (it is handed to the child's uid); read-only by default. */
+  /** Writable by the child, with the client's own rights (the mount is idmapped to it); read-only by default. */
   writable?: boolean;
 }
 

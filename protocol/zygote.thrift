@@ -11,9 +11,13 @@ namespace js zygote.protocol
 
 const i32 PROTOCOL_VERSION = 1
 
-/** A host path shown to one child (see zygote/sandbox/root.ts). */
+/**
+ * A host path shown to one child (see zygote/sandbox/root.ts). Its source travels as an fd: the
+ * SpawnRequest's packet carries one O_PATH fd per mount, in order, opened by the client itself;
+ * the zygote never resolves the path.
+ */
 struct Mount {
-  /** Absolute host path. */
+  /** Absolute host path, as the client named it: for messages only. */
   1: required string source
   /** Absolute path inside the child. */
   2: required string target

@@ -2,7 +2,9 @@
 // validated output table or a typed error out, whatever the step does.
 //
 // Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
-// and out/ (writable by the child alone); the child sees in/ at /input, out/ at /output and the
+// and out/ (0700, the caller's; the child writes it through a mount idmapped to the caller, so it
+// works the same as root and as an unprivileged serve client, and what the step writes is the
+// caller's); the child sees in/ at /input, out/ at /output and the
 // step at /step: a copy of the module file alone, or the module's directory when that is a
 // package of its own (it holds a package.json). Its bare imports of preloaded packages resolve
 // through the root's /node_modules to the zygote's own copies. It gets one StepRequest on stdin

@@ -22,6 +22,8 @@ export class Connection {
   constructor(
     readonly fd: number,
     readonly peer: { pid: number; uid: number; gid: number },
+    /** An fd of the client's mount namespace when it is not the zygote's, else -1 (closed with the connection). */
+    readonly mountNs: number = -1,
   ) {}
 
   get label(): string {
@@ -63,6 +65,7 @@ export class Connection {
     for (const o of this.queue) closeUnkept(o.fds, o.keep);
     this.queue.length = 0;
     native.close(this.fd);
+    if (this.mountNs >= 0) native.close(this.mountNs);
   }
 }
 

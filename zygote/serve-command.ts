@@ -16,11 +16,11 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('Preload modules once, then fork a child running MODULE for every client spawn() on a Unix socket.')
-    .requiredOption('--socket <path>', 'Unix socket to listen on (created with mode 0600; a stale one is replaced)')
+    .requiredOption('--socket <path>', "Unix socket to listen on (mode 0600, plus an ACL entry for each other --allow-uid; a stale socket of this uid's is replaced, anything else there refused)")
     .requiredOption('--main <module>', "module whose default export each child runs (path or file: URL)")
     .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
     .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
-    .option('--allow-uid <uid>', 'a uid allowed to connect (repeatable; default: this process\'s uid)', collectUid)
+    .option('--allow-uid <uid>', "a uid allowed to connect (repeatable; default: this process's uid): it gets an ACL entry on the socket, and the server checks each peer's uid", collectUid)
     .option('--uid <uid>', `uid the children run as (default ${NOBODY})`, parseUint)
     .option('--gid <gid>', `gid the children run as (default ${NOBODY})`, parseUint)
     .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
@@ -39,6 +39,7 @@ export function registerServe(program: Command): void {
     .option('--max-wall-time <ms|none>', 'the most wall time a client may ask for (default: the default; none: no cap)', parseCountOrNone)
     .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
     .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
+    .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
@@ -67,8 +68,8 @@ Example:
           ...(opts.tmpBytes !== undefined && { tmpBytes: opts.tmpBytes }),
           ...(opts.readOnlyPath !== undefined && { readOnlyPaths: opts.readOnlyPath.map((p) => resolve(p)) }),
           network:
-            opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined
-              ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [] }
+            opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined || opts.networkClientAllow !== undefined
+              ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [], clientAllow: opts.networkClientAllow ?? [] }
               : undefined,
         });
       } catch (err) {
@@ -116,6 +117,7 @@ interface ServeOptions {
   network?: boolean;
   networkSubnet?: string;
   networkAllow?: string[];
+  networkClientAllow?: string[];
   quiet?: boolean;
   // 'none', not null: commander turns an option's null into ''.
   defaultMemory?: number | 'none';

@@ -1,9 +1,9 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { closeSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireSandboxRequest } from '../protocol/control.js';
+import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
 import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
@@ -20,6 +20,8 @@ import { planRoot, TEMPLATE_MOUNT_POINTS, type RootPlan } from './sandbox/root.j
 import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
+import { Idmaps } from './sandbox/idmaps.js';
+import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
 
 
@@ -35,6 +37,8 @@ export class Server {
   /** Every child not yet reaped, by pid. */
   private readonly children = new Map<number, ChildRecord>();
   private listenFd = -1;
+  /** The inode of the socket this zygote bound: it removes that at shutdown and nothing else. */
+  private socketIno = -1;
   private readonly signalFd: number;
   private shuttingDown: { reason: string; deadline: number } | null = null;
   /**
@@ -44,6 +48,7 @@ export class Server {
   private readonly compiled: { seccompId: number; initSeccompId: number; root: RootPlan; rootTemplateFd: number; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
+  private readonly idmaps = new Idmaps();
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
   private readonly network: HostNetwork | null;
 
@@ -68,7 +73,18 @@ export class Server {
       this.addConnection(ctl.fd, { pid: process.ppid, uid: process.getuid!(), gid: process.getgid!() });
     } else {
       this.listenFd = listenReplacingStale(ctl.path, log);
-      log.info(`listening on ${ctl.path} (mode 0600) for uids ${ctl.allowUids.join(', ')}`);
+      this.socketIno = lstatSync(ctl.path).ino;
+      // The socket is root's, 0600: the other allowed uids get an ACL entry each, so they can
+      // connect and nobody else can; SO_PEERCRED still checks every connection (acceptAll).
+      const others = ctl.allowUids.filter((u) => u !== process.getuid!());
+      if (others.length > 0) {
+        try {
+          native.grantSocketAccess(ctl.path, others);
+        } catch (err) {
+          throw new Error(`cannot let uids ${others.join(', ')} connect to ${ctl.path} (a POSIX ACL on the socket): ${(err as Error).message}; put the socket on a filesystem with ACLs (tmpfs, ext4, xfs)`, { cause: err });
+        }
+      }
+      log.info(`listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
     }
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
@@ -102,6 +118,7 @@ export class Server {
       // Idle: now is the time for housekeeping that must not delay a spawn.
       if (ready === 0 && this.cgroups.removalPending) this.cgroups.sweep();
       if (ready === 0 && this.network?.removalPending) this.network.sweep();
+      if (ready === 0 && this.idmaps.sweepPending) this.idmaps.sweep();
       this.expireDeadlines();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
@@ -119,6 +136,8 @@ export class Server {
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
+    // Killed idmap helpers die within a scheduling round or two: look again shortly.
+    if (this.idmaps.sweepPending) next = Math.min(next, performance.now() + IDMAP_SWEEP_MS);
     return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
   }
 
@@ -150,7 +169,15 @@ export class Server {
     const ctl = this.config.control;
     if (ctl.kind !== 'listen') return;
     for (;;) {
-      const fd = native.accept(this.listenFd);
+      let fd: number | null;
+      try {
+        fd = native.accept(this.listenFd);
+      } catch (err) {
+        // Out of fds (EMFILE, ENFILE) or memory: the clients already here are served on; the
+        // pending connection waits for the next round.
+        this.log.error(`cannot accept a connection: ${(err as Error).message}`);
+        return;
+      }
       if (fd === null) return;
       let peer;
       try {
@@ -165,12 +192,26 @@ export class Server {
         native.close(fd);
         continue;
       }
-      this.addConnection(fd, peer);
+      // One uid cannot take all of the zygote's fds (and with them every other client's spawns).
+      if ([...this.connections.values()].filter((c) => c.peer.uid === peer.uid).length >= MAX_CONNECTIONS_PER_UID) {
+        this.log.error(`refused connection from uid ${peer.uid} pid ${peer.pid}: it has ${MAX_CONNECTIONS_PER_UID} connections already`);
+        native.close(fd);
+        continue;
+      }
+      // A client in a mount namespace of its own (a sidecar container) passes fds of mounts of
+      // that namespace: its children copy them from inside it.
+      let mountNs = -1;
+      try {
+        mountNs = native.peerMountNamespace(fd);
+      } catch (err) {
+        this.log.error(`could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${(err as Error).message}`);
+      }
+      this.addConnection(fd, peer, mountNs);
     }
   }
 
-  private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }): void {
-    const conn = new Connection(fd, peer);
+  private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }, mountNs = -1): void {
+    const conn = new Connection(fd, peer, mountNs);
     this.connections.set(fd, conn);
     this.guard(conn, () => conn.send({ kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: process.pid, nodeVersion: process.version }));
   }
@@ -184,24 +225,35 @@ export class Server {
         this.dropConnection(conn, 'disconnected');
         return;
       }
-      // Clients never pass fds; any that arrive are closed, not kept.
-      for (const fd of packet.fds) native.close(fd);
+      // Only a spawn request carries fds: its mount sources, one per mount, opened by the client.
       let msg: ClientMessage;
       try {
         if (packet.truncated) throw new Error(`frame larger than ${MAX_CONTROL_FRAME_BYTES} bytes`);
-        if (packet.fdsTruncated) throw new Error(`unexpected fds on a client frame (more than ${packet.fds.length})`);
-        if (packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
+        if (packet.fdsTruncated) throw new Error(`more fds on a client frame than one may carry (${packet.fds.length} kept)`);
         msg = decodeClientMessage(packet.data);
+        if (msg.kind !== 'spawn' && packet.fds.length > 0) throw new Error(`unexpected ${packet.fds.length} fds on a client frame`);
+        const mounts = msg.kind === 'spawn' ? (msg.sandbox.mounts?.length ?? 0) : 0;
+        if (packet.fds.length !== mounts) throw new Error(`a spawn frame with ${mounts} mounts carries ${packet.fds.length} fds (one per mount)`);
       } catch (err) {
+        closeClientFds(packet.fds);
         this.fault(conn, (err as Error).message);
         return;
       }
-      const task = this.handle(conn, msg);
-      if (task) return task;
+      let forked = false;
+      try {
+        const task = this.handle(conn, msg, packet.fds);
+        // A freshly forked child: it closed its copies itself (native/fork.cc); the numbers may
+        // be reused already.
+        forked = task !== undefined;
+        if (task) return task;
+      } finally {
+        if (!forked) closeClientFds(packet.fds);
+      }
     }
   }
 
-  private handle(conn: Connection, msg: ClientMessage): ChildTask | undefined {
+  /** fds: a spawn's mount sources, in the order of its mounts (closed by the caller). */
+  private handle(conn: Connection, msg: ClientMessage, fds: readonly number[]): ChildTask | undefined {
     if (msg.kind === 'kill') {
       const pid = conn.children.get(msg.id);
       const child = pid === undefined ? undefined : this.children.get(pid);
@@ -244,8 +296,13 @@ export class Server {
     }
     try {
       const request = sandboxRequest(msg.sandbox, limits);
-      networkAllow = resolveNetwork(this.config.sandbox, request);
-      sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed);
+      networkAllow = resolveNetwork(this.config.sandbox, request, this.config.control.kind === 'fd');
+      sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed, {
+        mounts: mountFds(msg.sandbox.mounts ?? [], fds),
+        // The client's own ids, shown as the child's on its mounts: it gets its own rights there.
+        idmapFd: () => this.idmaps.fd({ uid: conn.peer.uid, gid: conn.peer.gid }, ids),
+        clientMountNs: conn.mountNs,
+      });
       if (limits.cpuTimeMs !== null) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
@@ -438,7 +495,7 @@ export class Server {
       native.close(this.listenFd);
       this.listenFd = -1;
       try {
-        unlinkSync(ctl.path);
+        if (lstatSync(ctl.path).ino === this.socketIno) unlinkSync(ctl.path);
       } catch {
         // Already gone: nothing to clean.
       }
@@ -465,16 +522,27 @@ export class Server {
   }
 }
 
-/** Binds the socket; a stale file from a crashed server (nobody listening) is replaced. */
+/**
+ * Binds the socket. Something already at path is replaced only if it is a stale socket: a
+ * socket (lstat, not followed), owned by this server's uid, that nobody listens on (a crashed
+ * server's). Anything else there (a regular file given by a typo, a symlink, someone else's
+ * socket) is left alone and refused.
+ */
 function listenReplacingStale(path: string, log: Log): number {
   try {
     return native.listenUnix(path, 128);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) return native.listenUnix(path, 128); // gone meanwhile
+    if (!st.isSocket()) throw new Error(`--socket ${path} exists and is not a socket (it is a ${fileKind(st)}): refusing to replace it; remove it or choose another path`);
+    if (st.uid !== process.getuid!()) throw new Error(`--socket ${path} is a socket owned by uid ${st.uid}, not by this server's uid ${process.getuid!()}: refusing to replace it`);
     try {
       native.close(native.connectUnix(path));
     } catch (probe) {
       if ((probe as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+        // Still the socket just examined: it is what goes.
+        if (lstatSync(path).ino !== st.ino) throw new Error(`--socket ${path} changed while it was examined: refusing to replace it`);
         log.info(`removing stale socket ${path} (nothing is listening on it)`);
         unlinkSync(path);
         return native.listenUnix(path, 128);
@@ -483,6 +551,37 @@ function listenReplacingStale(path: string, log: Log): number {
     }
     throw new Error(`another zygote is already serving on ${path}`);
   }
+}
+
+function fileKind(st: Stats): string {
+  if (st.isFile()) return 'regular file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'FIFO';
+  return 'device';
+}
+
+/** Connections one uid may hold at once (each costs the zygote an fd, and its children more). */
+const MAX_CONNECTIONS_PER_UID = 64;
+
+/** How soon the serve loop looks again for killed idmap helpers to reap. */
+const IDMAP_SWEEP_MS = 2;
+
+/**
+ * A spawn's mounts with the fds the client opened their sources as. An fd must be O_PATH: it
+ * proves only that the client could reach the path, and closing one never calls into the
+ * filesystem (an open file of a hostile FUSE server could hold the serve loop in close()).
+ */
+function mountFds(mounts: readonly WireMount[], fds: readonly number[]): FdMount[] {
+  return mounts.map((m, i) => {
+    if (!native.isPathFd(fds[i])) throw new Error(`mounts[${i}] (${m.source}): its source fd was not opened with O_PATH`);
+    return { source: m.source, target: m.target, writable: m.writable, fd: fds[i] };
+  });
+}
+
+/** Closes fds a client sent that the zygote does not keep. */
+function closeClientFds(fds: readonly number[]): void {
+  for (const fd of fds) native.close(fd);
 }
 
 /** RLIMIT_CPU ends a child with SIGXCPU, or SIGKILL a second later if it ignores that. */
@@ -507,7 +606,6 @@ function sandboxRequest(w: WireSandboxRequest, limits: GrantedLimits): SandboxRe
   }
   const req: SandboxRequest = { dangerouslySkip: w.skip as SandboxLayer[], rlimits: { nofile: limits.nofile, fsize: limits.fileBytes }, tmpBytes: limits.tmpBytes };
   if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
-  if (w.mounts !== undefined) req.mounts = w.mounts;
   if (w.network !== undefined) req.network = { allow: w.network.allow };
   return req;
 }

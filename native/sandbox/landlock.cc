@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -43,7 +44,12 @@ constexpr unsigned long long kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK
 constexpr unsigned long long kRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 
 int AddPath(int ruleset, const char* path, unsigned long long rights) {
-  int fd = open(path, O_PATH | O_CLOEXEC);
+  // No symlink on the way: a client may have renamed things in its own directories by now,
+  // and a rule must land on the mount point itself, not where a link would send it.
+  struct open_how how = {};
+  how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how));
   if (fd < 0) return errno == ENOENT ? 0 : errno;  // a device the host lacks: nothing to allow
   // On a file (a device, a file bind) only rights that apply to files are valid.
   struct stat st;

@@ -3,21 +3,31 @@
 // Sequence (bubblewrap's, with the new mount API where it removes a hazard):
 //   1. open_tree(OPEN_TREE_CLONE) every source while the host's tree is still in view, and
 //      set each detached copy read-only, nosuid, nodev (mount_setattr). Capturing first
-//      means mounting the staging tmpfs below cannot hide a source that lives under it.
+//      means mounting the staging tmpfs below cannot hide a source that lives under it, and
+//      a client's source fd names a mount of the zygote's namespace, the only one open_tree
+//      copies from. A client's source is never a path: the client opened it (native/
+//      sources.cc); it is copied without submounts and idmapped to the child (client uid and
+//      gid to the child's), so the step has the client's own rights there and nothing is
+//      chowned. Pseudo filesystems are refused (mountsrc.cc).
 //   2. A small tmpfs at the staging point (/tmp of this private namespace) becomes the root.
 //   3. A size-capped /tmp, /proc (of the child's pid namespace, pid directories only), /dev
 //      symlinks; then the captured trees are moved onto mount points made in the new root
-//      (move_mount), and the root tmpfs itself is made read-only.
+//      (move_mount onto the mount point's fd), and the root tmpfs itself is made read-only.
+//      Mount points are walked to one component at a time with openat2 (no symlink, no ".."):
+//      a client's directory may hold anything by then, renamed at any moment. They are made
+//      only on this root's own tmpfs mounts; inside a bind they must already exist.
 //   4. pivot_root(".", ".") and a lazy unmount of the old root, the way pivot_root(2)
 //      describes: the host's mounts leave the namespace altogether.
 #include "root.h"
 
+#include "mountsrc.h"
 #include "namespaces.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -35,47 +45,18 @@ namespace zygote::sandbox {
 namespace {
 
 constexpr const char* kStaging = "/tmp";
-constexpr size_t kMaxBinds = 256;
+// openat2 answers EAGAIN when a rename raced with its walk; bounded, as a client may keep renaming.
+constexpr int kOpenRetries = 16;
 
 int OpenTree(const char* path, int dir = AT_FDCWD) {
   return static_cast<int>(syscall(SYS_open_tree, dir, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
 }
 
-int SetAttr(int dfd, const char* path, unsigned flags, unsigned long long set) {
+int SetAttr(int dfd, const char* path, unsigned flags, unsigned long long set, int userns = -1) {
   struct mount_attr attr = {};
   attr.attr_set = set;
+  if (userns >= 0) attr.userns_fd = static_cast<__u64>(userns);
   return syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof attr) < 0 ? errno : 0;
-}
-
-int MoveMount(int from, int to_dir, const char* to) {
-  return syscall(SYS_move_mount, from, "", to_dir, to, MOVE_MOUNT_F_EMPTY_PATH) < 0 ? errno : 0;
-}
-
-// mkdir -p of rel's parent directories under dir.
-int MakeParents(int dir, const char* rel) {
-  char path[PATH_MAX];
-  size_t len = strlen(rel);
-  if (len >= sizeof path) return ENAMETOOLONG;
-  memcpy(path, rel, len + 1);
-  for (char* p = path; (p = strchr(p, '/')) != nullptr; p++) {
-    *p = '\0';
-    if (mkdirat(dir, path, 0755) < 0 && errno != EEXIST) return errno;
-    *p = '/';
-  }
-  return 0;
-}
-
-// An empty directory or file to mount onto, of the same kind as the tree; one already there
-// (inside an earlier, read-only bind) is used as it is.
-int MakeMountPoint(int dir, const char* rel, bool is_dir) {
-  struct stat st;
-  if (fstatat(dir, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && (is_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode))) return 0;
-  if (int err = MakeParents(dir, rel)) return err;
-  if (is_dir) return mkdirat(dir, rel, 0755) < 0 && errno != EEXIST ? errno : 0;
-  int fd = openat(dir, rel, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
-  if (fd < 0) return errno;
-  close(fd);
-  return 0;
 }
 
 int Fail(const char** step, const char* name, int err) {
@@ -83,27 +64,165 @@ int Fail(const char** step, const char* name, int err) {
   return err;
 }
 
-class Fds {
- public:
-  ~Fds() {
-    for (size_t i = 0; i < n_; i++)
-      if (fds_[i] >= 0) close(fds_[i]);
-  }
-  void Add(int fd) { fds_[n_++] = fd; }
-  int& operator[](size_t i) { return fds_[i]; }
+// A step name for the spawn's mounts[index] (one child, one failure: a static buffer is enough).
+int FailMount(const char** step, int index, const char* what, int err) {
+  static char name[160];
+  snprintf(name, sizeof name, "mounts[%d]: %s", index, what);
+  *step = name;
+  return err;
+}
 
- private:
-  int fds_[kMaxBinds + 1] = {};
-  size_t n_ = 0;
+// name, one component, beneath dir: no symlink (not even the last component), no magic link,
+// no "..". A client's directory under it cannot send the walk anywhere else.
+int OpenComponent(int dir, const char* name, unsigned long long flags) {
+  struct open_how how = {};
+  how.flags = flags | O_PATH | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = -1;
+  for (int attempt = 0; attempt < kOpenRetries; attempt++) {
+    fd = syscall(SYS_openat2, dir, name, &how, sizeof how);
+    if (fd >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+  }
+  return static_cast<int>(fd);
+}
+
+// The mounts a mount point may be created in: tmpfs mounts this child (or the template's
+// helper) made itself and nobody else has touched. Anywhere else (a client's directory, a
+// read-only bind) a mount point must already exist.
+struct Creatable {
+  unsigned long long ids[2] = {};
+  size_t n = 0;
+  int Add(int fd) {
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0) return errno;
+    ids[n++] = sx.stx_mnt_id;
+    return 0;
+  }
+  bool Holds(int dir) const {
+    struct statx sx;
+    if (statx(dir, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID)) return false;
+    for (size_t i = 0; i < n; i++)
+      if (ids[i] == sx.stx_mnt_id) return true;
+    return false;
+  }
 };
 
-// 1. Every source captured as a detached, read-only (unless writable) copy.
-int Capture(const RootSpec& spec, Fds& trees, const char** step) {
-  if (spec.binds.size() > kMaxBinds) return Fail(step, "root: too many mounts", E2BIG);
-  for (const RootBind& b : spec.binds) {
-    if (b.writable && spec.chown_writable && chown(b.source.c_str(), spec.owner_uid, spec.owner_gid) < 0) {
-      return Fail(step, "chown writable mount", errno);
+// An O_PATH fd of the mount point for rel (relative to root): an empty directory or file of the
+// tree's kind, made one component at a time without following any symlink, and only on a
+// mount in creatable. One already there (inside an earlier bind) is used as it is. Returns
+// the fd or minus an errno.
+int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& creatable) {
+  char path[PATH_MAX];
+  size_t len = strlen(rel);
+  if (len == 0 || len >= sizeof path) return -ENAMETOOLONG;
+  memcpy(path, rel, len + 1);
+  int dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
+  if (dir < 0) return -errno;
+  char* name = path;
+  for (;;) {
+    char* slash = strchr(name, '/');
+    bool last = slash == nullptr;
+    if (!last) *slash = '\0';
+    unsigned long long kind = last ? (is_dir ? O_DIRECTORY : 0) : O_DIRECTORY;
+    int fd = OpenComponent(dir, name, kind);
+    if (fd < 0 && errno == ENOENT && creatable.Holds(dir)) {
+      int rc;
+      if (!last || is_dir) {
+        rc = mkdirat(dir, name, 0755);
+      } else {
+        rc = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+        if (rc >= 0) close(rc);
+      }
+      if (rc < 0 && errno != EEXIST) {
+        int err = errno;
+        close(dir);
+        return -err;
+      }
+      fd = OpenComponent(dir, name, kind);
     }
+    int err = fd < 0 ? errno : 0;
+    close(dir);
+    if (err) return -err;
+    if (last) {
+      struct stat st;
+      if (fstat(fd, &st) < 0 || (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -(is_dir ? ENOTDIR : EISDIR);
+      }
+      return fd;
+    }
+    dir = fd;
+    name = slash + 1;
+  }
+}
+
+// A client's source: checked, copied without its submounts (a recursive copy of "/" would bring
+// the host's /proc and /sys along), and idmapped to the child.
+int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
+  if (spec.idmap_userns < 0) return FailMount(step, b.index, "no idmap for a client's mount", EINVAL);
+  // Step names fit the setup report (51 bytes).
+  const char* fs = nullptr;
+  int err = 0;
+  switch (CheckMountSource(b.source_fd, &fs, &err)) {
+    case SourceProblem::kNone:
+      break;
+    case SourceProblem::kUnexaminable:
+      return FailMount(step, b.index, "fstat(source)", err);
+    case SourceProblem::kSymlink:
+      return FailMount(step, b.index, "source is a symlink", err);
+    case SourceProblem::kNotDirOrFile:
+      return FailMount(step, b.index, "source not a directory or file", err);
+    case SourceProblem::kPseudoFs: {
+      static char what[48];
+      snprintf(what, sizeof what, "pseudo filesystem (%s)", fs);
+      return FailMount(step, b.index, what, err);
+    }
+  }
+  int fd = static_cast<int>(syscall(SYS_open_tree, b.source_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  // EINVAL: the fd names a mount outside the zygote's mount namespace (a client in a container
+  // of its own), or an unbindable one.
+  if (fd < 0) return FailMount(step, b.index, "open_tree(source fd)", errno);
+  trees.Add(fd);
+  unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
+  // EINVAL: the source's filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can).
+  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b.index, "mount_setattr(idmap)", e);
+  return 0;
+}
+
+// The captured trees moved onto mount points of their own kind under root, in order.
+int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creatable, const char** step) {
+  for (size_t i = 0; i < spec.binds.size(); i++) {
+    const RootBind& b = spec.binds[i];
+    int mp = OpenMountPoint(root, b.target.c_str() + 1, IsDirectory(trees[i]), creatable);
+    if (mp < 0) return b.index >= 0 ? FailMount(step, b.index, "mount point", -mp) : Fail(step, "make mount point", -mp);
+    // Onto exactly the mount point just checked, by fd: no path is looked up again.
+    int err = syscall(SYS_move_mount, trees[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
+    close(mp);
+    if (err) return b.index >= 0 ? FailMount(step, b.index, "move_mount", err) : Fail(step, "move_mount", err);
+    close(trees[i]);
+    trees[i] = -1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+// 1. Every source captured as a detached, read-only (unless writable) copy.
+int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step) {
+  if (spec.binds.size() > Trees::kMax) return Fail(step, "root: too many mounts", E2BIG);
+  // The zygote's own binds come first and are found by path in its namespace; a client's,
+  // after them, by fd, from inside the client's namespace when that is another one.
+  bool in_client_ns = false;
+  for (const RootBind& b : spec.binds) {
+    if (b.source_fd >= 0) {
+      if (!in_client_ns && spec.client_mnt_ns >= 0) {
+        if (setns(spec.client_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(client mount namespace)", errno);
+        in_client_ns = true;
+      }
+      if (int err = CaptureClientSource(spec, b, trees, step)) return err;
+      continue;
+    }
+    if (in_client_ns) return Fail(step, "root: a zygote bind after a client's", EINVAL);
     int fd = OpenTree(b.source.c_str());
     if (fd < 0) return Fail(step, "open_tree(mount source)", errno);
     trees.Add(fd);
@@ -113,19 +232,23 @@ int Capture(const RootSpec& spec, Fds& trees, const char** step) {
     unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
     if (int err = SetAttr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs)) return Fail(step, "mount_setattr(mount source)", err);
   }
+  if (in_client_ns && setns(spec.own_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(zygote mount namespace)", errno);
   return 0;
 }
 
-// The captured trees moved onto mount points of their own kind under root, in order.
-int Attach(int root, const RootSpec& spec, Fds& trees, const char** step) {
-  for (size_t i = 0; i < spec.binds.size(); i++) {
-    const char* rel = spec.binds[i].target.c_str() + 1;
-    struct stat st;
-    if (fstat(trees[i], &st) < 0) return Fail(step, "fstat(mount source)", errno);
-    if (int err = MakeMountPoint(root, rel, S_ISDIR(st.st_mode))) return Fail(step, "make mount point", err);
-    if (int err = MoveMount(trees[i], root, rel)) return Fail(step, "move_mount", err);
-    close(trees[i]);
-    trees[i] = -1;
+namespace {
+
+// mkdir -p of rel's parent directories under dir: only in the fresh root tmpfs, before any
+// client mount is attached, so nothing there can be a symlink.
+int MakeParents(int dir, const char* rel) {
+  char path[PATH_MAX];
+  size_t len = strlen(rel);
+  if (len >= sizeof path) return ENAMETOOLONG;
+  memcpy(path, rel, len + 1);
+  for (char* p = path; (p = strchr(p, '/')) != nullptr; p++) {
+    *p = '\0';
+    if (mkdirat(dir, path, 0755) < 0 && errno != EEXIST) return errno;
+    *p = '/';
   }
   return 0;
 }
@@ -182,12 +305,14 @@ int CaptureTmpDirs(int root, const RootSpec& spec, std::vector<int>& out, const 
   return 0;
 }
 
-// ... put back on the child's own /tmp, read-only as they were.
-int RestoreTmpDirs(int root, const RootSpec& spec, std::vector<int>& trees, const char** step) {
+// ... put back on the child's own /tmp (creatable), read-only as they were.
+int RestoreTmpDirs(int root, const RootSpec& spec, std::vector<int>& trees, const Creatable& creatable, const char** step) {
   for (size_t i = 0; i < trees.size(); i++) {
-    const char* rel = spec.tmp_dirs[i].c_str() + 1;
-    if (int err = MakeMountPoint(root, rel, true)) return Fail(step, "make mount point", err);
-    if (int err = MoveMount(trees[i], root, rel)) return Fail(step, "move_mount(root under /tmp)", err);
+    int mp = OpenMountPoint(root, spec.tmp_dirs[i].c_str() + 1, true, creatable);
+    if (mp < 0) return Fail(step, "make mount point", -mp);
+    int err = syscall(SYS_move_mount, trees[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
+    close(mp);
+    if (err) return Fail(step, "move_mount(root under /tmp)", err);
     close(trees[i]);
     trees[i] = -1;
   }
@@ -228,13 +353,28 @@ int MakeSkeleton(int root, const std::vector<std::string>& dirs, const char** st
 }
 
 // The root tmpfs at the staging point, sized for the module copies; its fd in *root.
-int MountRootTmpfs(const RootSpec& spec, Fds& fds, int* root, const char** step) {
+int MountRootTmpfs(const RootSpec& spec, Trees& fds, int* root, const char** step) {
   char options[96];
   snprintf(options, sizeof options, "size=%llu,nr_inodes=%zu,mode=0755", (1ULL << 20) + spec.copy_bytes, 4096 + 2 * (spec.copies.size() + spec.links.size()));
   if (mount("tmpfs", kStaging, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0) return Fail(step, "mount root tmpfs", errno);
   *root = open(kStaging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*root < 0) return Fail(step, "open root", errno);
   fds.Add(*root);
+  return 0;
+}
+
+// Records where mount points may be made: the root tmpfs (root_fd, or -1) and a tmpfs at tmp_path.
+int AddCreatable(Creatable& creatable, int root_fd, const char* tmp_path, const char** step) {
+  if (root_fd >= 0) {
+    if (int err = creatable.Add(root_fd)) return Fail(step, "statx(root)", err);
+  }
+  if (tmp_path != nullptr) {
+    int fd = open(tmp_path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return Fail(step, "open /tmp", errno);
+    int err = creatable.Add(fd);
+    close(fd);
+    if (err) return Fail(step, "statx(/tmp)", err);
+  }
   return 0;
 }
 
@@ -251,22 +391,24 @@ int PivotInto(int root, const char** step) {
 
 }  // namespace
 
-int EnterRoot(const RootSpec& spec, const char** step) {
-  Fds trees;
-  if (int err = Capture(spec, trees, step)) return err;
+int EnterRoot(const RootSpec& spec, Trees& trees, const char** step) {
   int root = -1;
   if (int err = MountRootTmpfs(spec, trees, &root, step)) return err;
   if (int err = MakeSkeleton(root, {}, step)) return err;
   if (int err = PlaceCopies(root, spec, step)) return err;
-  if (int err = Attach(root, spec, trees, step)) return err;
-  // The child's own /tmp last: what lies under /tmp (a checkout there, or a spawn's mount) is
-  // lifted off first and put back on top of it.
+  Creatable on_root;
+  if (int err = AddCreatable(on_root, root, nullptr, step)) return err;
+  if (int err = Attach(root, spec, trees, on_root, step)) return err;
+  // The child's own /tmp last: what lies under /tmp by now (a checkout there, a spawn's mount)
+  // is lifted off first and put back on top of it.
   std::vector<int> under_tmp;
   int err = CaptureTmpDirs(root, spec, under_tmp, step);
   char path[64];
   snprintf(path, sizeof path, "%s/tmp", kStaging);
   if (!err) err = MountTmp(path, spec.tmp_bytes, step);
-  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, step);
+  Creatable on_tmp;
+  if (!err) err = AddCreatable(on_tmp, -1, path, step);
+  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, on_tmp, step);
   CloseAll(under_tmp);
   if (err) return err;
   snprintf(path, sizeof path, "%s/proc", kStaging);
@@ -300,13 +442,15 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
     int err = unshare(CLONE_NEWNS) < 0 ? errno : 0;
     if (!err && (err = PrivateMounts())) at = "private mounts";
     if (!err) {
-      Fds trees;
+      Trees trees;
+      Creatable creatable;
       int root = -1;
-      err = Capture(spec, trees, &at);
+      err = CaptureBinds(spec, trees, &at);
       if (!err) err = MountRootTmpfs(spec, trees, &root, &at);
       if (!err) err = MakeSkeleton(root, dirs, &at);
       if (!err) err = PlaceCopies(root, spec, &at);
-      if (!err) err = Attach(root, spec, trees, &at);
+      if (!err) err = AddCreatable(creatable, root, nullptr, &at);
+      if (!err) err = Attach(root, spec, trees, creatable, &at);
       if (!err) err = PivotInto(root, &at);
     }
     char report[64] = {};
@@ -355,26 +499,29 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
   return err ? -err : fd;
 }
 
-int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** step) {
-  // The spawn's own sources first, from the zygote's view of the host.
-  Fds trees;
-  if (int err = Capture(spec, trees, step)) return err;
+int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, const char** step) {
+  // The spawn's own sources were captured already, from the zygote's view of the host.
   // A private copy of the template: its root and binds are already in place, read-only.
   if (setns(template_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(root template)", errno);
   if (unshare(CLONE_NEWNS) < 0) return Fail(step, "unshare(CLONE_NEWNS)", errno);
   int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return Fail(step, "open root", errno);
   trees.Add(root);
+  // What the template holds under /tmp (a checkout there) is lifted off before the child's own
+  // /tmp hides it, and put back on top.
   std::vector<int> under_tmp;
   int err = CaptureTmpDirs(root, spec, under_tmp, step);
   if (!err) err = MountTmp("/tmp", spec.tmp_bytes, step);
-  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, step);
+  // Only the child's own /tmp takes new mount points: the template's root is read-only.
+  Creatable creatable;
+  if (!err) err = AddCreatable(creatable, -1, "/tmp", step);
+  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, creatable, step);
   CloseAll(under_tmp);
   if (err) return err;
   if (spec.proc) {
     if (int err = MountProc("/proc", step)) return err;
   }
-  if (int err = Attach(root, spec, trees, step)) return err;
+  if (int err = Attach(root, spec, trees, creatable, step)) return err;
   return chdir("/") < 0 ? Fail(step, "chdir(/)", errno) : 0;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -10,11 +11,16 @@ namespace zygote::sandbox {
 
 // One host path shown inside the new root (at target, an absolute path). Read-only unless
 // writable; device nodes keep their device semantics (and stay writable: /dev/null).
+// The zygote's own binds name their source by path; a client's mount by fd (source_fd), an
+// O_PATH fd the client opened itself: root never resolves a client's path.
 struct RootBind {
   std::string source;
   std::string target;
   bool writable = false;
   bool device = false;
+  int source_fd = -1;
+  // The spawn's mounts[index], for messages; -1 for the zygote's own binds.
+  int index = -1;
 };
 
 // A symlink made in the root: path -> target.
@@ -40,16 +46,44 @@ struct RootSpec {
   unsigned long long tmp_bytes = 0;
   // Mount a /proc of the child's own pid namespace (only its own processes, subset=pid).
   bool proc = false;
-  // Writable binds are handed to this owner first (the child's uid), so it can write there.
-  bool chown_writable = false;
-  uid_t owner_uid = 0;
-  gid_t owner_gid = 0;
+  // A user namespace mapping the client's uid and gid to the child's: every client mount is
+  // idmapped through it, so the child reads and writes there with the client's own rights
+  // (as owner where the client owns, as anyone else elsewhere), and nothing is chowned.
+  int idmap_userns = -1;
+  // The client's mount namespace, when it is not the zygote's (a client in a container of its
+  // own): its source fds name mounts of it, which open_tree copies only from inside it. The
+  // child enters it to copy them and nothing else, then returns to own_mnt_ns.
+  int client_mnt_ns = -1;
+  int own_mnt_ns = -1;
 };
 
-// In a fresh, private mount namespace, as real root: builds the root and pivots into it, so
-// nothing of the host's filesystem stays reachable but the binds. Returns 0 or an errno;
-// *step names the part that failed.
-int EnterRoot(const RootSpec& spec, const char** step);
+// The detached copies of a root's sources (open_tree), made before the child leaves the
+// zygote's mount namespace: a client's fd names a mount of that namespace, and open_tree refuses
+// a mount of any other (EINVAL). Closed when it goes.
+class Trees {
+ public:
+  static constexpr size_t kMax = 256;
+  ~Trees() {
+    for (size_t i = 0; i < n_; i++)
+      if (fds_[i] >= 0) close(fds_[i]);
+  }
+  void Add(int fd) { fds_[n_++] = fd; }
+  int& operator[](size_t i) { return fds_[i]; }
+
+ private:
+  int fds_[kMax + 1] = {};
+  size_t n_ = 0;
+};
+
+// Every source of spec captured as a detached, read-only (unless writable), nosuid, nodev
+// copy; a client's mount also idmapped and noexec when writable. Returns 0 or an errno, with
+// *step naming the part (and the spawn's mounts[i]) that failed.
+int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step);
+
+// In a fresh, private mount namespace, as real root: builds the root of the captured trees and
+// pivots into it, so nothing of the host's filesystem stays reachable but the binds. Returns 0
+// or an errno; *step names the part that failed.
+int EnterRoot(const RootSpec& spec, Trees& trees, const char** step);
 
 // Zygote side, once: builds the root of spec.binds (with empty /tmp and /proc, and dirs as
 // extra empty directories for per-spawn mount points) in the mount namespace of a short-lived
@@ -61,6 +95,6 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
 // its own /tmp (with the template's spec.tmp_dirs put back on it) and /proc, and spec.binds (the
 // spawn's own mounts) onto mount points that already exist in the template or lie under /tmp.
 // No host mount is ever in the child's namespace.
-int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** step);
+int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, const char** step);
 
 }  // namespace zygote::sandbox

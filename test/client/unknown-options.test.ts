@@ -33,7 +33,7 @@ const UNKNOWN: [string, () => unknown, string][] = [
   ['startZygote() sandbox', () => startZygote({ main, sandbox: { tmpbytes: 1 } } as never), 'Unknown option `sandbox.tmpbytes` in startZygote(); known: uid, gid, uidRange, rlimits, tmpBytes, readOnlyPaths, network'],
   ['startZygote() sandbox.rlimits', () => startZygote({ main, sandbox: { rlimits: { nofiles: 9 } } } as never), 'Unknown option `sandbox.rlimits.nofiles` in startZygote(); known: nofile, fsize'],
   ['startZygote() sandbox.uidRange', () => startZygote({ main, sandbox: { uidRange: { start: 1e5, count: 10, step: 2 } } } as never), 'Unknown option `sandbox.uidRange.step` in startZygote(); known: start, count'],
-  ['startZygote() sandbox.network', () => startZygote({ main, sandbox: { network: { subnet: '10.9.0.0/16', allowed: [] } } } as never), 'Unknown option `sandbox.network.allowed` in startZygote(); known: subnet, allow'],
+  ['startZygote() sandbox.network', () => startZygote({ main, sandbox: { network: { subnet: '10.9.0.0/16', allowed: [] } } } as never), 'Unknown option `sandbox.network.allowed` in startZygote(); known: subnet, allow, clientAllow'],
   ['connect()', () => connect('/nonexistent.sock', { timeout: 5 } as never), 'Unknown option `timeout` in connect(); known: timeoutMs, spawnTimeoutMs, limits'],
   ['connect() limits', () => connect('/nonexistent.sock', { limits: { pid: 20 } } as never), `Unknown option \`limits.pid\` in connect(); known: ${LIMITS}`],
   ['spawn() limitz', () => z.spawn({ limitz: { memoryBytes: 1 } } as never), 'Unknown option `limitz` in spawn(); known: args, name, signal, mounts, network, sandbox, limits'],

@@ -14,6 +14,7 @@ import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
+import { asClient, scratchPackage } from '../helpers/deputy.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
 import { describeNeeds, networkTestbed } from '../helpers/host.js';
 
@@ -93,7 +94,17 @@ async function serve(name: string, argv: string[], sock: string): Promise<Served
   cp.stdin!.end();
   await waitFor(() => existsSync(sock) || cp.exitCode !== null, 20_000, `zygote ${name} to listen on ${sock}`);
   if (!existsSync(sock)) throw new Error(`zygote ${name} exited ${cp.exitCode}: ${stderr()}`);
-  const z = await connect(sock);
+  // The file is there from bind(2); until listen(2) a connect is refused: retry, bounded.
+  let z: Zygote | null = null;
+  const deadline = Date.now() + 10_000;
+  while (!z) {
+    try {
+      z = await connect(sock);
+    } catch (err) {
+      if (Date.now() > deadline || !/ECONNREFUSED/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   return { z, cp, table: `zygote_${z.pid}`, stderr };
 }
 
@@ -106,7 +117,7 @@ const NO_CGROUP_POLICY = { defaults: { ...builtinLimitPolicy().defaults, memoryB
 const NO_CGROUP_FLAGS = ['--default-memory', 'none', '--default-pids', 'none'];
 
 /** A zygote started from a config of the test's own (it may allow failure injection). */
-function serveConfig(name: string, network: { subnet: string; allow?: string[] }): Promise<Served> {
+function serveConfig(name: string, network: { subnet: string; allow?: string[]; clientAllow?: string[] }): Promise<Served> {
   const sock = join(dir, `${name}.sock`);
   const config: ZygoteConfig = {
     main: MAIN.href,
@@ -184,6 +195,10 @@ function expectRejected(r: ProbeResult, codes: string[] = ['EHOSTUNREACH']): voi
 let net: Served;
 let allowing: Served;
 let control: Served;
+/** The CLI with --allow-uid CLIENT_UID --network-client-allow 0.0.0.0/0, and the scratch package its client runs from. */
+let clients: Served;
+let deputy: { scratch: string; pkg: string; socket: string };
+const CLIENT_UID = 23456;
 /** ip netns, veth and nftables, tried for real: without them every test here is skipped, saying why. */
 const testbed = networkTestbed();
 
@@ -206,7 +221,8 @@ beforeAll(async () => {
   await startListener(UP, [`0.0.0.0:${UP_PORT}`, `0.0.0.0:${UP_PORT_2}`]);
   await startListener(HOST, [`[::]:${HOST_PORT}`]);
 
-  net = await serveConfig('net', { subnet: '10.201.0.0/16' });
+  // Its clients (this test, as root) may open destinations in 10.99.0.0/24 of their own.
+  net = await serveConfig('net', { subnet: '10.201.0.0/16', clientAllow: ['10.99.0.0/24'] });
   control = await serveConfig('control', { subnet: '10.203.0.0/16' });
   // Through the CLI's flags: a zygote-wide allow-list opening two forbidden targets.
   const sock = join(dir, 'allowing.sock');
@@ -215,10 +231,19 @@ beforeAll(async () => {
     [process.execPath, CLI, 'serve', '--quiet', '--socket', sock, '--main', MAIN.pathname, '--network-subnet', '10.202.0.0/16', '--network-allow', `${METADATA}:${UP_PORT}`, '--network-allow', `${PRIVATE}:${UP_PORT}`, ...NO_CGROUP_FLAGS],
     sock,
   );
+  // Through the CLI's flags, for a client running as an unprivileged uid: clients may choose
+  // destinations anywhere (0.0.0.0/0), which still never includes what no client may open.
+  const { scratch, pkg } = scratchPackage('zt-net-');
+  deputy = { scratch, pkg, socket: join(scratch, 'clients.sock') };
+  clients = await serve(
+    'clients',
+    [process.execPath, CLI, 'serve', '--quiet', '--socket', deputy.socket, '--main', MAIN.pathname, '--allow-uid', '0', '--allow-uid', String(CLIENT_UID), '--network-subnet', '10.204.0.0/16', '--network-client-allow', '0.0.0.0/0', ...NO_CGROUP_FLAGS],
+    deputy.socket,
+  );
 }, 60_000);
 
 afterAll(async () => {
-  for (const s of [net, allowing, control]) await s?.z.close().catch(() => {});
+  for (const s of [net, allowing, control, clients]) await s?.z.close().catch(() => {});
   for (const cp of processes) if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
   for (const ns of [HOST, UP]) {
     try {
@@ -228,6 +253,7 @@ afterAll(async () => {
     }
   }
   rmSync(dir, { recursive: true, force: true });
+  if (deputy) rmSync(deputy.scratch, { recursive: true, force: true });
 });
 
 describeNeeds(testbed, 'a networked child', () => {
@@ -348,6 +374,45 @@ describeNeeds(testbed, 'a networked child', () => {
   });
 });
 
+describeNeeds(testbed, "a served client's own allow entries", () => {
+  it('are refused where the operator let clients choose no destination (no --network-client-allow)', async () => {
+    const err = await allowing.z.spawn({ args: ['probe'], network: { allow: [`${PRIVATE}:${UP_PORT}`] } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpawnError);
+    expect((err as Error).message).toContain('network.allow: this zygote does not let its clients choose destinations');
+  });
+
+  it("lie inside the operator's ranges: a private address outside them is refused", async () => {
+    const err = await net.z.spawn({ args: ['probe'], network: { allow: ['192.168.1.0/24:80'] } }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain('network.allow[0] 192.168.1.0/24:80 lies outside the ranges this zygote lets clients open (10.99.0.0/24)');
+  });
+
+  it('never reach the metadata address, loopback or the children\'s subnet, even where the operator allows everything: refused to a client running as an unprivileged uid', async () => {
+    const spawnAllowing = (entry: string, host: string, port: number) => ({ kind: 'spawn', args: ['connect', host, port], mounts: [], network: { allow: [entry] } });
+    const run = await asClient(deputy.pkg, CLIENT_UID, deputy.socket, [
+      spawnAllowing(`${METADATA}:${UP_PORT}`, METADATA, UP_PORT),
+      spawnAllowing('169.254.0.0/16:80', METADATA, 80),
+      spawnAllowing(`127.0.0.1:${HOST_PORT}`, '127.0.0.1', HOST_PORT),
+      spawnAllowing('10.204.0.0/16:80', '10.204.0.6', 80),
+      spawnAllowing('0.0.0.0/0:80', PUBLIC, 80),
+    ]);
+    expect(run.uid).toBe(CLIENT_UID);
+    const reaches = ['169.254.0.0/16', '169.254.0.0/16', '127.0.0.0/8', '10.204.0.0/16', '0.0.0.0/8'];
+    for (const [i, range] of reaches.entries()) {
+      expect(run.results[i]).toMatchObject({ ok: false, name: 'SpawnPolicyError', code: 'ERR_ZYGOTE_SPAWN_POLICY', step: 'sandbox policy' });
+      expect(run.results[i].message).toContain(`reaches ${range}, which no client may open`);
+    }
+  });
+
+  it('positive control: the same client opens a private address the operator let it, and reaches it on that port only', async () => {
+    const run = await asClient(deputy.pkg, CLIENT_UID, deputy.socket, [
+      { kind: 'spawn', args: ['connect', PRIVATE, UP_PORT], mounts: [], network: { allow: [`${PRIVATE}:${UP_PORT}`] } },
+      { kind: 'spawn', args: ['connect', PRIVATE, UP_PORT_2], mounts: [], network: { allow: [`${PRIVATE}:${UP_PORT}`] } },
+    ]);
+    expect(run.results[0]).toMatchObject({ ok: true, out: { ok: true }, code: 0 });
+    expect(run.results[1]).toMatchObject({ ok: true, out: { ok: false, code: 'EHOSTUNREACH' }, code: 0 });
+  });
+});
+
 describeNeeds(testbed, 'refusals and fail-closed setup', () => {
   it('a zygote started without sandbox.network refuses a networked spawn with a SpawnError', async () => {
     const z = await startZygote({ main: MAIN });
@@ -428,12 +493,14 @@ describeNeeds(testbed, 'refusals and fail-closed setup', () => {
 
 describeNeeds(testbed, 'the nftables table', () => {
   it('is one table per zygote, named with its pid, and goes when the zygote stops', async () => {
-    expect(tables()).toEqual(expect.arrayContaining([`table inet ${net.table}`, `table inet ${allowing.table}`, `table inet ${control.table}`]));
+    expect(tables()).toEqual(expect.arrayContaining([`table inet ${net.table}`, `table inet ${allowing.table}`, `table inet ${clients.table}`, `table inet ${control.table}`]));
     expect(inHost('cat', '/proc/sys/net/ipv4/ip_forward').trim()).toBe('1');
     expect(await stop(net)).toBe(0);
     expect(await stop(allowing)).toBe(0);
+    expect(await stop(clients)).toBe(0);
     expect(tables()).not.toContain(`table inet ${net.table}`);
     expect(tables()).not.toContain(`table inet ${allowing.table}`);
+    expect(tables()).not.toContain(`table inet ${clients.table}`);
     expect(tables()).toContain(`table inet ${control.table}`);
   });
 

@@ -286,6 +286,35 @@ describe('a served zygote attacked with bad frames', () => {
     await expectZygoteStillServes();
   });
 
+  it('attack: a spawn frame whose fds do not match its mounts, one per mount, gets a fault, and the zygote keeps none of them', async () => {
+    const fd = await rawClient();
+    const [readEnd, writeEnd] = native.pipe().map(track);
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }), [writeEnd]);
+    const text = await expectFaultThenEof(fd, 'a spawn frame with 0 mounts carries 1 fds (one per mount)');
+    await expectLoggedBadFrame(text);
+    closeFd(writeEnd);
+    const revents = new Int16Array(1);
+    const hungUp = await waitFor(() => {
+      native.poll(Int32Array.from([readEnd]), Int16Array.from([POLLIN]), revents, 0);
+      return (revents[0] & POLLHUP) !== 0;
+    });
+    expect(hungUp, 'the zygote closed the fd it was sent').toBe(true);
+    await expectZygoteStillServes();
+  });
+
+  it('attack: a mount whose fd is not O_PATH (an open file, whose close could wait on its filesystem) gets spawnFailed, and the connection stays usable', async () => {
+    const fd = await rawClient();
+    const file = track(native.openDirectory('/var/tmp'));
+    const mounts = [{ source: '/var/tmp', target: '/tmp/x', writable: false }];
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 51, argsJson: '["exit-code", 0]', name: '', sandbox: { skip: [], mounts }, limits: {} }), [file]);
+    const failed = await nextMessage(fd);
+    expect(failed.msg).toMatchObject({ kind: 'spawnFailed', id: 51, step: 'sandbox policy', message: 'mounts[0] (/var/tmp): its source fd was not opened with O_PATH' });
+    closeFd(file);
+    send(fd, encodeClientMessage({ kind: 'spawn', id: 52, argsJson: '["exit-code", 0]', name: '', sandbox: { skip: [] }, limits: {} }));
+    expect((await nextMessage(fd)).msg).toMatchObject({ kind: 'spawned', id: 52 });
+    closeFd(fd);
+  });
+
   it.each([
     ['a JSON object', '{"a":1}'],
     ['a JSON string', '"echo-args"'],

@@ -1,12 +1,15 @@
 // `zygote serve` end to end: the socket, peer checks, logs, shutdown, and connect().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, ZygoteStartError } from '../../dist/client/index.js';
 import { native } from '../../dist/native/index.js';
+import { binary, itNeeds } from '../helpers/host.js';
 import { CLI, collect, ECHO_MAIN, isAlive, ROOT, waitFor } from '../helpers/index.js';
+
+const DEPUTY_MAIN = new URL('../fixtures/deputy-main.mjs', import.meta.url).pathname;
 
 interface Served {
   proc: ChildProcess;
@@ -93,6 +96,31 @@ describe('zygote serve', () => {
     await z.close();
   });
 
+  it('holds at most 64 connections of one uid: the next is closed at once, and the zygote serves on', async () => {
+    const s = await serve();
+    const held: number[] = [];
+    try {
+      // The backlog keeps their order: the zygote accepts these 64 before the next.
+      for (let i = 0; i < 64; i++) held.push(native.connectUnix(s.socket));
+      const err = await connect(s.socket, { timeoutMs: 5000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ZygoteStartError);
+      expect(s.stderr()).toContain('refused connection from uid 0');
+      expect(s.stderr()).toContain('it has 64 connections already');
+    } finally {
+      for (const fd of held.splice(0)) native.close(fd);
+    }
+    // Positive control: once those are gone (the zygote sees them hang up), it is served again.
+    let z = null;
+    for (let i = 0; i < 50 && !z; i++) {
+      z = await connect(s.socket, { timeoutMs: 5000 }).catch(() => null);
+      if (!z) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(z).not.toBe(null);
+    const child = await z!.spawn({ args: ['exit', 0] });
+    expect((await child.exited).code).toBe(0);
+    await z!.close();
+  });
+
   it('stops on SIGTERM: kills and reaps its children, removes the socket, exits 0', async () => {
     const s = await serve();
     const z = await connect(s.socket);
@@ -106,7 +134,7 @@ describe('zygote serve', () => {
     await z.close();
   });
 
-  it('replaces a stale socket file left by a crashed server', async () => {
+  it('positive control: replaces a stale socket of its own uid left by a crashed server', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'zygote-stale-'));
     dirs.push(dir);
     const path = join(dir, 'z.sock');
@@ -118,11 +146,54 @@ describe('zygote serve', () => {
     await z.close();
   });
 
+  it('refuses to start where --socket names a regular file (a typo), and leaves the file as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-typo-'));
+    dirs.push(dir);
+    const path = join(dir, 'important.txt');
+    writeFileSync(path, 'not a socket');
+    const s = await serve([], { socket: path, expectExit: true });
+    expect((await s.exit).code).toBe(1);
+    expect(s.stderr()).toContain(`--socket ${path} exists and is not a socket (it is a regular file): refusing to replace it; remove it or choose another path`);
+    expect(readFileSync(path, 'utf8')).toBe('not a socket');
+  });
+
+  it("refuses to replace a stale socket that is not its own uid's, and leaves it there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-foreign-'));
+    dirs.push(dir);
+    const path = join(dir, 'z.sock');
+    native.close(native.listenUnix(path, 1)); // abandoned: nobody listens
+    chownSync(path, 4242, 4242);
+    const s = await serve([], { socket: path, expectExit: true });
+    expect((await s.exit).code).toBe(1);
+    expect(s.stderr()).toContain(`--socket ${path} is a socket owned by uid 4242, not by this server's uid 0: refusing to replace it`);
+    expect(lstatSync(path).isSocket()).toBe(true);
+  });
+
   it('refuses to start on a socket another zygote is serving', async () => {
     const first = await serve();
     const second = await serve([], { socket: first.socket, expectExit: true });
     expect((await second.exit).code).toBe(1);
     expect(second.stderr()).toContain(`another zygote is already serving on ${first.socket}`);
+  });
+
+  itNeeds(binary('unshare', 'util-linux'), "copies a client's mounts from the client's own mount namespace when the zygote runs in another (a sidecar, ip netns exec)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-mntns-'));
+    dirs.push(dir);
+    const socket = join(dir, 'z.sock');
+    const src = mkdtempSync('/var/tmp/zygote-mntns-src-');
+    dirs.push(src);
+    writeFileSync(join(src, 'hello'), 'from the client');
+    const proc = spawn('unshare', ['--mount', '--propagation', 'private', process.execPath, CLI, 'serve', '--socket', socket, '--main', DEPUTY_MAIN], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT });
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    running.push({ proc, socket, stderr: () => err, exit });
+    await waitFor(() => err.includes(`listening on ${socket} `) || proc.exitCode !== null, 15_000, 'the server to listen');
+    expect(statSync(`/proc/${proc.pid}/ns/mnt`).ino).not.toBe(statSync('/proc/self/ns/mnt').ino);
+    const z = await connect(socket);
+    const child = await z.spawn({ args: ['read', '/tmp/in/hello'], mounts: [{ source: src, target: '/tmp/in' }] });
+    expect(JSON.parse(await collect(child.stdout))).toEqual({ ok: true, text: 'from the client' });
+    await z.close();
   });
 
   it('explains its usage', async () => {

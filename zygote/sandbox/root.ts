@@ -5,7 +5,6 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeRootBind } from '../../native/index.js';
-import type { Mount } from '../../protocol/spawn.js';
 import { packageJsonsOf, packageName } from './loaded-modules.js';
 
 /** What a step may always touch beside its binds: a Node child needs no other device. */
@@ -125,11 +124,20 @@ export function tmpDirsOf(paths: Iterable<string>): string[] {
   return [...out].sort();
 }
 
+/** A spawn's mount as the zygote has it: the client's O_PATH fd of the source, and the path it named (for messages only). */
+export interface FdMount {
+  source: string;
+  target: string;
+  writable: boolean;
+  fd: number;
+}
+
 /**
  * The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount.
- * A mount may not cover any of the module files copied into the root (copies).
+ * A mount's source is the client's fd: nothing here looks at the client's path or files. A mount
+ * may not cover any of the module files copied into the root (copies).
  */
-export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mount[], copies: readonly string[] = []): NativeRootBind[] {
+export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdMount[], copies: readonly string[] = []): NativeRootBind[] {
   if (mounts.length > MAX_MOUNTS) throw new TypeError(`at most ${MAX_MOUNTS} mounts per spawn, got ${mounts.length}`);
   const out = [...base];
   for (const [i, m] of mounts.entries()) {
@@ -141,26 +149,19 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mou
     if ([...RESERVED, '/tmp'].some((r) => within(r, target)) || RESERVED.some((r) => within(target, r))) {
       throw new TypeError(`${what}.target ${target} overlaps /proc, /dev or /tmp, which the sandbox makes itself`);
     }
-    let source: string;
-    try {
-      source = realpathSync(m.source);
-    } catch (err) {
-      throw new TypeError(`${what}.source ${m.source} cannot be used: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const st = statSync(source);
-    if (!st.isDirectory() && !st.isFile()) throw new TypeError(`${what}.source ${source} must be a directory or a regular file`);
+    if (!Number.isInteger(m.fd) || m.fd < 3) throw new TypeError(`${what} has no source fd`);
     const hidden = copies.find((c) => within(c, target));
     if (hidden) throw new TypeError(`${what}.target ${target} would hide ${hidden}, a module the zygote loaded`);
     for (const b of out) {
       if (within(b.target, target)) throw new TypeError(`${what}.target ${target} overlaps ${b.target}, already in the child's root`);
-      // Inside a read-only bind only onto what is already there (the bind cannot grow a
-      // mount point).
-      if (within(target, b.target) && !existsAs(b.source + target.slice(b.target.length), st.isDirectory())) {
-        throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where no ${st.isDirectory() ? 'directory' : 'file'} of that name exists to mount onto`);
+      // Inside one of the zygote's own (read-only) binds only onto what is already there: the
+      // bind cannot grow a mount point.
+      // Inside an earlier client mount the child checks, on the fd: its files are the client's.
+      if (b.fd === undefined && within(target, b.target) && !existsSync(b.source + target.slice(b.target.length))) {
+        throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where nothing of that name exists to mount onto`);
       }
     }
-    if (m.writable !== undefined && typeof m.writable !== 'boolean') throw new TypeError(`${what}.writable must be a boolean`);
-    out.push({ source, target, writable: m.writable === true });
+    out.push({ source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
   }
   return out;
 }
@@ -192,15 +193,6 @@ function dedupe(binds: NativeRootBind[]): NativeRootBind[] {
     out.push(b);
   }
   return out;
-}
-
-function existsAs(path: string, dir: boolean): boolean {
-  try {
-    const st = statSync(path);
-    return dir ? st.isDirectory() : st.isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** path is dir or lies under it. */

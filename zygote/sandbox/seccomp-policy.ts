@@ -26,15 +26,15 @@ const ALLOW = [
   'pkey_alloc', 'pkey_free', 'pkey_mprotect',
   // files and fds (what a path may reach is the mount namespace's business, not seccomp's)
   'read', 'write', 'readv', 'writev', 'pread64', 'pwrite64', 'preadv', 'pwritev', 'preadv2', 'pwritev2',
-  'open', 'openat', 'close', 'close_range', 'lseek', 'dup', 'dup2', 'dup3', 'fcntl', 'flock', 'fsync', 'fdatasync',
+  'close', 'close_range', 'lseek', 'dup', 'dup2', 'dup3', 'fcntl', 'flock', 'fsync', 'fdatasync',
   'ftruncate', 'truncate', 'fallocate', 'fadvise64', 'readahead', 'sendfile', 'copy_file_range', 'splice', 'tee',
   'stat', 'fstat', 'lstat', 'newfstatat', 'statx', 'statfs', 'fstatfs', 'access', 'faccessat', 'faccessat2',
-  'getdents64', 'getcwd', 'chdir', 'fchdir', 'readlink', 'readlinkat', 'mkdir', 'mkdirat', 'rmdir',
+  'getdents64', 'getcwd', 'chdir', 'fchdir', 'readlink', 'readlinkat', 'rmdir',
   'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'link', 'linkat', 'symlink', 'symlinkat',
   // Not memfd_create: a memfd is writable and executable on every kernel (vm.memfd_noexec and
   // MFD_NOEXEC_SEAL stop execve, not an mmap with PROT_EXEC, so a dlopen of /proc/self/fd/N would
   // load native code the step wrote). Node itself never makes one.
-  'chmod', 'fchmod', 'fchmodat', 'utimensat', 'umask', 'pipe', 'pipe2',
+  'utimensat', 'umask', 'pipe', 'pipe2',
   'inotify_init1', 'inotify_add_watch', 'inotify_rm_watch',
   // event loop
   'epoll_create', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'poll', 'ppoll',
@@ -80,6 +80,15 @@ const AF_UNIX = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const LOW32 = 0xffffffff;
+/**
+ * S_ISUID | S_ISGID. A step writes a client's directory through a mount idmapped to the
+ * client's uid (zygote/sandbox/idmaps.ts): a file it makes there is the client's on the host,
+ * root's for a root client. The mount is nosuid, but the file is not: a setuid bit on it would
+ * make a set-user-ID binary of the client's (root's) wherever else it is reachable. Every call
+ * that sets a mode is allowed only without these bits (the mode's argument index by syscall).
+ */
+const SET_ID_BITS = 0o6000;
+const MODE_ARG = { open: 2, openat: 3, mkdir: 1, mkdirat: 2, chmod: 1, fchmod: 1, fchmodat: 2 };
 /** ioctls Node and libuv use on their own fds: isatty, (non)blocking, close-on-exec, bytes readable, window size. */
 const IOCTLS = { TCGETS: 0x5401, TIOCGWINSZ: 0x5413, FIONREAD: 0x541b, FIONBIO: 0x5421, FIONCLEX: 0x5450, FIOCLEX: 0x5451 };
 /** prctl options a Node child uses; notably not PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_CAP_*, PR_SET_SECUREBITS. */
@@ -100,6 +109,11 @@ export function seccompRules(): SeccompRule[] {
     rules.push({ name: 'socket', action: 'allow', args: [{ index: 0, op: 'eq', value: family }] });
   }
   rules.push({ name: 'socketpair', action: 'allow', args: [{ index: 0, op: 'eq', value: AF_UNIX }] });
+  // Modes without set-user-ID or set-group-ID bits only (SET_ID_BITS); fchmodat2, creat and
+  // mknod are not allowed at all.
+  for (const [name, index] of Object.entries(MODE_ARG)) {
+    rules.push({ name, action: 'allow', args: [{ index, op: 'masked_eq', mask: SET_ID_BITS, value: 0 }] });
+  }
   // ioctl's request is an int: compare its low 32 bits only, or a caller could set high
   // bits to slip past an equality check that the kernel then ignores (TIOCSTI | 1 << 32).
   for (const request of Object.values(IOCTLS)) {
