@@ -188,8 +188,11 @@ class Prober {
 /** A denial that fails at once (an ICMP "administratively prohibited" from the host). */
 function expectRejected(r: ProbeResult, codes: string[] = ['EHOSTUNREACH']): void {
   expect(r.ok, JSON.stringify(r)).toBe(false);
+  // EHOSTUNREACH is the ICMP admin-prohibited answer: a refusal, not a packet dropped into a
+  // timeout (which would take the kernel's SYN retries, minutes). The time only backs that up,
+  // with room for a loaded machine (1.2 s was seen once under load).
   expect(codes, JSON.stringify(r)).toContain(r.code);
-  expect(r.ms, JSON.stringify(r)).toBeLessThan(1000);
+  expect(r.ms, JSON.stringify(r)).toBeLessThan(5000);
 }
 
 let net: Served;
