@@ -10,6 +10,7 @@ export default defineConfig({
       'test/guest/**/*.guest.test.ts',
       'test/sandbox/cgroup-limits.test.ts',
       'test/client/lifecycle.test.ts',
+      'test/zygote/fork-failure.test.ts',
     ],
     pool: 'forks',
     // Under TCG everything is 10-20 times slower than on the host.
