@@ -11,6 +11,9 @@ export default defineConfig({
       'test/sandbox/cgroup-limits.test.ts',
       'test/client/lifecycle.test.ts',
       'test/zygote/fork-failure.test.ts',
+      'test/zygote/doctor.test.ts',
+      'test/sandbox/attacks-processes.test.ts',
+      'test/sandbox/attacks-syscalls.test.ts',
     ],
     pool: 'forks',
     // Under TCG everything is 10-20 times slower than on the host.

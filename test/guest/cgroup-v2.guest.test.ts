@@ -13,6 +13,8 @@ import { cgroupV2, describeNeeds } from '../helpers/host.js';
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
 const HOG = fileURLToPath(new URL('../fixtures/steps/hog.mjs', import.meta.url));
 const MiB = 2 ** 20;
+/** Under emulation a zygote that preloads apache-arrow takes tens of seconds to warm up. */
+const STARTUP = { startupTimeoutMs: 120_000, spawnTimeoutMs: 60_000 };
 
 /** pid's cgroup v2 path ("0::/a/b" in /proc/PID/cgroup). */
 function cgroupOf(pid: number): string {
@@ -27,7 +29,7 @@ describeNeeds(cgroupV2(), 'on cgroup v2 alone', () => {
   let z: Zygote;
   let steps: Zygote;
   beforeAll(async () => {
-    [z, steps] = await Promise.all([startZygote({ main: ECHO_MAIN }), startZygote({ main: stepRunner, preload: ['apache-arrow'] })]);
+    [z, steps] = await Promise.all([startZygote({ main: ECHO_MAIN, ...STARTUP }), startZygote({ main: stepRunner, preload: ['apache-arrow'], ...STARTUP })]);
   });
   afterAll(async () => {
     await Promise.all([z?.close(), steps?.close()]);
