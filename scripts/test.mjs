@@ -89,7 +89,8 @@ async function guestSuite(args) {
   }
   console.log(`== cgroup v2 guest: ${g.outcome} after ${(g.ms / 1000).toFixed(0)} s ==`);
   if (!g.report) {
-    console.log(`cgroup v2 guest FAILED: ${g.failure}. The console's last lines (all of it in ${g.consoleFile}):\n${g.consoleTail}`);
+    const tail = g.consoleTail.trim() || '(empty: the guest printed nothing; with loglevel=4 the kernel is quiet until a warning)';
+    console.log(`cgroup v2 guest FAILED: ${g.failure}. The console's last lines (all of it in ${g.consoleFile}):\n${tail}`);
     return { passed: 0, failed: 1, skipped: [] };
   }
   rmSync(g.resultsDir, { recursive: true, force: true });
