@@ -55,7 +55,7 @@ async function writeFile(path: string, bytes: number): Promise<number> {
   return rows;
 }
 
-const CLIENT = JSON.stringify(new URL('../client/index.js', import.meta.url).href);
+const CLIENT = JSON.stringify(import.meta.resolve('zygote'));
 
 /** The child: open the file the given way, read the first row, report time and memory. */
 function childScript(how: string, dir: string, name: string): string {

@@ -2,8 +2,8 @@
 // (a sandboxed zygote, say) only has to say how to start up, launch a step and shut down.
 import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { SANDBOX_LAYERS, startZygote, type Limits, type SandboxRequest, type Zygote } from '../client/index.js';
-import { encodeColdJob } from '../zygote/cold.js';
+import { SANDBOX_LAYERS, startZygote, type Limits, type SpawnSandboxOptions, type Zygote } from 'zygote';
+import { encodeColdJob } from 'zygote/cold';
 import { COLD_RUNNER, fixtureUrl } from './lib/paths.js';
 
 /** The bench main's modes: 'exit' writes a byte and returns; 'hold' then waits for stdin EOF. */
@@ -45,37 +45,45 @@ export const BENCH_CONFIG: VariantConfig = {
   env: {},
 };
 
+/** Opting out of the default memory and pids limits: no cgroup per child. */
+export const NO_CGROUP_LIMITS: Limits = { memoryBytes: null, pids: null };
+
 /**
  * The variants the bench runs, alternating. 'cold' is the reference the ratios divide by;
  * the unsandboxed fork is there so the sandbox's own cost is a measured difference.
  */
 export const VARIANTS: readonly Variant[] = [
+  // What a spawn gets by default: the full sandbox and the default limits (a memory + pids cgroup).
   zygoteVariant('zygote', BENCH_CONFIG),
-  // Per-layer costs: the full sandbox without one layer each (the difference is that layer's
-  // cost), without any namespace, and with a cgroup per child.
-  zygoteVariant('zygote-no-pid-ns', BENCH_CONFIG, { dangerouslySkip: ['pid-namespace'] }),
-  zygoteVariant('zygote-no-root', BENCH_CONFIG, { dangerouslySkip: ['mount-namespace'] }),
-  zygoteVariant('zygote-no-user-ns', BENCH_CONFIG, { dangerouslySkip: ['user-namespace'] }),
-  zygoteVariant('zygote-no-landlock', BENCH_CONFIG, { dangerouslySkip: ['landlock'] }),
-  zygoteVariant('zygote-no-namespaces', BENCH_CONFIG, {
-    dangerouslySkip: ['pid-namespace', 'cgroup-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace', 'user-namespace'],
-  }),
-  zygoteVariant('zygote+cgroup', BENCH_CONFIG, undefined, { memoryBytes: 512 << 20, pids: 64 }),
+  // The same without a cgroup (memory and pids limits lifted): the difference is the cgroup's cost.
+  zygoteVariant('zygote-no-cgroup', BENCH_CONFIG, undefined, NO_CGROUP_LIMITS),
+  // Per-layer costs, against zygote-no-cgroup: the full sandbox without one layer each (the
+  // difference is that layer's cost), and without any namespace.
+  zygoteVariant('zygote-no-pid-ns', BENCH_CONFIG, { dangerouslySkip: ['pid-namespace'] }, NO_CGROUP_LIMITS),
+  zygoteVariant('zygote-no-root', BENCH_CONFIG, { dangerouslySkip: ['mount-namespace'] }, NO_CGROUP_LIMITS),
+  zygoteVariant('zygote-no-user-ns', BENCH_CONFIG, { dangerouslySkip: ['user-namespace'] }, NO_CGROUP_LIMITS),
+  zygoteVariant('zygote-no-landlock', BENCH_CONFIG, { dangerouslySkip: ['landlock'] }, NO_CGROUP_LIMITS),
+  zygoteVariant(
+    'zygote-no-namespaces',
+    BENCH_CONFIG,
+    { dangerouslySkip: ['pid-namespace', 'cgroup-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'mount-namespace', 'user-namespace'] },
+    NO_CGROUP_LIMITS,
+  ),
   // Every layer but close-fds, which is the core's fd hygiene (issue 2), not sandboxing: a
-  // child that kept the zygote's fds would even hold the write end of its own stdin.
-  zygoteVariant('zygote-unsandboxed', BENCH_CONFIG, { dangerouslySkip: SANDBOX_LAYERS.filter((l) => l !== 'close-fds') }),
+  // child that kept the zygote's fds would even hold the write end of its own stdin. No cgroup.
+  zygoteVariant('zygote-unsandboxed', BENCH_CONFIG, { dangerouslySkip: SANDBOX_LAYERS.filter((l) => l !== 'close-fds') }, NO_CGROUP_LIMITS),
   coldVariant('cold', BENCH_CONFIG),
 ];
 
 export const REFERENCE_VARIANT = 'cold';
 
 /** Fork from a warm zygote that preloaded the modules and imported main; sandboxed unless `sandbox` skips layers. */
-export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SandboxRequest, limits?: Limits): Variant {
+export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnSandboxOptions, limits?: Limits): Variant {
   const skipped = sandbox?.dangerouslySkip ?? [];
   const what = skipped.length === 0 ? 'full sandbox' : skipped.length >= SANDBOX_LAYERS.length - 1 ? 'no sandbox' : `sandbox without ${skipped.join(', ')}`;
   return {
     name,
-    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}${limits ? ', a memory+pids cgroup per child' : ''}`,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}, ${limits?.memoryBytes === null && limits?.pids === null ? 'no memory or pids limit (no cgroup)' : 'the default limits (a memory+pids cgroup per child)'}`,
     async start() {
       const z: Zygote = await startZygote({
         main: cfg.main,

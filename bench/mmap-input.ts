@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import { makeVector, RecordBatch, RecordBatchFileWriter, Table } from 'apache-arrow';
-import { runStep, startZygote, stepRunner } from '../client/index.js';
+import { runStep, startZygote, stepRunner } from 'zygote';
 import { fixtureUrl } from './lib/paths.js';
 
 const STEP = fileURLToPath(fixtureUrl('steps/first-row.mjs'));

@@ -1,6 +1,6 @@
 // Running one stress child to its end and classifying it: ok, hung, crashed, wrong output, or
 // not spawned at all.
-import type { Zygote } from '../client/index.js';
+import type { Zygote } from 'zygote';
 import { readAll, TimeoutError, within } from './lib/waits.js';
 
 export type Outcome = 'ok' | 'hung' | 'crashed' | 'wrong' | 'spawnFailed';

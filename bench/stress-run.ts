@@ -1,6 +1,6 @@
 // The stress run: thousands of GC- and Arrow-heavy children forked one after another, then
 // concurrently, each checked; plus the zygote's fds, RSS and zombies before and after.
-import { startZygote, type Zygote } from '../client/index.js';
+import { startZygote, type Zygote } from 'zygote';
 import { countFds, readRssBytes, zombieChildren } from './lib/procfs.js';
 import { summarize, type Summary } from './lib/stats.js';
 import { fixtureUrl } from './lib/paths.js';

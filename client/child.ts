@@ -4,7 +4,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native/index.js';
 import { OutputLimit } from './output-limit.js';
-import type { Limits } from './options.js';
+import type { GrantedLimits } from '../protocol/limits.js';
 import { signalName } from '../protocol/signals.js';
 
 export interface ExitStatus {
@@ -42,6 +42,15 @@ export interface RawExit {
 }
 
 
+/** The output caps the client enforces (null: none). */
+export interface OutputCaps {
+  stdoutBytes: number | null;
+  stderrBytes: number | null;
+}
+
+/** A child's limits: what the zygote granted (defaults filled in) and the client's output caps; null: no limit. */
+export type ChildLimits = Readonly<GrantedLimits & OutputCaps>;
+
 /** Sends a kill request through the zygote, for when this process may not signal the child. */
 export type KillViaZygote = (id: number, signal: number) => void;
 
@@ -66,7 +75,8 @@ export class ZygoteChild {
     readonly pid: number,
     readonly name: string,
     fds: readonly number[],
-    limits: Limits,
+    /** The limits it runs under. */
+    readonly limits: ChildLimits,
     private readonly killViaZygote: KillViaZygote,
   ) {
     const [stdin, stdout, stderr, pidfd] = fds;
@@ -116,8 +126,8 @@ export class ZygoteChild {
   }
 
   /** The stream as is, or behind an OutputLimit that cuts it and kills the child at the cap. */
-  private capped(source: Socket, cap: number | undefined): Readable {
-    if (cap === undefined) return source;
+  private capped(source: Socket, cap: number | null): Readable {
+    if (cap === null) return source;
     const limit = new OutputLimit(cap, () => {
       this.outputLimitHit = true;
       this.kill('SIGKILL');

@@ -1,4 +1,5 @@
 // The typed errors the client library throws. Each message says what failed and why.
+import type { ZygoteLimitKey } from '../protocol/limits.js';
 export { ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
 
 /** Base class of every error this package throws on purpose. */
@@ -39,6 +40,25 @@ export class SandboxError extends SpawnError {
   override name = 'SandboxError';
 }
 
+/**
+ * The zygote refused a spawn whose limit is above its cap (`zygote serve --max-memory`...), or
+ * that asked for no limit where there is a cap. Nothing was forked. step is "limits", code ''.
+ */
+export class LimitCapError extends SpawnError {
+  override name = 'LimitCapError';
+  constructor(
+    message: string,
+    /** The limit: wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes or nofile. */
+    readonly field: ZygoteLimitKey,
+    /** What the spawn asked for; null: no limit. */
+    readonly requested: number | null,
+    /** The most the zygote grants. */
+    readonly cap: number,
+  ) {
+    super(message, 'limits', '');
+  }
+}
+
 /** A spawn() was cancelled through its AbortSignal. */
 export class AbortError extends ZygoteError {
   override name = 'AbortError';
@@ -50,7 +70,7 @@ export class AbortError extends ZygoteError {
  */
 export type InvalidOutputReason =
   | 'not-found' | 'symlink' | 'not-regular' | 'hard-link' | 'too-large' | 'outside' | 'bad-name'
-  // Arrow IPC files (client/arrow-file.ts):
+  // Arrow IPC files (steps/arrow-file.ts):
   | 'not-arrow' // no "ARROW1" magic at the start (an Arrow stream, or another format)
   | 'truncated' // empty, too short, or no magic at the end: cut short
   | 'bad-footer' // footer length, or a block in the footer, outside the file, misaligned, overlapping

@@ -4,10 +4,10 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MAX_NETWORK_ALLOW } from '../protocol/control.js';
-import { normalizeNetworkRequest, normalizeSandboxDefaults, normalizeSandboxRequest, type NetworkRequest, type SandboxDefaults, type SandboxRequest } from '../zygote/sandbox/policy.js';
-import type { Mount } from '../zygote/sandbox/root.js';
-
-export type { Mount };
+import { normalizeLimits, type Limits } from '../protocol/limits.js';
+import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
+import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
+import { normalizeNetworkRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type SandboxRequest } from '../protocol/spawn.js';
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -26,7 +26,10 @@ export interface StartZygoteOptions {
   verbose?: boolean;
   /** The children's sandbox: uid/gid (default 65534), a uid per child, resource limits. */
   sandbox?: SandboxDefaults;
-  /** Default limits of every child spawned through this handle. */
+  /**
+   * Default limits of every child spawned through this handle, over the built-in defaults
+   * (protocol/limits.ts, DEFAULT_LIMITS); null lifts one.
+   */
   limits?: Limits;
   /**
    * DANGEROUS, for tests and positive controls only: let spawn() skip sandbox layers or
@@ -40,7 +43,10 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** How long each spawn may take to answer. Default 10 s. */
   spawnTimeoutMs?: number;
-  /** Default limits of every child spawned through this handle. */
+  /**
+   * Default limits of every child spawned through this handle, over the server's defaults;
+   * the server refuses any above its caps.
+   */
   limits?: Limits;
 }
 
@@ -64,50 +70,19 @@ export interface SpawnOptions {
    * child alone may reach despite them. Absent: loopback only.
    */
   network?: NetworkRequest;
-  /** Per-child resource limits, and (tests only) layers to skip. */
-  sandbox?: SandboxRequest;
-  /** Limits for this child, on top of the handle's defaults. */
+  /** Per-child rlimits and /tmp size, and (tests only) layers to skip. */
+  sandbox?: SpawnSandboxOptions;
+  /** Limits for this child, over the handle's defaults (null lifts one). */
   limits?: Limits;
 }
 
-/**
- * What a child may consume. Exceeding one ends the child, and its ExitStatus.reason says
- * which: 'timeout', 'cpu-limit', 'output-limit'.
- */
-export interface Limits {
-  /** Wall-clock milliseconds from fork; enforced by the zygote. */
-  wallTimeMs?: number;
-  /** CPU milliseconds (RLIMIT_CPU, rounded up to whole seconds). */
-  cpuTimeMs?: number;
-  /** Bytes of memory in the child's own cgroup (no swap); the OOM killer ends it: 'oom'. */
-  memoryBytes?: number;
-  /** Tasks (threads count; Node needs about 10) in the child's cgroup: 'pids-limit'. */
-  pids?: number;
-  /** Bytes of stdout the client lets through; past it the stream ends and the child is killed. */
-  stdoutBytes?: number;
-  /** Same, for stderr. */
-  stderrBytes?: number;
-  /** Largest file the child may write (RLIMIT_FSIZE): past it, writes fail with EFBIG. */
-  fileBytes?: number;
-  /** Size of the child's private /tmp: past it, writes fail with ENOSPC. */
-  tmpBytes?: number;
-}
+/** What spawn({ sandbox }) may hold (mounts and network are spawn options of their own). */
+export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 'dangerouslySkip' | 'dangerouslyInjectFailure'>;
 
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes'] as const;
-
-/** Checks a limits object; each field a positive safe integer. */
-export function normalizeLimits(l: Limits | undefined, what: string): Limits {
-  if (l === undefined) return {};
-  if (l === null || typeof l !== 'object') throw new TypeError(`Expected the \`${what}\` option to be an object, got ${describe(l)}`);
-  const out: Limits = {};
-  for (const [k, v] of Object.entries(l)) {
-    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw new TypeError(`Unknown limit \`${what}.${k}\`; known: ${LIMIT_KEYS.join(', ')}`);
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new TypeError(`Expected \`${what}.${k}\` to be a positive integer, got ${describe(v)}`);
-    out[k as keyof Limits] = v;
-  }
-  return out;
-}
+const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
+const CONNECT_KEYS = ['timeoutMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
+const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
+export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
 
 export interface NormalizedStart {
   mainUrl: string;
@@ -123,7 +98,8 @@ export interface NormalizedStart {
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
-  if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected startZygote() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new TypeError(`Expected startZygote() options to be an object, got ${describe(opts)}`);
+  refuseUnknownKeys(opts, START_KEYS, 'startZygote()');
   const mainUrl = toFileUrl(opts.main);
   const preload = opts.preload ?? [];
   if (!Array.isArray(preload) || !preload.every((p) => typeof p === 'string' && p !== '')) {
@@ -145,17 +121,19 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     startupTimeoutMs: positiveInt(opts.startupTimeoutMs, 'startupTimeoutMs', 30_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
     verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
-    sandbox: normalizeSandboxDefaults(opts.sandbox),
+    sandbox: normalizeSandboxDefaults(opts.sandbox, 'startZygote()'),
     allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),
-    limits: normalizeLimits(opts.limits, 'limits'),
+    limits: normalizeLimits(opts.limits, 'limits', 'startZygote()'),
   };
 }
 
 export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<ConnectOptions> {
+  if (!isOptionsObject(opts)) throw new TypeError(`Expected connect() options to be an object, got ${describe(opts)}`);
+  refuseUnknownKeys(opts, CONNECT_KEYS, 'connect()');
   return {
     timeoutMs: positiveInt(opts.timeoutMs, 'timeoutMs', 10_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
-    limits: normalizeLimits(opts.limits, 'limits'),
+    limits: normalizeLimits(opts.limits, 'limits', 'connect()'),
   };
 }
 
@@ -168,7 +146,9 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
   mounts: Mount[];
   network: { allow: string[] } | null;
 } {
-  if (opts === null || typeof opts !== 'object') throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
+  if (!isOptionsObject(opts)) throw new TypeError(`Expected spawn() options to be an object, got ${describe(opts)}`);
+  refuseUnknownKeys(opts, SPAWN_KEYS, 'spawn()');
+  if (isOptionsObject(opts.sandbox)) refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'spawn() (mounts and network are spawn() options of their own)', 'sandbox.');
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new TypeError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
   let argsJson: string;
@@ -181,10 +161,11 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected the \`signal\` option to be an AbortSignal, got ${describe(opts.signal)}`);
   }
+  if (opts.mounts !== undefined && !Array.isArray(opts.mounts)) throw new TypeError(`Expected the \`mounts\` option to be an array of { source, target, writable? }, got ${describe(opts.mounts)}`);
   const mounts = opts.mounts === undefined ? [] : (normalizeSandboxRequest({ mounts: [...(opts.mounts as Mount[])] }).mounts ?? []);
   const network = normalizeNetworkRequest(opts.network) ?? null;
   if (network && network.allow.length > MAX_NETWORK_ALLOW) throw new TypeError(`Expected \`network.allow\` to have at most ${MAX_NETWORK_ALLOW} entries, got ${network.allow.length}`);
-  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits'), mounts, network };
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits', 'spawn()'), mounts, network };
 }
 
 function toFileUrl(main: unknown): string {
@@ -213,12 +194,4 @@ function optionalString(v: unknown, name: string): string | undefined {
 function bool(v: unknown, name: string): boolean {
   if (typeof v !== 'boolean') throw new TypeError(`Expected the \`${name}\` option to be a boolean, got ${describe(v)}`);
   return v;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `${JSON.stringify(v)} (string)`;
-  if (typeof v === 'object') return `an object`;
-  return `${String(v)} (${typeof v})`;
 }

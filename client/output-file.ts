@@ -7,6 +7,7 @@
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
 import { native, type NativeFileStat } from '../native/index.js';
+import { refuseUnknownKeys } from '../protocol/options.js';
 import { InvalidOutputError, type InvalidOutputReason } from './errors.js';
 
 const readAt = promisify(read);
@@ -40,7 +41,7 @@ export interface MappedOutputFile {
  * even if the file grows while it is read.
  */
 export async function readOutputFile(dir: string, name: string, opts: OutputFileOptions): Promise<Buffer> {
-  const maxBytes = checkMaxBytes(opts);
+  const maxBytes = checkMaxBytes(opts, 'readOutputFile()');
   const { fd, stat } = openOutput(dir, name, maxBytes);
   try {
     return await readAtMost(fd, stat.size, maxBytes, () => refuse(dir, name, 'too-large', `it grew past maxBytes (${maxBytes}) while being read`));
@@ -51,7 +52,7 @@ export async function readOutputFile(dir: string, name: string, opts: OutputFile
 
 /** Like readOutputFile, but maps the file (its size when it was opened) instead of reading it. */
 export function mapOutputFile(dir: string, name: string, opts: OutputFileOptions): MappedOutputFile {
-  const maxBytes = checkMaxBytes(opts);
+  const maxBytes = checkMaxBytes(opts, 'mapOutputFile()');
   const { fd, stat } = openOutput(dir, name, maxBytes);
   try {
     // The size checked, not the size now: the mapping never reaches past what was validated.
@@ -140,7 +141,8 @@ function checkName(dir: string, name: string): void {
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) bad(`is longer than ${MAX_NAME_BYTES} bytes`);
 }
 
-function checkMaxBytes(opts: OutputFileOptions): number {
+function checkMaxBytes(opts: OutputFileOptions, where: string): number {
+  if (typeof opts === 'object' && opts !== null) refuseUnknownKeys(opts, ['maxBytes'], where);
   const maxBytes = opts?.maxBytes;
   if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new TypeError(`Expected \`maxBytes\` to be a non-negative integer, got ${describe(maxBytes)}`);

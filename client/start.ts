@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../zygote/config.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
+import { builtinLimitPolicy } from '../protocol/limits.js';
 import { ControlConnection } from './connection.js';
 import { ZygoteStartError } from './errors.js';
 import { normalizeConnectOptions, normalizeStartOptions, type ConnectOptions, type StartZygoteOptions } from './options.js';
@@ -29,6 +30,8 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     setupTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
     sandbox: o.sandbox,
+    // The built-in defaults and no caps: the renderer, this zygote's one client, is trusted.
+    limits: builtinLimitPolicy(),
     allowUnsandboxed: o.allowUnsandboxed,
   };
   const [mine, theirs] = native.socketpair();

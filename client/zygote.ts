@@ -1,16 +1,18 @@
 // A handle on a zygote: spawn children, track them, close. Shared by embedded and connected zygotes.
 import type { ChildProcess } from 'node:child_process';
-import type { ServerMessage } from '../protocol/control.js';
-import { SPAWNED_FDS } from '../protocol/control.js';
+import type { ServerMessage, WireLimits } from '../protocol/control.js';
+import { NO_LIMIT, SPAWNED_FDS } from '../protocol/control.js';
+import { DEFAULT_LIMITS, type GrantedLimits } from '../protocol/limits.js';
 import { native } from '../native/index.js';
-import { ZygoteChild } from './child.js';
+import { ZygoteChild, type OutputCaps } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
-import { normalizeSpawnOptions, type Limits, type SpawnOptions } from './options.js';
+import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, ZygoteClosedError } from './errors.js';
+import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
+import type { Limits } from '../protocol/spawn.js';
 
 interface PendingSpawn {
   name: string;
-  limits: Limits;
+  output: OutputCaps;
   signal?: AbortSignal;
   resolve(child: ZygoteChild): void;
   reject(err: Error): void;
@@ -35,7 +37,7 @@ export class Zygote {
     private readonly spawnTimeoutMs: number,
     /** The zygote process, when this handle started it. */
     private readonly process: ChildProcess | null,
-    /** Limits every child of this handle gets unless its spawn says otherwise. */
+    /** Limits every child of this handle gets unless its spawn says otherwise (over the zygote's defaults). */
     private readonly defaultLimits: Limits = {},
   ) {
     this.pid = hello.zygotePid;
@@ -69,7 +71,7 @@ export class Zygote {
       const done = () => clearTimeout(timer);
       this.pending.set(id, {
         name: opts.name,
-        limits,
+        output: outputCaps(limits),
         signal: opts.signal,
         resolve: (c) => (done(), resolve(c)),
         reject: (e) => (done(), reject(e)),
@@ -90,13 +92,7 @@ export class Zygote {
             ...(opts.network ? { network: { allow: opts.network.allow } } : {}),
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
           },
-          limits: {
-            ...(limits.wallTimeMs !== undefined ? { wallTimeMs: limits.wallTimeMs } : {}),
-            ...(limits.cpuTimeMs !== undefined ? { cpuTimeMs: limits.cpuTimeMs } : {}),
-            ...(limits.memoryBytes !== undefined ? { memoryBytes: limits.memoryBytes } : {}),
-            ...(limits.pids !== undefined ? { pids: limits.pids } : {}),
-            ...(limits.tmpBytes !== undefined ? { tmpBytes: limits.tmpBytes } : sb.tmpBytes !== undefined ? { tmpBytes: sb.tmpBytes } : {}),
-          },
+          limits: wireLimits(limits, sb.tmpBytes),
         });
       } catch (err) {
         this.pending.delete(id);
@@ -157,15 +153,17 @@ export class Zygote {
   private onMessage(msg: ServerMessage, fds: number[]): void {
     switch (msg.kind) {
       case 'spawned':
-        return this.onSpawned(msg.id, msg.pid, fds);
+        return this.onSpawned(msg.id, msg.pid, msg.limits, fds);
       case 'spawnFailed': {
         closeAll(fds);
         const p = this.takePending(msg.id);
         if (!p) return;
         p.reject(
-          msg.sandbox
-            ? new SandboxError(msg.message, msg.step, msg.errnoName)
-            : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
+          msg.aboveCap
+            ? new LimitCapError(`spawn ${p.name || msg.id} refused: ${msg.message}`, msg.aboveCap.field, msg.aboveCap.requested, msg.aboveCap.cap)
+            : msg.sandbox
+              ? new SandboxError(msg.message, msg.step, msg.errnoName)
+              : new SpawnError(`spawn ${p.name || msg.id} failed at ${msg.step}: ${msg.message}`, msg.step, msg.errnoName),
         );
         return;
       }
@@ -188,11 +186,13 @@ export class Zygote {
     }
   }
 
-  private onSpawned(id: number, pid: number, fds: number[]): void {
+  private onSpawned(id: number, pid: number, granted: GrantedLimits | undefined, fds: number[]): void {
     const p = this.takePending(id);
-    if (fds.length !== SPAWNED_FDS.length) {
+    if (fds.length !== SPAWNED_FDS.length || !granted) {
       closeAll(fds);
-      const err = new ZygoteClosedError(`zygote ${this.pid} sent ${fds.length} fds with spawned (expected ${SPAWNED_FDS.join(', ')})`);
+      const err = new ZygoteClosedError(
+        granted ? `zygote ${this.pid} sent ${fds.length} fds with spawned (expected ${SPAWNED_FDS.join(', ')})` : `zygote ${this.pid} sent spawned without the limits it granted`,
+      );
       p?.reject(err);
       this.conn.close(err);
       return;
@@ -203,7 +203,7 @@ export class Zygote {
       closeAll(fds);
       return;
     }
-    const child = new ZygoteChild(id, pid, p.name, fds, p.limits, (cid, sig) => {
+    const child = new ZygoteChild(id, pid, p.name, fds, { ...granted, ...p.output }, (cid, sig) => {
       if (!this.closedBy) this.conn.send({ kind: 'kill', id: cid, signal: sig });
     });
     this.live.set(id, child);
@@ -253,6 +253,29 @@ export class Zygote {
       else this.process.unref();
     }
   }
+}
+
+/**
+ * The limits the zygote enforces, as sent: a field left out gets the zygote's default, null
+ * (no limit) goes as NO_LIMIT. /tmp may also come from spawn({ sandbox: { tmpBytes } }).
+ */
+function wireLimits(l: Limits, sandboxTmpBytes: number | undefined): WireLimits {
+  const out: WireLimits = {};
+  for (const k of ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids'] as const) {
+    const v = l[k];
+    if (v !== undefined) out[k] = v ?? NO_LIMIT;
+  }
+  const tmpBytes = l.tmpBytes ?? sandboxTmpBytes;
+  if (tmpBytes !== undefined) out.tmpBytes = tmpBytes;
+  return out;
+}
+
+/** The output caps this client enforces itself: the asked ones, else DEFAULT_LIMITS'; null: none. */
+function outputCaps(l: Limits): OutputCaps {
+  return {
+    stdoutBytes: l.stdoutBytes === undefined ? DEFAULT_LIMITS.stdoutBytes : l.stdoutBytes,
+    stderrBytes: l.stderrBytes === undefined ? DEFAULT_LIMITS.stderrBytes : l.stderrBytes,
+  };
 }
 
 function abortError(signal: AbortSignal): AbortError {

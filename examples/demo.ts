@@ -6,10 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readArrowOutput, runStep, startZygote, stepRunner, writeArrowFile, type Table } from '../client/index.js';
-import { talkToStep } from '../client/run-step.js';
-import { encodeStepRequest } from '../protocol/step.js';
-import { COLD_MAIN, encodeColdJob } from '../zygote/cold.js';
+import { encodeStepRequest, readArrowOutput, runStep, startZygote, stepRunner, talkToStep, writeArrowFile, type Table } from 'zygote';
+import { COLD_MAIN, encodeColdJob } from 'zygote/cold';
 import { salesTable } from './sales-data.js';
 
 const STEP = fileURLToPath(new URL('../../examples/steps/sales-summary.mjs', import.meta.url));

@@ -7,13 +7,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 
 #include "errors.h"
 
@@ -120,14 +123,23 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
 }
 
 // listenUnix(path, backlog) -> fd. The socket file is created with mode 0600 (umask 0177
-// around bind), so there is no window in which another user could connect.
+// around bind), so there is no window in which another user could connect. It is bound under a
+// temporary name beside path and renamed into place only once it listens (without replacing
+// anything: a file already at path is EADDRINUSE, as bind would say), so a client that sees the
+// file never gets ECONNREFUSED from a server that is still starting.
 Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int backlog = info[1].As<Napi::Number>().Int32Value();
-  sockaddr_un addr = UnixAddress(env, path);
+  UnixAddress(env, path);  // checks path's length
+  size_t slash = path.rfind('/');
+  std::string temp = path.substr(0, slash == std::string::npos ? 0 : slash + 1) + ".zygote-" + std::to_string(getpid()) + ".sock";
+  // A long path leaves no room for the temporary name: bind it directly.
+  bool direct = temp.size() >= sizeof(sockaddr_un::sun_path);
+  sockaddr_un addr = UnixAddress(env, direct ? path : temp);
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) ThrowErrno(env, "socket", errno);
+  if (!direct) unlink(temp.c_str());  // our own pid's leftover, if any
   mode_t old = umask(0177);
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   int bind_err = errno;
@@ -139,7 +151,14 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   if (listen(fd, backlog) < 0) {
     int e = errno;
     close(fd);
+    if (!direct) unlink(temp.c_str());
     ThrowErrno(env, "listen", e);
+  }
+  if (!direct && syscall(SYS_renameat2, AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) < 0) {
+    int e = errno;
+    close(fd);
+    unlink(temp.c_str());
+    ThrowErrno(env, "bind", e == EEXIST ? EADDRINUSE : e);
   }
   return Napi::Number::New(env, fd);
 }

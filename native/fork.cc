@@ -339,6 +339,34 @@ sandbox::VethSpec ParseVeth(Napi::Env env, Napi::Object v) {
   return veth;
 }
 
+std::vector<std::string> Strings(Napi::Env env, Napi::Object o, const char* key) {
+  std::vector<std::string> out;
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return out;
+  Napi::Array a = o.Get(key).As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    std::string s = a.Get(i).As<Napi::String>().Utf8Value();
+    if (s.size() < 2 || s[0] != '/') throw Napi::RangeError::New(env, std::string("root.") + key + " needs absolute paths");
+    out.push_back(s);
+  }
+  return out;
+}
+
+// The module copies, links and the dirs under /tmp of a root plan (see sandbox/root.h).
+void ParseCopies(Napi::Env env, Napi::Object r, sandbox::RootSpec& spec) {
+  spec.copies = Strings(env, r, "copies");
+  if (r.Has("links") && r.Get("links").IsArray()) {
+    Napi::Array links = r.Get("links").As<Napi::Array>();
+    for (uint32_t i = 0; i < links.Length(); i++) {
+      Napi::Object l = links.Get(i).As<Napi::Object>();
+      sandbox::RootLink link{l.Get("path").As<Napi::String>().Utf8Value(), l.Get("target").As<Napi::String>().Utf8Value()};
+      if (link.path.size() < 2 || link.path[0] != '/' || link.target.empty()) throw Napi::RangeError::New(env, "root.links need absolute paths and a target");
+      spec.links.push_back(link);
+    }
+  }
+  spec.copy_bytes = r.Has("copyBytes") && r.Get("copyBytes").IsNumber() ? static_cast<unsigned long long>(r.Get("copyBytes").As<Napi::Number>().DoubleValue()) : 0;
+  spec.tmp_dirs = Strings(env, r, "tmpDirs");
+}
+
 sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
   sandbox::RootBind bind;
   bind.source = b.Get("source").As<Napi::String>().Utf8Value();
@@ -378,17 +406,21 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
     sb.root.tmp_bytes = static_cast<unsigned long long>(r.Get("tmpBytes").As<Napi::Number>().DoubleValue());
     Napi::Array binds = r.Get("binds").As<Napi::Array>();
     for (uint32_t i = 0; i < binds.Length(); i++) sb.root.binds.push_back(ParseBind(env, binds.Get(i).As<Napi::Object>()));
+    ParseCopies(env, r, sb.root);
     sb.root.chown_writable = sb.credentials;
     sb.root.owner_uid = sb.uid;
     sb.root.owner_gid = sb.gid;
     sb.root_template = r.Has("templateFd") && r.Get("templateFd").IsNumber() ? r.Get("templateFd").As<Napi::Number>().Int32Value() : -1;
     if (sb.root_template >= 0) {
-      // What the child mounts on top of the template: its own binds, and the template's binds
-      // under /tmp, which its own /tmp would otherwise hide.
+      // What the child mounts on top of the template: its own binds, after putting back what
+      // the template holds under /tmp, which its own /tmp would otherwise hide.
       sb.spawn_root = sb.root;
       sb.spawn_root.binds.clear();
+      sb.spawn_root.copies.clear();
+      sb.spawn_root.links.clear();
       Napi::Array own = r.Get("templateBinds").As<Napi::Array>();
       for (uint32_t i = 0; i < own.Length(); i++) sb.spawn_root.binds.push_back(ParseBind(env, own.Get(i).As<Napi::Object>()));
+      sb.spawn_root.tmp_dirs = Strings(env, r, "templateTmpDirs");
     }
   }
   sb.capabilities = Flag(o, "capabilities");
@@ -498,11 +530,15 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// buildRootTemplate(binds, dirs) -> fd of the template mount namespace (see sandbox/root.h).
+// buildRootTemplate({ binds, copies, links, copyBytes }, dirs) -> fd of the template mount
+// namespace (see sandbox/root.h).
 Napi::Value BuildRootTemplate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   sandbox::RootSpec spec;
-  Napi::Array binds = info[0].As<Napi::Array>();
+  Napi::Object plan = info[0].As<Napi::Object>();
+  ParseCopies(env, plan, spec);
+  spec.tmp_dirs.clear();  // the template keeps everything in place; children lift /tmp's part
+  Napi::Array binds = plan.Get("binds").As<Napi::Array>();
   for (uint32_t i = 0; i < binds.Length(); i++) {
     Napi::Object b = binds.Get(i).As<Napi::Object>();
     sandbox::RootBind bind;

@@ -1,4 +1,5 @@
-// The native addon's API as TypeScript sees it; the one place that loads the .node file.
+// native/: the C++ addon (node-addon-api) and its TypeScript face. Imports protocol/ at most.
+// This file is the addon's API as TypeScript sees it; the one place that loads the .node file.
 import { createRequire } from 'node:module';
 
 /** A received packet: its bytes, the fds that rode on it, and whether either was cut short. */
@@ -66,9 +67,21 @@ export interface NativeRootBind {
   device?: boolean;
 }
 
-export interface NativeRootSpec {
+/** The module files every child sees, copied into its root (see zygote/sandbox/root.ts). */
+export interface NativeRootCopies {
+  /** Regular files copied to the same absolute path, read-only. */
+  copies?: string[];
+  /** Symlinks made in the root. */
+  links?: { path: string; target: string }[];
+  /** Bytes the copies take (whole pages): the root tmpfs is sized for them. */
+  copyBytes?: number;
+}
+
+export interface NativeRootSpec extends NativeRootCopies {
   /** Mounted in this order; see zygote/sandbox/root.ts. */
   binds: NativeRootBind[];
+  /** Top directories under /tmp holding copies or binds: put back over the child's own /tmp. */
+  tmpDirs?: string[];
   /** Size of the private /tmp, in bytes. */
   tmpBytes: number;
   /** A /proc of the child's own pid namespace. */
@@ -79,6 +92,8 @@ export interface NativeRootSpec {
    */
   templateFd?: number;
   templateBinds?: NativeRootBind[];
+  /** The template's top directories under /tmp, put back over the child's own /tmp. */
+  templateTmpDirs?: string[];
 }
 
 export interface SeccompRuleSpec {
@@ -155,7 +170,7 @@ export interface NativeAddon {
   reap(pid: number): ReapResult | null;
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   /** Builds the root of binds once, in a mount namespace kept alive by the returned fd. */
-  buildRootTemplate(binds: NativeRootBind[], dirs: string[]): number;
+  buildRootTemplate(plan: NativeRootCopies & { binds: NativeRootBind[] }, dirs: string[]): number;
   readReport(fd: number): SetupReport | null | 'eof' | { exit: { code: number | null; signal: number | null } };
   exitNow(code: number): never;
   execve(path: string, argv: string[], env: string[]): never;
@@ -179,6 +194,10 @@ export interface NativeAddon {
    * is the number that ended the child. pid is the child's own pid.
    */
   probeSyscallEntry(entry: 'i386' | 'x32'): { returned: boolean; value: number | null; errno: string | null; pid: number | null; signal: number | null };
+  /** Whether a detached copy of path's mount takes this attribute (idmap: through a throwaway user namespace). */
+  probeMountAttr(path: string, attr: 'noexec' | 'idmap'): { ok: boolean; errno: string | null };
+  /** /proc/self/status of a forked child before and after an allow-all seccomp filter, split by a line "--". */
+  probeSeccompSpeculation(): string;
 }
 
 const require = createRequire(import.meta.url);

@@ -5,7 +5,8 @@
 
 namespace zygote {
 
-// Adds probeSeccompVersion(), probeLandlockAbi() and probeSyscallEntry() to the addon's exports.
+// Adds the probe functions (probeSeccompVersion, probeLandlockAbi, probeSyscallEntry,
+// probeMountAttr, probeSeccompSpeculation) to the addon's exports.
 void InitProbe(Napi::Env env, Napi::Object exports);
 
 }  // namespace zygote

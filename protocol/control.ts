@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type * as Gen from './gen/zygote_types.cjs';
 import { decodeFrame, encodeFrame } from './framing.js';
 import { ProtocolError } from './errors.js';
+import { ZYGOTE_LIMIT_KEYS, type GrantedLimits, type ZygoteLimitKey } from './limits.js';
 
 // Loaded with require: Node's ESM view of CommonJS misses exports the generator assigns
 // through an alias (ttypes.PROTOCOL_VERSION = ...).
@@ -51,13 +52,26 @@ export interface WireMount {
   writable: boolean;
 }
 
-/** Limits the zygote enforces for one child (see protocol/zygote.thrift, Limits). */
+/**
+ * Limits the zygote enforces for one child (see protocol/zygote.thrift, Limits): absent, the
+ * zygote's default; NO_LIMIT (0) in the first four, no limit.
+ */
 export interface WireLimits {
   wallTimeMs?: number;
   cpuTimeMs?: number;
   memoryBytes?: number;
   pids?: number;
   tmpBytes?: number;
+}
+
+/** On the wire, "no limit" for a nullable limit (a real limit is never 0). */
+export const NO_LIMIT = 0;
+
+/** A limit a spawn asked for above its zygote's cap; requested null: it asked for no limit. */
+export interface AboveCap {
+  field: ZygoteLimitKey;
+  requested: number | null;
+  cap: number;
 }
 
 /** The limit the zygote ended a child for. */
@@ -71,8 +85,8 @@ export type ClientMessage =
 export type ServerMessage =
   | { kind: 'hello'; protocolVersion: number; zygotePid: number; nodeVersion: string }
   | { kind: 'startupFailed'; message: string }
-  | { kind: 'spawned'; id: number; pid: number }
-  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string; sandbox: boolean }
+  | { kind: 'spawned'; id: number; pid: number; limits?: GrantedLimits }
+  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string; sandbox: boolean; aboveCap?: AboveCap }
   | {
       kind: 'exited';
       id: number;
@@ -133,12 +147,18 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
     case 'startupFailed':
       msg = new gen.ServerMessage({ startupFailed: new gen.StartupFailed(m) });
       break;
-    case 'spawned':
-      msg = new gen.ServerMessage({ spawned: new gen.Spawned(m) });
+    case 'spawned': {
+      const { limits, ...rest } = m;
+      const granted = limits && Object.fromEntries(Object.entries(limits).map(([k, v]) => [k, v ?? NO_LIMIT]));
+      msg = new gen.ServerMessage({ spawned: new gen.Spawned({ ...rest, ...(granted ? { limits: new gen.GrantedLimits(granted as never) } : {}) }) });
       break;
-    case 'spawnFailed':
-      msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed(m) });
+    }
+    case 'spawnFailed': {
+      const { aboveCap, ...rest } = m;
+      const cap = aboveCap ? new gen.LimitAboveCap({ field: aboveCap.field, cap: aboveCap.cap, ...(aboveCap.requested === null ? {} : { requested: aboveCap.requested }) } as never) : undefined;
+      msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed({ ...rest, ...(cap ? { aboveCap: cap } : {}) }) });
       break;
+    }
     case 'exited': {
       const { code, signal, limit, ...rest } = m;
       const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }), ...(limit === null ? {} : { limit }) };
@@ -169,7 +189,7 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
       return { kind: 'startupFailed', message: str(msg.startupFailed!.message, 'StartupFailed.message') };
     case 'spawned': {
       const s = msg.spawned!;
-      return { kind: 'spawned', id: int32(s.id, 'Spawned.id'), pid: int32(s.pid, 'Spawned.pid') };
+      return { kind: 'spawned', id: int32(s.id, 'Spawned.id'), pid: int32(s.pid, 'Spawned.pid'), ...(s.limits == null ? {} : { limits: grantedLimits(s.limits) }) };
     }
     case 'spawnFailed': {
       const f = msg.spawnFailed!;
@@ -180,6 +200,7 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         errnoName: str(f.errnoName, 'SpawnFailed.errnoName'),
         message: str(f.message, 'SpawnFailed.message'),
         sandbox: f.sandbox === true,
+        ...(f.aboveCap == null ? {} : { aboveCap: aboveCap(f.aboveCap) }),
       };
     }
     case 'exited': {
@@ -210,6 +231,33 @@ function limits(l: Gen.Limits | null | undefined): WireLimits {
   if (l.pids != null) out.pids = int32(l.pids, 'Limits.pids');
   if (l.tmpBytes != null) out.tmpBytes = int64(l.tmpBytes, 'Limits.tmpBytes');
   return out;
+}
+
+function grantedLimits(g: Gen.GrantedLimits): GrantedLimits {
+  const count = (v: unknown, field: string) => {
+    const n = int64(v, `GrantedLimits.${field}`);
+    if (n < 0) throw new ProtocolError('invalid', `GrantedLimits.${field} must not be negative`);
+    return n;
+  };
+  const nullable = (v: unknown, field: string) => {
+    const n = count(v, field);
+    return n === NO_LIMIT ? null : n;
+  };
+  return {
+    wallTimeMs: nullable(g.wallTimeMs, 'wallTimeMs'),
+    cpuTimeMs: nullable(g.cpuTimeMs, 'cpuTimeMs'),
+    memoryBytes: nullable(g.memoryBytes, 'memoryBytes'),
+    pids: nullable(g.pids, 'pids'),
+    tmpBytes: count(g.tmpBytes, 'tmpBytes'),
+    fileBytes: count(g.fileBytes, 'fileBytes'),
+    nofile: count(g.nofile, 'nofile'),
+  };
+}
+
+function aboveCap(a: Gen.LimitAboveCap): AboveCap {
+  const field = str(a.field, 'LimitAboveCap.field');
+  if (!(ZYGOTE_LIMIT_KEYS as readonly string[]).includes(field)) throw new ProtocolError('invalid', `LimitAboveCap.field must be one of ${ZYGOTE_LIMIT_KEYS.join(', ')}`);
+  return { field: field as ZygoteLimitKey, requested: a.requested == null ? null : int64(a.requested, 'LimitAboveCap.requested'), cap: int64(a.cap, 'LimitAboveCap.cap') };
 }
 
 function zygoteLimit(v: unknown): ZygoteLimit {

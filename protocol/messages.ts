@@ -9,6 +9,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type thrift from 'thrift';
 import { ProtocolError } from './errors.js';
+import { refuseUnknownKeys } from './options.js';
 import { decodePayload, encodeFrame, FRAME_HEADER_BYTES, frameLength, type ThriftStruct, type ThriftStructClass } from './framing.js';
 
 export type { ThriftStruct, ThriftStructClass } from './framing.js';
@@ -89,6 +90,7 @@ export async function writeMessage(stream: Writable, value: ThriftStruct, opts: 
  * doubles are written exactly. Throws ProtocolError('too-large') past maxBytes (default 1 MiB).
  */
 export function encodeMessage(value: ThriftStruct, opts: WriteMessageOptions = {}): Buffer {
+  if (typeof opts === 'object' && opts !== null) refuseUnknownKeys(opts, ['maxBytes'], 'writeMessage() / encodeMessage()');
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   checkByteCount('maxBytes', maxBytes);
   return encodeFrame(exactDoubles(value), maxBytes);
@@ -123,7 +125,7 @@ function exactDoubles(value: ThriftStruct): ThriftStruct {
  * Without expectEnd, bytes after the frame are ignored.
  */
 export function decodeMessage<T extends ThriftStruct>(buf: Buffer, Type: ThriftStructClass<T>, opts: DecodeMessageOptions): T {
-  const o = decodeOptions(opts, Type);
+  const o = decodeOptions(opts, Type, 'decodeMessage()', DECODE_KEYS);
   const frame = new FrameReader(Type, o);
   const rest = frame.push(buf);
   if (rest === undefined) throw frame.cutShort('ended');
@@ -148,7 +150,7 @@ export function decodeMessage<T extends ThriftStruct>(buf: Buffer, Type: ThriftS
  * back (unshift), so the next reader starts right after it.
  */
 export async function readMessage<T extends ThriftStruct>(stream: Readable, Type: ThriftStructClass<T>, opts: ReadMessageOptions): Promise<T> {
-  const o = decodeOptions(opts, Type);
+  const o = decodeOptions(opts, Type, 'readMessage()', [...DECODE_KEYS, 'timeoutMs']);
   const timeoutMs = opts.timeoutMs;
   if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2 ** 31 - 1) {
     throw new TypeError(`Expected the \`timeoutMs\` option to be an integer from 1 to ${2 ** 31 - 1}, got \`${String(timeoutMs)}\` (${typeof timeoutMs})`);
@@ -215,8 +217,11 @@ interface DecodeLimits {
   expectEnd: boolean;
 }
 
-function decodeOptions(opts: DecodeMessageOptions, Type: ThriftStructClass<ThriftStruct>): DecodeLimits {
+const DECODE_KEYS = ['maxBytes', 'typeName', 'expectEnd', 'maxDepth', 'maxItems'] as const satisfies readonly (keyof DecodeMessageOptions)[];
+
+function decodeOptions(opts: DecodeMessageOptions, Type: ThriftStructClass<ThriftStruct>, where: string, known: readonly string[]): DecodeLimits {
   if (typeof opts !== 'object' || opts === null) throw new TypeError(`Expected the options to be an object, got ${String(opts)}`);
+  refuseUnknownKeys(opts, known, where);
   checkByteCount('maxBytes', opts.maxBytes);
   if (opts.maxDepth !== undefined && !(Number.isInteger(opts.maxDepth) && opts.maxDepth >= 1)) {
     throw new TypeError(`Expected the \`maxDepth\` option to be a positive integer, got \`${String(opts.maxDepth)}\` (${typeof opts.maxDepth})`);

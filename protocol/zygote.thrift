@@ -43,7 +43,7 @@ struct SandboxRequest {
   1: optional i64 nofile
   /** RLIMIT_FSIZE for this child, in bytes. */
   2: optional i64 fsize
-  /** Layers to leave out (names as in zygote/sandbox/policy.ts). */
+  /** Layers to leave out (names as in protocol/sandbox.ts, SANDBOX_LAYERS). */
   3: optional list<string> skip
   /** Make this native setup step fail with injectErrno (an errno name). */
   4: optional string injectStep
@@ -54,7 +54,11 @@ struct SandboxRequest {
   7: optional NetworkRequest network
 }
 
-/** Resource limits of one child, enforced by the zygote (output limits are the client's). */
+/**
+ * Resource limits of one child, enforced by the zygote (output limits are the client's). An
+ * absent field gets the zygote's default; 0 in fields 1-4 asks for no limit, which a zygote
+ * with a cap on that field refuses (SpawnFailed.aboveCap). Defaults: protocol/limits.ts.
+ */
 struct Limits {
   /** Wall-clock time from fork; past it the child is killed and reported as "timeout". */
   1: optional i64 wallTimeMs
@@ -111,6 +115,30 @@ struct Spawned {
   1: required i32 id
   /** The child's pid in the zygote's pid namespace. */
   2: required i32 pid
+  /** The limits the zygote granted it, defaults filled in. */
+  3: optional GrantedLimits limits
+}
+
+/** What the zygote granted one child; 0 in fields 1-4: no limit. */
+struct GrantedLimits {
+  1: required i64 wallTimeMs
+  2: required i64 cpuTimeMs
+  3: required i64 memoryBytes
+  4: required i32 pids
+  5: required i64 tmpBytes
+  /** RLIMIT_FSIZE. */
+  6: required i64 fileBytes
+  /** RLIMIT_NOFILE. */
+  7: required i32 nofile
+}
+
+/** A limit a spawn asked for above the zygote's cap (zygote serve --max-*, --tmp-bytes, --fsize, --nofile). */
+struct LimitAboveCap {
+  /** wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes or nofile. */
+  1: required string field
+  /** What was asked; absent: no limit. */
+  2: optional i64 requested
+  3: required i64 cap
 }
 
 /** The fork or the child's setup failed; no untrusted code ran. */
@@ -123,6 +151,8 @@ struct SpawnFailed {
   4: required string message
   /** True when the step was one of the child's own sandbox steps (fail closed: no JS ran). */
   5: optional bool sandbox
+  /** Set when the spawn asked for a limit above a cap (step "limits"). */
+  6: optional LimitAboveCap aboveCap
 }
 
 /** A child of this connection was reaped. */

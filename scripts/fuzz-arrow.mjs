@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The long run of the Arrow output validator's fuzzer (client/arrow-file.ts; `npm test` runs
-// 1,000 cases of it in test/client/arrow-file.test.ts): valid Arrow files of every supported type,
+// The long run of the Arrow output validator's fuzzer (steps/arrow-file.ts; `npm test` runs
+// 1,000 cases of it in test/steps/arrow-file.test.ts): valid Arrow files of every supported type,
 // mutated (bit flips, 32- and 64-bit writes at the footer, blocks, field nodes, buffer entries
 // and the first bytes of buffers, truncations, splices, insertions, deletions). Each must be
 // accepted with every cell readable, or refused with an InvalidOutputError, within --ms-limit.
@@ -72,7 +72,7 @@ if (isMainThread) {
   });
 } else {
   const fc = await import('fast-check');
-  const { InvalidOutputError, validateArrowFile } = await import('../dist/client/index.js');
+  const { InvalidOutputError, validateArrowFile } = await import('../dist/index.js');
   const { fuzzArrowValidator } = await import('../dist/test/fixtures/arrow-files.js');
   const { runs, seconds, seed, msLimit, progress } = workerData;
   const report = fuzzArrowValidator({

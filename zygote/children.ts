@@ -2,6 +2,7 @@
 import { native, type NativeSandboxSpec, type ReapResult } from '../native/index.js';
 import type { ChildCgroup } from './sandbox/cgroups.js';
 import type { ChildNetwork } from './sandbox/network.js';
+import type { GrantedLimits } from '../protocol/limits.js';
 
 /** What a forked child needs to start running main. Exists only in the child. */
 export interface ChildTask {
@@ -44,6 +45,8 @@ export interface ChildRecord {
   cgroup: ChildCgroup | null;
   /** Its veth's /30 and its own allow entries, when it has a network. */
   network: ChildNetwork | null;
+  /** The limits it was granted, reported to its client with Spawned. */
+  limits: GrantedLimits | null;
 }
 
 export type ForkOutcome =
@@ -105,6 +108,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       limitHit: null,
       cgroup: null,
       network: null,
+      limits: null,
     },
   };
 }

@@ -1,5 +1,6 @@
 // The cold path: a fresh `node` that imports the same preloads and main, then runs main
-// with the same runtime code a forked child uses. The benchmark's and the demo's baseline.
+// with the same runtime code a forked child uses. The benchmark's and the demo's baseline,
+// exported as the package's `zygote/cold` entry.
 //   node dist/zygote/cold.js <base64url JSON { main, preload, args }>
 import { runMain } from './child-runtime.js';
 import { loadMain, preloadModules } from './preload.js';

@@ -1,10 +1,12 @@
+// zygote/: the server: serve loop, children, sandbox policy, cgroups, network, `zygote serve`,
+// `zygote doctor`, the cold runner. Imports protocol/ and native/ only.
 // The zygote process: checks its flags, warms up (preload, main), serves, and in each
 // forked child runs main. Started by startZygote() or `zygote serve`, never directly.
 import { encodeServerMessage } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import type { ChildTask } from './children.js';
 import { freshenProcessState, installExitPath, runMain, type MainFunction } from './child-runtime.js';
-import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from './config.js';
+import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { Log } from './log.js';
 import { loadMain, preloadModules } from './preload.js';
 import { Server } from './server.js';
@@ -17,6 +19,9 @@ let main: MainFunction;
 let server: Server;
 try {
   config = decodeConfig(process.argv[2]);
+  // The config came on argv: overwrite it there (libuv rewrites the argv area in place), so
+  // neither ps nor a child's /proc/1/cmdline (its init is a fork of this process) shows it.
+  process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
   checkForkSafety();
   await preloadModules(config.main, config.preload);
   main = await loadMain(config.main);

@@ -5,14 +5,19 @@ import { closeSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
-import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, type NativeRootBind } from '../native/index.js';
+import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
-import type { ZygoteConfig } from './config.js';
+import type { ZygoteConfig } from '../protocol/config.js';
+import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
+import type { SandboxRequest } from '../protocol/spawn.js';
 import { Connection } from './connection.js';
-import { resolveNetwork, resolveSandbox, SANDBOX_LAYERS, type SandboxLayer, type SandboxRequest } from './sandbox/policy.js';
+import { resolveNetwork, resolveSandbox } from './sandbox/policy.js';
+import { AboveCapError, grantLimits } from './sandbox/limits.js';
+import type { GrantedLimits } from '../protocol/limits.js';
 import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
-import { planRoot, TEMPLATE_MOUNT_POINTS } from './sandbox/root.js';
+import { planRoot, TEMPLATE_MOUNT_POINTS, type RootPlan } from './sandbox/root.js';
+import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import type { Log } from './log.js';
@@ -36,7 +41,7 @@ export class Server {
    * Made once here rather than in every child: the compiled seccomp filters (native ids) of
    * the step and of its pid namespace's init, and the binds of every child's root.
    */
-  private readonly compiled: { seccompId: number; initSeccompId: number; rootBinds: NativeRootBind[]; rootTemplateFd: number; landlockAbi: number };
+  private readonly compiled: { seccompId: number; initSeccompId: number; root: RootPlan; rootTemplateFd: number; landlockAbi: number };
   private readonly uidPool: UidPool | null;
   private readonly cgroups = new Cgroups(`zygote-${process.pid}`);
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
@@ -49,11 +54,12 @@ export class Server {
     this.compiled = {
       seccompId: native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id,
       initSeccompId: native.compileSeccomp(initSeccompRules(), SECCOMP_DEFAULT_ERRNO).id,
-      rootBinds: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths }),
+      // Exactly what this process has loaded by now: main, the preloads and the zygote itself.
+      root: planRoot({ mainUrl: config.main, preload: config.preload, readOnlyPaths: config.sandbox.readOnlyPaths, loaded: loadedModuleFiles() }),
       rootTemplateFd: -1,
       landlockAbi: landlockAbi(log),
     };
-    this.compiled.rootTemplateFd = rootTemplate(this.compiled.rootBinds, log);
+    this.compiled.rootTemplateFd = rootTemplate(this.compiled.root, log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -226,18 +232,21 @@ export class Server {
     const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
     let sandbox;
     let networkAllow;
-    const limits = msg.limits;
+    let limits: GrantedLimits;
     try {
-      for (const [key, v] of Object.entries(limits)) {
-        if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw new Error(`limits.${key} must be a positive integer, got ${v}`);
-      }
-      const request = sandboxRequest(msg.sandbox, limits.tmpBytes);
+      // The zygote's defaults fill in what the request leaves out; its caps bound the rest.
+      limits = grantLimits(this.config, msg.limits, msg.sandbox);
+    } catch (err) {
+      if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      if (!(err instanceof AboveCapError)) refuse('limits', (err as Error).message);
+      else this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'limits', errnoName: '', message: err.message, sandbox: false, aboveCap: err.aboveCap }));
+      return;
+    }
+    try {
+      const request = sandboxRequest(msg.sandbox, limits);
       networkAllow = resolveNetwork(this.config.sandbox, request);
       sandbox = resolveSandbox(this.config.sandbox, request, ids, this.compiled, this.config.allowUnsandboxed);
-      if (limits.cpuTimeMs !== undefined) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
-      if (limits.pids !== undefined && limits.pids < MIN_PIDS) {
-        throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
-      }
+      if (limits.cpuTimeMs !== null) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       refuse('sandbox policy', (err as Error).message);
@@ -256,9 +265,9 @@ export class Server {
       sandbox.veth = network.veth;
     }
     let cgroup: ChildCgroup | null = null;
-    if (limits.memoryBytes !== undefined || limits.pids !== undefined) {
+    if (limits.memoryBytes !== null || limits.pids !== null) {
       try {
-        cgroup = this.cgroups.prepare({ memoryBytes: limits.memoryBytes, pids: limits.pids });
+        cgroup = this.cgroups.prepare({ memoryBytes: limits.memoryBytes ?? undefined, pids: limits.pids ?? undefined });
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
         if (network) this.network!.detach(network);
@@ -282,7 +291,8 @@ export class Server {
     out.child.pooledUid = pooledUid;
     out.child.cgroup = cgroup;
     out.child.network = network;
-    if (limits.wallTimeMs !== undefined) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
+    out.child.limits = limits;
+    if (limits.wallTimeMs !== null) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
     conn.children.set(msg.id, out.child.pid);
@@ -307,7 +317,7 @@ export class Server {
       }
       const fds = [...child.stdio, child.pidfd];
       child.stdio = [-1, -1, -1]; // the connection closes them once sent
-      this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid }, fds, new Set([child.pidfd])));
+      this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid, ...(child.limits ? { limits: child.limits } : {}) }, fds, new Set([child.pidfd])));
       return;
     }
     if (report === 'eof') {
@@ -476,9 +486,6 @@ function listenReplacingStale(path: string, log: Log): number {
   }
 }
 
-/** Node's own threads (main, V8 platform, libuv pool, inspector) need about this many tasks. */
-const MIN_PIDS = 10;
-
 /** RLIMIT_CPU ends a child with SIGXCPU, or SIGKILL a second later if it ignores that. */
 function cpuLimitReached(child: ChildRecord, signal: number | null, cpuMs: number): boolean {
   if (child.cpuLimitSec === null || signal === null) return false;
@@ -494,21 +501,15 @@ function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGK
   if (child.pidfd >= 0) native.pidfdSendSignal(child.pidfd, signal);
 }
 
-/** The wire request as policy.ts checks it; an unknown layer name is refused there. */
-function sandboxRequest(w: WireSandboxRequest, tmpBytes: number | undefined): SandboxRequest {
+/** The wire request as policy.ts checks it, with the granted rlimits and /tmp; an unknown layer name is refused. */
+function sandboxRequest(w: WireSandboxRequest, limits: GrantedLimits): SandboxRequest {
   for (const layer of w.skip) {
     if (!(SANDBOX_LAYERS as readonly string[]).includes(layer)) throw new Error(`unknown sandbox layer ${JSON.stringify(layer)}`);
   }
-  const req: SandboxRequest = { dangerouslySkip: w.skip as SandboxLayer[] };
-  if (w.nofile !== undefined || w.fsize !== undefined) {
-    req.rlimits = {};
-    if (w.nofile !== undefined) req.rlimits.nofile = w.nofile;
-    if (w.fsize !== undefined) req.rlimits.fsize = w.fsize;
-  }
+  const req: SandboxRequest = { dangerouslySkip: w.skip as SandboxLayer[], rlimits: { nofile: limits.nofile, fsize: limits.fileBytes }, tmpBytes: limits.tmpBytes };
   if (w.injectStep !== undefined) req.dangerouslyInjectFailure = { step: w.injectStep, errno: w.injectErrno ?? 'EPERM' };
   if (w.mounts !== undefined) req.mounts = w.mounts;
   if (w.network !== undefined) req.network = { allow: w.network.allow };
-  if (tmpBytes !== undefined) req.tmpBytes = tmpBytes;
   return req;
 }
 
@@ -551,9 +552,9 @@ function landlockAbi(log: Log): number {
  * The children's root, built once (native/sandbox/root.cc). Without it every child builds its
  * own root: slower, never less safe, so a failure is logged, not fatal.
  */
-function rootTemplate(binds: NativeRootBind[], log: Log): number {
+function rootTemplate(plan: RootPlan, log: Log): number {
   try {
-    return native.buildRootTemplate(binds, TEMPLATE_MOUNT_POINTS);
+    return native.buildRootTemplate(plan, TEMPLATE_MOUNT_POINTS);
   } catch (err) {
     log.error(`cannot build the children's root template (each child builds its own root instead): ${(err as Error).message}`);
     return -1;

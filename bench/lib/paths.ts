@@ -11,5 +11,5 @@ export function fixtureUrl(name: string): URL {
 
 export const RESULTS_DIR = fileURLToPath(new URL('bench/results/', ROOT));
 
-/** The cold runner, built beside the zygote (zygote/cold.ts). */
-export const COLD_RUNNER = fileURLToPath(new URL('dist/zygote/cold.js', ROOT));
+/** The cold runner, the package's `zygote/cold` entry (zygote/cold.ts). */
+export const COLD_RUNNER = fileURLToPath(import.meta.resolve('zygote/cold'));

@@ -36,7 +36,11 @@ unsigned long long FsRights(int abi) {
 }
 
 constexpr unsigned long long kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | (1ULL << 14) | (1ULL << 15);
-constexpr unsigned long long kRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE;
+// No rule grants EXECUTE: the step runs no program (seccomp refuses execve too), so Landlock
+// refuses execve everywhere, in particular of anything the child wrote. (Rules add up along
+// the path, so EXECUTE on / would reach /tmp.) mmap with PROT_EXEC is not Landlock's: the
+// writable places are noexec mounts for that.
+constexpr unsigned long long kRead = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 
 int AddPath(int ruleset, const char* path, unsigned long long rights) {
   int fd = open(path, O_PATH | O_CLOEXEC);
@@ -72,11 +76,12 @@ int ApplyLandlock(int abi, const RootSpec& root, const char** step) {
   }
   int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0));
   if (ruleset < 0) return Fail(step, "landlock_create_ruleset", errno);
+  const unsigned long long writable = all & ~static_cast<unsigned long long>(LANDLOCK_ACCESS_FS_EXECUTE);
   int err = AddPath(ruleset, "/", kRead & all);
-  if (!err) err = AddPath(ruleset, "/tmp", all);
+  if (!err) err = AddPath(ruleset, "/tmp", writable);
   for (const RootBind& b : root.binds) {
     if (err) break;
-    if (b.writable) err = AddPath(ruleset, b.target.c_str(), all);
+    if (b.writable) err = AddPath(ruleset, b.target.c_str(), writable);
     else if (b.device) err = AddPath(ruleset, b.target.c_str(), (kRead | LANDLOCK_ACCESS_FS_WRITE_FILE) & all);
   }
   if (err) {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,8 +37,8 @@ namespace {
 constexpr const char* kStaging = "/tmp";
 constexpr size_t kMaxBinds = 256;
 
-int OpenTree(const char* path) {
-  return static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+int OpenTree(const char* path, int dir = AT_FDCWD) {
+  return static_cast<int>(syscall(SYS_open_tree, dir, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
 }
 
 int SetAttr(int dfd, const char* path, unsigned flags, unsigned long long set) {
@@ -106,7 +107,10 @@ int Capture(const RootSpec& spec, Fds& trees, const char** step) {
     int fd = OpenTree(b.source.c_str());
     if (fd < 0) return Fail(step, "open_tree(mount source)", errno);
     trees.Add(fd);
-    unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? 0 : MOUNT_ATTR_RDONLY);
+    // Whatever the child can write is noexec: nothing it writes can be mapped executable
+    // (a .so dlopened from there fails at mmap) or executed. Read-only binds keep exec: node's
+    // own libraries and addons are mapped from them.
+    unsigned long long attrs = MOUNT_ATTR_NOSUID | (b.device ? 0 : MOUNT_ATTR_NODEV) | (b.writable || b.device ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
     if (int err = SetAttr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs)) return Fail(step, "mount_setattr(mount source)", err);
   }
   return 0;
@@ -126,11 +130,81 @@ int Attach(int root, const RootSpec& spec, Fds& trees, const char** step) {
   return 0;
 }
 
-// A size-capped tmpfs at path (the child's /tmp).
+// One file copied to the same path under root, read-only (its x bits kept), parents made.
+// Sources are the zygote's own module files (trusted paths it has loaded); nothing is followed
+// under root, which is a fresh tmpfs.
+int CopyFile(int root, const std::string& path) {
+  const char* rel = path.c_str() + 1;
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return errno;
+  struct stat st;
+  int err = fstat(src, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
+  if (!err) err = MakeParents(root, rel);
+  int dst = -1;
+  if (!err) {
+    dst = openat(root, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (st.st_mode & 0555) | 0444);
+    if (dst < 0) err = errno == EEXIST ? 0 : errno;  // listed twice: already there
+  }
+  for (off_t left = st.st_size; !err && dst >= 0 && left > 0;) {
+    ssize_t n = sendfile(dst, src, nullptr, static_cast<size_t>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) err = n < 0 ? errno : EIO;  // shrank under us: refuse a partial module
+    else left -= n;
+  }
+  if (dst >= 0) close(dst);
+  close(src);
+  return err;
+}
+
+// The module copies and symlinks, into the root tmpfs.
+int PlaceCopies(int root, const RootSpec& spec, const char** step) {
+  for (const std::string& f : spec.copies) {
+    if (int err = CopyFile(root, f)) return Fail(step, "copy module file", err);
+  }
+  for (const RootLink& l : spec.links) {
+    const char* rel = l.path.c_str() + 1;
+    if (int err = MakeParents(root, rel)) return Fail(step, "module link", err);
+    if (symlinkat(l.target.c_str(), root, rel) < 0 && errno != EEXIST) return Fail(step, "module link", errno);
+  }
+  return 0;
+}
+
+// Clones of what the root holds at spec.tmp_dirs, taken before the child's /tmp hides it.
+int CaptureTmpDirs(int root, const RootSpec& spec, std::vector<int>& out, const char** step) {
+  for (const std::string& d : spec.tmp_dirs) {
+    int fd = OpenTree(d.c_str() + 1, root);
+    if (fd < 0) return Fail(step, "open_tree(root under /tmp)", errno);
+    out.push_back(fd);
+    // Its top is a piece of the root tmpfs, which is made read-only only later (or already is,
+    // in the template): read-only now. Mounts under it keep their own flags.
+    if (int err = SetAttr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) return Fail(step, "read-only root under /tmp", err);
+  }
+  return 0;
+}
+
+// ... put back on the child's own /tmp, read-only as they were.
+int RestoreTmpDirs(int root, const RootSpec& spec, std::vector<int>& trees, const char** step) {
+  for (size_t i = 0; i < trees.size(); i++) {
+    const char* rel = spec.tmp_dirs[i].c_str() + 1;
+    if (int err = MakeMountPoint(root, rel, true)) return Fail(step, "make mount point", err);
+    if (int err = MoveMount(trees[i], root, rel)) return Fail(step, "move_mount(root under /tmp)", err);
+    close(trees[i]);
+    trees[i] = -1;
+  }
+  return 0;
+}
+
+void CloseAll(std::vector<int>& fds) {
+  for (int& fd : fds)
+    if (fd >= 0) close(fd);
+  fds.clear();
+}
+
+// A size-capped tmpfs at path (the child's /tmp), noexec like every writable place.
 int MountTmp(const char* path, unsigned long long bytes, const char** step) {
   char options[64];
   snprintf(options, sizeof options, "size=%llu,mode=1777", bytes);
-  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0 ? Fail(step, "mount /tmp", errno) : 0;
+  return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options) < 0 ? Fail(step, "mount /tmp", errno) : 0;
 }
 
 // A /proc of the caller's pid namespace, pid directories only.
@@ -153,9 +227,11 @@ int MakeSkeleton(int root, const std::vector<std::string>& dirs, const char** st
   return 0;
 }
 
-// The root tmpfs at the staging point; its fd in *root.
-int MountRootTmpfs(Fds& fds, int* root, const char** step) {
-  if (mount("tmpfs", kStaging, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") < 0) return Fail(step, "mount root tmpfs", errno);
+// The root tmpfs at the staging point, sized for the module copies; its fd in *root.
+int MountRootTmpfs(const RootSpec& spec, Fds& fds, int* root, const char** step) {
+  char options[96];
+  snprintf(options, sizeof options, "size=%llu,nr_inodes=%zu,mode=0755", (1ULL << 20) + spec.copy_bytes, 4096 + 2 * (spec.copies.size() + spec.links.size()));
+  if (mount("tmpfs", kStaging, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0) return Fail(step, "mount root tmpfs", errno);
   *root = open(kStaging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*root < 0) return Fail(step, "open root", errno);
   fds.Add(*root);
@@ -179,17 +255,24 @@ int EnterRoot(const RootSpec& spec, const char** step) {
   Fds trees;
   if (int err = Capture(spec, trees, step)) return err;
   int root = -1;
-  if (int err = MountRootTmpfs(trees, &root, step)) return err;
+  if (int err = MountRootTmpfs(spec, trees, &root, step)) return err;
   if (int err = MakeSkeleton(root, {}, step)) return err;
-  // /tmp before the binds: they may lie under it (a checkout in /tmp).
+  if (int err = PlaceCopies(root, spec, step)) return err;
+  if (int err = Attach(root, spec, trees, step)) return err;
+  // The child's own /tmp last: what lies under /tmp (a checkout there, or a spawn's mount) is
+  // lifted off first and put back on top of it.
+  std::vector<int> under_tmp;
+  int err = CaptureTmpDirs(root, spec, under_tmp, step);
   char path[64];
   snprintf(path, sizeof path, "%s/tmp", kStaging);
-  if (int err = MountTmp(path, spec.tmp_bytes, step)) return err;
+  if (!err) err = MountTmp(path, spec.tmp_bytes, step);
+  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, step);
+  CloseAll(under_tmp);
+  if (err) return err;
   snprintf(path, sizeof path, "%s/proc", kStaging);
   if (spec.proc) {
     if (int err = MountProc(path, step)) return err;
   }
-  if (int err = Attach(root, spec, trees, step)) return err;
   return PivotInto(root, step);
 }
 
@@ -220,8 +303,9 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
       Fds trees;
       int root = -1;
       err = Capture(spec, trees, &at);
-      if (!err) err = MountRootTmpfs(trees, &root, &at);
+      if (!err) err = MountRootTmpfs(spec, trees, &root, &at);
       if (!err) err = MakeSkeleton(root, dirs, &at);
+      if (!err) err = PlaceCopies(root, spec, &at);
       if (!err) err = Attach(root, spec, trees, &at);
       if (!err) err = PivotInto(root, &at);
     }
@@ -281,7 +365,12 @@ int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** st
   int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return Fail(step, "open root", errno);
   trees.Add(root);
-  if (int err = MountTmp("/tmp", spec.tmp_bytes, step)) return err;
+  std::vector<int> under_tmp;
+  int err = CaptureTmpDirs(root, spec, under_tmp, step);
+  if (!err) err = MountTmp("/tmp", spec.tmp_bytes, step);
+  if (!err) err = RestoreTmpDirs(root, spec, under_tmp, step);
+  CloseAll(under_tmp);
+  if (err) return err;
   if (spec.proc) {
     if (int err = MountProc("/proc", step)) return err;
   }

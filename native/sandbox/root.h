@@ -17,10 +17,25 @@ struct RootBind {
   bool device = false;
 };
 
+// A symlink made in the root: path -> target.
+struct RootLink {
+  std::string path;
+  std::string target;
+};
+
 struct RootSpec {
   // In the order they are mounted: a bind's target may lie inside an earlier bind's only if
   // that directory exists there (zygote/sandbox/root.ts orders and checks them).
   std::vector<RootBind> binds;
+  // Regular files copied into the root tmpfs at the same absolute path, read-only: the module
+  // files the zygote loaded. Copies, not binds: hundreds of mounts would cost every child.
+  std::vector<std::string> copies;
+  std::vector<RootLink> links;
+  // What the copies take in the root tmpfs (whole pages), which is sized to hold them.
+  unsigned long long copy_bytes = 0;
+  // The top directories under /tmp that hold copies or binds (a checkout in /tmp): cloned from
+  // the root before the child's own /tmp is mounted over it, then put back on top of that.
+  std::vector<std::string> tmp_dirs;
   // Size of the private, writable /tmp.
   unsigned long long tmp_bytes = 0;
   // Mount a /proc of the child's own pid namespace (only its own processes, subset=pid).
@@ -43,8 +58,9 @@ int EnterRoot(const RootSpec& spec, const char** step);
 int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs, const char** step);
 
 // Child side, as real root: enters a private copy of the template (setns, then unshare), mounts
-// its own /tmp and /proc, and spec.binds (the spawn's own mounts) onto mount points that already
-// exist in the template or lie under /tmp. No host mount is ever in the child's namespace.
+// its own /tmp (with the template's spec.tmp_dirs put back on it) and /proc, and spec.binds (the
+// spawn's own mounts) onto mount points that already exist in the template or lie under /tmp.
+// No host mount is ever in the child's namespace.
 int EnterRootFromTemplate(int template_ns, const RootSpec& spec, const char** step);
 
 }  // namespace zygote::sandbox

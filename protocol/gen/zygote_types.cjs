@@ -853,6 +853,7 @@ const Spawned = module.exports.Spawned = class {
   constructor(args) {
     this.id = null;
     this.pid = null;
+    this.limits = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -863,6 +864,9 @@ const Spawned = module.exports.Spawned = class {
         this.pid = args.pid;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field pid is unset!');
+      }
+      if (args.limits !== undefined && args.limits !== null) {
+        this.limits = new ttypes.GrantedLimits(args.limits);
       }
     }
   }
@@ -891,6 +895,14 @@ const Spawned = module.exports.Spawned = class {
           input.skip(ftype);
         }
         break;
+        case 3:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.limits = new ttypes.GrantedLimits();
+          this.limits.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -912,6 +924,255 @@ const Spawned = module.exports.Spawned = class {
       output.writeI32(this.pid);
       output.writeFieldEnd();
     }
+    if (this.limits !== null && this.limits !== undefined) {
+      output.writeFieldBegin('limits', Thrift.Type.STRUCT, 3);
+      this.limits.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const GrantedLimits = module.exports.GrantedLimits = class {
+  constructor(args) {
+    this.wallTimeMs = null;
+    this.cpuTimeMs = null;
+    this.memoryBytes = null;
+    this.pids = null;
+    this.tmpBytes = null;
+    this.fileBytes = null;
+    this.nofile = null;
+    if (args) {
+      if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
+        this.wallTimeMs = args.wallTimeMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field wallTimeMs is unset!');
+      }
+      if (args.cpuTimeMs !== undefined && args.cpuTimeMs !== null) {
+        this.cpuTimeMs = args.cpuTimeMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cpuTimeMs is unset!');
+      }
+      if (args.memoryBytes !== undefined && args.memoryBytes !== null) {
+        this.memoryBytes = args.memoryBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field memoryBytes is unset!');
+      }
+      if (args.pids !== undefined && args.pids !== null) {
+        this.pids = args.pids;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field pids is unset!');
+      }
+      if (args.tmpBytes !== undefined && args.tmpBytes !== null) {
+        this.tmpBytes = args.tmpBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field tmpBytes is unset!');
+      }
+      if (args.fileBytes !== undefined && args.fileBytes !== null) {
+        this.fileBytes = args.fileBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field fileBytes is unset!');
+      }
+      if (args.nofile !== undefined && args.nofile !== null) {
+        this.nofile = args.nofile;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field nofile is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I64) {
+          this.wallTimeMs = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.cpuTimeMs = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.memoryBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.I32) {
+          this.pids = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.I64) {
+          this.tmpBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.I64) {
+          this.fileBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.I32) {
+          this.nofile = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('GrantedLimits');
+    if (this.wallTimeMs !== null && this.wallTimeMs !== undefined) {
+      output.writeFieldBegin('wallTimeMs', Thrift.Type.I64, 1);
+      output.writeI64(this.wallTimeMs);
+      output.writeFieldEnd();
+    }
+    if (this.cpuTimeMs !== null && this.cpuTimeMs !== undefined) {
+      output.writeFieldBegin('cpuTimeMs', Thrift.Type.I64, 2);
+      output.writeI64(this.cpuTimeMs);
+      output.writeFieldEnd();
+    }
+    if (this.memoryBytes !== null && this.memoryBytes !== undefined) {
+      output.writeFieldBegin('memoryBytes', Thrift.Type.I64, 3);
+      output.writeI64(this.memoryBytes);
+      output.writeFieldEnd();
+    }
+    if (this.pids !== null && this.pids !== undefined) {
+      output.writeFieldBegin('pids', Thrift.Type.I32, 4);
+      output.writeI32(this.pids);
+      output.writeFieldEnd();
+    }
+    if (this.tmpBytes !== null && this.tmpBytes !== undefined) {
+      output.writeFieldBegin('tmpBytes', Thrift.Type.I64, 5);
+      output.writeI64(this.tmpBytes);
+      output.writeFieldEnd();
+    }
+    if (this.fileBytes !== null && this.fileBytes !== undefined) {
+      output.writeFieldBegin('fileBytes', Thrift.Type.I64, 6);
+      output.writeI64(this.fileBytes);
+      output.writeFieldEnd();
+    }
+    if (this.nofile !== null && this.nofile !== undefined) {
+      output.writeFieldBegin('nofile', Thrift.Type.I32, 7);
+      output.writeI32(this.nofile);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const LimitAboveCap = module.exports.LimitAboveCap = class {
+  constructor(args) {
+    this.field = null;
+    this.requested = null;
+    this.cap = null;
+    if (args) {
+      if (args.field !== undefined && args.field !== null) {
+        this.field = args.field;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field field is unset!');
+      }
+      if (args.requested !== undefined && args.requested !== null) {
+        this.requested = args.requested;
+      }
+      if (args.cap !== undefined && args.cap !== null) {
+        this.cap = args.cap;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cap is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.field = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.requested = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.cap = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('LimitAboveCap');
+    if (this.field !== null && this.field !== undefined) {
+      output.writeFieldBegin('field', Thrift.Type.STRING, 1);
+      output.writeString(this.field);
+      output.writeFieldEnd();
+    }
+    if (this.requested !== null && this.requested !== undefined) {
+      output.writeFieldBegin('requested', Thrift.Type.I64, 2);
+      output.writeI64(this.requested);
+      output.writeFieldEnd();
+    }
+    if (this.cap !== null && this.cap !== undefined) {
+      output.writeFieldBegin('cap', Thrift.Type.I64, 3);
+      output.writeI64(this.cap);
+      output.writeFieldEnd();
+    }
     output.writeFieldStop();
     output.writeStructEnd();
     return;
@@ -925,6 +1186,7 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     this.errnoName = null;
     this.message = null;
     this.sandbox = null;
+    this.aboveCap = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -948,6 +1210,9 @@ const SpawnFailed = module.exports.SpawnFailed = class {
       }
       if (args.sandbox !== undefined && args.sandbox !== null) {
         this.sandbox = args.sandbox;
+      }
+      if (args.aboveCap !== undefined && args.aboveCap !== null) {
+        this.aboveCap = new ttypes.LimitAboveCap(args.aboveCap);
       }
     }
   }
@@ -997,6 +1262,14 @@ const SpawnFailed = module.exports.SpawnFailed = class {
           input.skip(ftype);
         }
         break;
+        case 6:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.aboveCap = new ttypes.LimitAboveCap();
+          this.aboveCap.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1031,6 +1304,11 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     if (this.sandbox !== null && this.sandbox !== undefined) {
       output.writeFieldBegin('sandbox', Thrift.Type.BOOL, 5);
       output.writeBool(this.sandbox);
+      output.writeFieldEnd();
+    }
+    if (this.aboveCap !== null && this.aboveCap !== undefined) {
+      output.writeFieldBegin('aboveCap', Thrift.Type.STRUCT, 6);
+      this.aboveCap.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -54,7 +54,9 @@ export declare class SandboxRequest {
   }
 
 /**
- * Resource limits of one child, enforced by the zygote (output limits are the client's).
+ * Resource limits of one child, enforced by the zygote (output limits are the client's). An
+ * absent field gets the zygote's default; 0 in fields 1-4 asks for no limit, which a zygote
+ * with a cap on that field refuses (SpawnFailed.aboveCap). Defaults: protocol/limits.ts.
  */
 export declare class Limits {
     public wallTimeMs?: Int64;
@@ -135,8 +137,39 @@ export declare class StartupFailed {
 export declare class Spawned {
     public id: number;
     public pid: number;
+    public limits?: GrantedLimits;
 
-      constructor(args?: { id: number; pid: number; });
+      constructor(args?: { id: number; pid: number; limits?: GrantedLimits; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
+ * What the zygote granted one child; 0 in fields 1-4: no limit.
+ */
+export declare class GrantedLimits {
+    public wallTimeMs: Int64;
+    public cpuTimeMs: Int64;
+    public memoryBytes: Int64;
+    public pids: number;
+    public tmpBytes: Int64;
+    public fileBytes: Int64;
+    public nofile: number;
+
+      constructor(args?: { wallTimeMs: Int64; cpuTimeMs: Int64; memoryBytes: Int64; pids: number; tmpBytes: Int64; fileBytes: Int64; nofile: number; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
+ * A limit a spawn asked for above the zygote's cap (zygote serve --max-*, --tmp-bytes, --fsize, --nofile).
+ */
+export declare class LimitAboveCap {
+    public field: string;
+    public requested?: Int64;
+    public cap: Int64;
+
+      constructor(args?: { field: string; requested?: Int64; cap: Int64; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -150,8 +183,9 @@ export declare class SpawnFailed {
     public errnoName: string;
     public message: string;
     public sandbox?: boolean;
+    public aboveCap?: LimitAboveCap;
 
-      constructor(args?: { id: number; step: string; errnoName: string; message: string; sandbox?: boolean; });
+      constructor(args?: { id: number; step: string; errnoName: string; message: string; sandbox?: boolean; aboveCap?: LimitAboveCap; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

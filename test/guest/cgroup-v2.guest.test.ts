@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tableFromArrays } from 'apache-arrow';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runStep, startZygote, stepRunner, type Zygote } from '../../dist/client/index.js';
+import { runStep, startZygote, stepRunner, type Zygote } from '../../dist/index.js';
 import { CLI, ECHO_MAIN, ROOT, waitFor } from '../helpers/index.js';
 import { cgroupV2, describeNeeds } from '../helpers/host.js';
 

@@ -6,7 +6,7 @@ import { native } from '../../dist/native/index.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ECHO_MAIN = new URL('../fixtures/echo-main.mjs', import.meta.url);
-export const CLI = `${ROOT}dist/zygote/cli.js`;
+export const CLI = `${ROOT}dist/cli.js`;
 
 /** Reads a stream to its end (bounded by the caller's test timeout). */
 export function collect(stream: Readable): Promise<string> {
@@ -102,4 +102,23 @@ export function fdsOf(pid: number): Map<number, string> {
     }
   }
   return out;
+}
+
+/**
+ * The host directory of pid's cgroup in a cgroup v1 controller's hierarchy (memory, pids), read
+ * from /proc/PID/cgroup as this process sees it; null where the controller is not mounted.
+ */
+export function cgroupDir(pid: number, controller: 'memory' | 'pids'): string | null {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[1]?.split(',').includes(controller));
+  if (!line) return null;
+  return `/sys/fs/cgroup/${controller}${line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1)}`;
+}
+
+/** One value of a cgroup file of pid, e.g. ('memory', 'memory.limit_in_bytes'); null when it has no cgroup of its own there. */
+export function childCgroupFile(pid: number, controller: 'memory' | 'pids', file: string): string | null {
+  const dir = cgroupDir(pid, controller);
+  if (dir === null || !/\/child-\d+$/.test(dir)) return null;
+  return readFileSync(`${dir}/${file}`, 'utf8').trim();
 }

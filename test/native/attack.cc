@@ -594,6 +594,22 @@ Napi::Value ForkRaw(const Napi::CallbackInfo& info) {
   return Result(info.Env(), o);
 }
 
+// A fork bomb, bounded by max: raw SYS_fork until it fails, each child waiting for ever (it
+// dies with the pid namespace). value is how many it made; the errno says why it stopped
+// (EAGAIN: a pids limit). Stopped by seccomp (fork is refused) or a cgroup pids limit.
+Napi::Value ForkBomb(const Napi::CallbackInfo& info) {
+  long max = Int(info, 0, "fork_bomb");
+  long made = 0;
+  for (; made < max; made++) {
+    long pid = syscall(SYS_fork);
+    if (pid == 0) {
+      for (;;) syscall(SYS_pause);
+    }
+    if (pid < 0) return Result(info.Env(), {made, errno});
+  }
+  return Result(info.Env(), {made, 0});
+}
+
 // execve("/bin/true"): run another program (escaping Node-level hooks). Returns only on
 // failure; on success the process becomes /bin/true and exits 0. Stopped by seccomp.
 Napi::Value ExecveTrue(const Napi::CallbackInfo& info) {
@@ -648,6 +664,30 @@ Napi::Value MallocTouch(const Napi::CallbackInfo& info) {
     memset(p, 0x5a, 1 << 20);
   }
   return Result(info.Env(), {got, 0});
+}
+
+// memfd_create, then the bytes of the file at path copied into it: value is the memfd, for a
+// dlopen of /proc/self/fd/N (native code that never touched a filesystem). Stopped by seccomp
+// (memfd_create is not allowed); vm.memfd_noexec would not stop the mmap.
+Napi::Value MemfdCopy(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "memfd_copy");
+  Outcome o = Sys(syscall(SYS_memfd_create, "copy", 0U));
+  if (o.err != 0) return Result(info.Env(), o);
+  int memfd = static_cast<int>(o.ret);
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) {
+    int err = errno;
+    close(memfd);
+    return Result(info.Env(), {-1, err});
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(src, buf, sizeof buf);
+    if (n <= 0) break;
+    if (write(memfd, buf, static_cast<size_t>(n)) != n) break;
+  }
+  close(src);
+  return Result(info.Env(), {memfd, 0});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -726,10 +766,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"clone_raw", CloneRaw},
       {"clone3_raw", Clone3Raw},
       {"fork_raw", ForkRaw},
+      {"fork_bomb", ForkBomb},
       {"execve_true", ExecveTrue},
       {"execve_path", ExecvePath},
       {"abort_now", AbortNow},
       {"malloc_touch", MallocTouch},
+      {"memfd_copy", MemfdCopy},
       // files
       {"write_file", WriteFile},
       {"open_file", OpenFile},

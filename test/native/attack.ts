@@ -96,6 +96,8 @@ export interface AttackAddon {
   clone3_raw(flags?: number | bigint): AttackResult;
   /** Raw SYS_fork. */
   fork_raw(): AttackResult;
+  /** Raw forks (each child waits for ever) until one fails or max are made: value, the count made. */
+  fork_bomb(max: number): AttackResult;
   /** execve("/bin/true"): returns only on failure. */
   execve_true(): AttackResult;
   /** execve(path, argv, envp = []): returns only on failure; on success the process is
@@ -105,6 +107,8 @@ export interface AttackAddon {
   abort_now(): never;
   /** malloc(1 MiB) and touch every page, mib times, never freeing; value is the MiB it got. */
   malloc_touch(mib: number): AttackResult;
+  /** memfd_create and the file's bytes copied in; value is the memfd. */
+  memfd_copy(path: string): AttackResult;
 
   // files (creds, caps)
   /** open(O_WRONLY | O_CREAT | O_TRUNC, 0644) + write; value is the bytes written. */
@@ -126,8 +130,8 @@ export const ATTACK_FUNCTIONS = [
   'io_uring_setup', 'bpf_map_create', 'bpf_prog_load_trivial', 'perf_event_open_self',
   'keyctl_get_keyring', 'add_key_user', 'userfaultfd', 'userfaultfd_user_mode_only', 'socket',
   'int80_getpid', 'x32_getpid', 'tiocsti',
-  'clone_raw', 'clone3_raw', 'fork_raw', 'execve_true', 'execve_path', 'abort_now',
-  'write_file', 'open_file', 'malloc_touch',
+  'clone_raw', 'clone3_raw', 'fork_raw', 'fork_bomb', 'execve_true', 'execve_path', 'abort_now',
+  'write_file', 'open_file', 'malloc_touch', 'memfd_copy',
 ] as const satisfies readonly (keyof AttackAddon)[];
 
 // Constants the attacks take (x86_64 Linux values).

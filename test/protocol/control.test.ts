@@ -76,6 +76,12 @@ describe('ServerMessage round-trips', () => {
     ['a hello', { kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: 1234, nodeVersion: 'v20.20.2' }],
     ['a startupFailed', { kind: 'startupFailed', message: 'Cannot find module /x/main.mjs' }],
     ['a spawned', { kind: 'spawned', id: 5, pid: 99_999 }],
+    [
+      'a spawned with the limits it was granted, none where null',
+      { kind: 'spawned', id: 5, pid: 99_999, limits: { wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 2 ** 40, pids: 32, tmpBytes: 64 << 20, fileBytes: 2 ** 30, nofile: 256 } },
+    ],
+    ['a spawnFailed for a limit above its cap', { kind: 'spawnFailed', id: 8, step: 'limits', errnoName: '', message: 'above the cap', sandbox: false, aboveCap: { field: 'memoryBytes', requested: 2 ** 33, cap: 2 ** 30 } }],
+    ['a spawnFailed for no limit where there is a cap', { kind: 'spawnFailed', id: 9, step: 'limits', errnoName: '', message: 'above the cap', sandbox: false, aboveCap: { field: 'pids', requested: null, cap: 64 } }],
     ['a spawnFailed with an errno', { kind: 'spawnFailed', id: 6, step: 'fork', errnoName: 'EAGAIN', message: 'fork failed: Resource temporarily unavailable', sandbox: false }],
     ['a spawnFailed without an errno', { kind: 'spawnFailed', id: 7, step: 'arguments', errnoName: '', message: 'argsJson is not a JSON array', sandbox: false }],
     ['an exited with a code and no signal', { ...exitedBase, code: 0, signal: null }],
@@ -297,6 +303,16 @@ describe('decodeServerMessage rejects', () => {
   it('attack: an exited whose wallMs is NaN, as invalid', () => {
     const f = encodeServerMessage({ kind: 'exited', id: 1, pid: 2, code: 0, signal: null, wallMs: Number.NaN, cpuMs: 0, maxRssBytes: 0, limit: null });
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'Exited.wallMs is required and must be a number');
+  });
+
+  it('attack: a spawnFailed whose aboveCap names no known limit, as invalid', () => {
+    const f = encodeServerMessage({ kind: 'spawnFailed', id: 1, step: 'limits', errnoName: '', message: 'm', sandbox: false, aboveCap: { field: 'swapBytes' as never, requested: 1, cap: 0 } });
+    expectProtocolError(() => decodeServerMessage(f), 'invalid', 'LimitAboveCap.field must be one of wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes, nofile');
+  });
+
+  it('attack: a spawned whose granted limits are negative, as invalid', () => {
+    const f = encodeServerMessage({ kind: 'spawned', id: 1, pid: 2, limits: { wallTimeMs: -1, cpuTimeMs: null, memoryBytes: null, pids: null, tmpBytes: 1, fileBytes: 1, nofile: 1 } });
+    expectProtocolError(() => decodeServerMessage(f), 'invalid', 'GrantedLimits.wallTimeMs must not be negative');
   });
 
   it('attack: a spawnFailed missing its step, as invalid naming the field', () => {

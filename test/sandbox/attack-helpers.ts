@@ -43,7 +43,11 @@ export interface AttackRun<R = AttackResult> {
  * and stderr to the end and waits for its exit. A child still running after 20 s is killed.
  */
 export async function attackIn<R = AttackResult>(z: Zygote, args: unknown[], skip: readonly SandboxLayer[] = [], outer: readonly SandboxLayer[] = OUTER_LAYERS): Promise<AttackRun<R>> {
-  const child = await z.spawn({ args, sandbox: { dangerouslySkip: [...new Set([...skip, ...outer])] } });
+  return collectRun<R>(await z.spawn({ args, sandbox: { dangerouslySkip: [...new Set([...skip, ...outer])] } }));
+}
+
+/** Reads a spawned attacker's stdout and stderr to the end and waits for its exit; kills it after 20 s. */
+export async function collectRun<R = AttackResult>(child: ZygoteChild): Promise<AttackRun<R>> {
   const timer = setTimeout(() => child.kill(), RUN_TIMEOUT_MS);
   try {
     const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);

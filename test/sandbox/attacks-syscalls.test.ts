@@ -13,6 +13,7 @@ import { startZygote, type SandboxLayer, type Zygote } from '../../dist/client/i
 import {
   AF_ALG,
   AF_INET,
+  AF_INET6,
   AF_NETLINK,
   AF_PACKET,
   AF_UNIX,
@@ -254,6 +255,7 @@ describe('new processes', () => {
 
 describe('socket families', () => {
   const DENIED: [string, number, number][] = [
+    ['AF_UNIX', AF_UNIX, SOCK_STREAM],
     ['AF_PACKET', AF_PACKET, SOCK_RAW],
     ['AF_NETLINK', AF_NETLINK, SOCK_RAW],
     ['AF_ALG', AF_ALG, SOCK_SEQPACKET],
@@ -263,8 +265,8 @@ describe('socket families', () => {
     expectErrno(await attackIn(z, ['socket', family, type]), 'EPERM');
   });
 
-  it('the allowed families still work in the same sandbox: AF_UNIX, AF_INET', async () => {
-    const run = await attackIn<AttackResult[]>(z, ['calls', ['socket', AF_UNIX, SOCK_STREAM], ['socket', AF_INET, SOCK_DGRAM]]);
+  it('the allowed families still work in the same sandbox: AF_INET, AF_INET6', async () => {
+    const run = await attackIn<AttackResult[]>(z, ['calls', ['socket', AF_INET, SOCK_STREAM], ['socket', AF_INET6, SOCK_DGRAM]]);
     expectAnswered(run);
     for (const r of run.result!) expect(r).toMatchObject({ ok: true, errno: null });
   });

@@ -96,7 +96,7 @@ describe('pids limit', () => {
   });
 
   it('refuses a pids limit too small for Node itself, saying why', async () => {
-    await expect(z.spawn({ args: ['exit', 0], limits: { pids: 5 } })).rejects.toThrow('limits.pids must be at least 10');
+    await expect(z.spawn({ args: ['exit', 0], limits: { pids: 5 } })).rejects.toThrow('Expected `limits.pids` to be at least 10: Node itself needs that many threads (below it, it hangs or aborts), got 5');
   });
 });
 

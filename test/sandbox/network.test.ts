@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
-import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
+import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
+import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
 import { describeNeeds, networkTestbed } from '../helpers/host.js';
 
@@ -96,6 +97,14 @@ async function serve(name: string, argv: string[], sock: string): Promise<Served
   return { z, cp, table: `zygote_${z.pid}`, stderr };
 }
 
+/**
+ * These zygotes run under `ip netns exec`, which mounts a fresh /sys and so hides the cgroup
+ * hierarchies: a memory or pids limit would fail closed ("no usable memory cgroup controller").
+ * They lift both (no cgroup per child); the limits are tested in default-limits.test.ts.
+ */
+const NO_CGROUP_POLICY = { defaults: { ...builtinLimitPolicy().defaults, memoryBytes: null, pids: null }, max: {} };
+const NO_CGROUP_FLAGS = ['--default-memory', 'none', '--default-pids', 'none'];
+
 /** A zygote started from a config of the test's own (it may allow failure injection). */
 function serveConfig(name: string, network: { subnet: string; allow?: string[] }): Promise<Served> {
   const sock = join(dir, `${name}.sock`);
@@ -108,6 +117,7 @@ function serveConfig(name: string, network: { subnet: string; allow?: string[] }
     setupTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults({ network }),
+    limits: NO_CGROUP_POLICY,
     allowUnsandboxed: true,
   };
   return serve(name, [process.execPath, ...FORK_SAFE_NODE_FLAGS, `${ROOT}dist/zygote/main.js`, encodeConfig(config)], sock);
@@ -202,7 +212,7 @@ beforeAll(async () => {
   const sock = join(dir, 'allowing.sock');
   allowing = await serve(
     'allowing',
-    [process.execPath, CLI, 'serve', '--quiet', '--socket', sock, '--main', MAIN.pathname, '--network-subnet', '10.202.0.0/16', '--network-allow', `${METADATA}:${UP_PORT}`, '--network-allow', `${PRIVATE}:${UP_PORT}`],
+    [process.execPath, CLI, 'serve', '--quiet', '--socket', sock, '--main', MAIN.pathname, '--network-subnet', '10.202.0.0/16', '--network-allow', `${METADATA}:${UP_PORT}`, '--network-allow', `${PRIVATE}:${UP_PORT}`, ...NO_CGROUP_FLAGS],
     sock,
   );
 }, 60_000);
@@ -364,7 +374,7 @@ describeNeeds(testbed, 'refusals and fail-closed setup', () => {
     [{ allow: ['10.0.0.1/24:80'] }, 'has host bits set in 10.0.0.1/24 (did you mean 10.0.0.0/24?)'],
     [{ allow: ['10.0.0.0/33:80'] }, 'has prefix /33, which is not 0 to 32'],
     [{ allow: ['[nope]:80'] }, 'has "nope", which is not an IPv6 address'],
-    [{ alow: [] }, 'Unknown `network` option field `network.alow`; known: allow'],
+    [{ alow: [] }, 'Unknown option `network.alow` in spawn(); known: allow'],
     [[], 'Expected the `network` option to be an object { allow?: string[] }, got []'],
   ])('rejects spawn({ network: %j }) with a TypeError naming the field', async (network, message) => {
     const err = await net.z.spawn({ args: ['probe'], network: network as SpawnOptions['network'] }).catch((e: unknown) => e);

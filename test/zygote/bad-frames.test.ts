@@ -10,8 +10,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../dist/client/index.js';
 import { native, POLLHUP, POLLIN, type NativePacket } from '../../dist/native/index.js';
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ServerMessage } from '../../dist/protocol/control.js';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/zygote/config.js';
-import { normalizeSandboxDefaults } from '../../dist/zygote/sandbox/policy.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
+import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
+import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
 import { bounded } from '../helpers/index.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));
@@ -158,6 +159,7 @@ beforeAll(async () => {
     verbose: false,
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults(undefined),
+    limits: builtinLimitPolicy(),
     allowUnsandboxed: false,
   };
   zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });

@@ -13,14 +13,18 @@ import {
   libseccompVersion,
   parseMountinfo,
   parseProcCgroup,
+  probeSmt,
+  probeSpeculation,
   probeSyscallEntry,
   readCgroupFacts,
+  statusField,
   runDoctor,
   summarize,
   type DoctorReport,
   type ProbeResult,
 } from '../../dist/zygote/doctor/index.js';
 import { ROOT } from '../helpers/index.js';
+import { native } from '../../dist/native/index.js';
 import { ATTACK_ADDON_PATH } from '../native/attack.js';
 import { constants } from 'node:os';
 
@@ -57,7 +61,7 @@ describe('zygote doctor on this host', () => {
       if (r.status === 'missing' || r.status === 'degraded') expect(r.fix, r.layer).toBeTruthy();
     }
     expect(ALL_LAYERS).toEqual(
-      expect.arrayContaining(['privileges', 'user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace', 'seccomp', 'i386-entry', 'x32-entry', 'no-new-privs', 'cgroups', 'cgroup-memory', 'cgroup-pids', 'landlock', 'ptrace-scope', 'core-pattern', 'legacy-tiocsti']),
+      expect.arrayContaining(['privileges', 'user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace', 'seccomp', 'i386-entry', 'x32-entry', 'noexec-mounts', 'idmapped-mounts', 'smt', 'speculation', 'no-new-privs', 'cgroups', 'cgroup-memory', 'cgroup-pids', 'landlock', 'ptrace-scope', 'core-pattern', 'legacy-tiocsti']),
     );
   });
 
@@ -125,6 +129,42 @@ describe('zygote doctor on this host', () => {
     const before = listing();
     runDoctor();
     expect(listing()).toEqual(before);
+  });
+});
+
+describe('mount features, SMT and speculation', () => {
+  it('finds noexec mounts (required: every writable place of a child is noexec) and idmapped mounts on this host', () => {
+    const report = runDoctor();
+    expect(layer(report, 'noexec-mounts')).toMatchObject({ status: 'ok', required: true, data: { ok: true, errno: null } });
+    expect(layer(report, 'idmapped-mounts')).toMatchObject({ status: 'ok', required: false, data: { ok: true, errno: null } });
+  });
+
+  it("the mount probe says no where the kernel does: procfs takes no idmapping, a missing path has no mount", () => {
+    expect(native.probeMountAttr('/proc', 'idmap')).toEqual({ ok: false, errno: 'EINVAL' });
+    expect(native.probeMountAttr('/no/such/path', 'noexec')).toEqual({ ok: false, errno: 'ENOENT' });
+    expect(() => native.probeMountAttr('/tmp', 'rw' as 'noexec')).toThrow(TypeError);
+  });
+
+  it('reports SMT from sysfs: ok when off, degraded with a fix when on', () => {
+    const r = probeSmt();
+    const active = readFileSync('/sys/devices/system/cpu/smt/active', 'utf8').trim();
+    expect(r).toMatchObject({ layer: 'smt', status: active === '0' ? 'ok' : 'degraded', data: { active } });
+    if (r.status !== 'ok') expect(r.fix).toMatch(/nosmt/);
+  });
+
+  it("reports what a seccomp-filtered child gets: its state before the filter is this process's own", () => {
+    const r = probeSpeculation();
+    const own = statusField(readFileSync('/proc/self/status', 'utf8'), 'Speculation_Store_Bypass');
+    expect(r.data).toMatchObject({ speculationStoreBypass: { before: own, after: expect.any(String) } });
+    expect(['ok', 'degraded']).toContain(r.status);
+    if (r.status === 'degraded') expect(r.fix).toMatch(/spec_store_bypass_disable/);
+  });
+
+  it('parses one field of a status text', () => {
+    const text = 'Name:\tnode\nSpeculation_Store_Bypass:\tthread force mitigated\nSpeculationIndirectBranch:\tconditional force disabled\n';
+    expect(statusField(text, 'Speculation_Store_Bypass')).toBe('thread force mitigated');
+    expect(statusField(text, 'SpeculationIndirectBranch')).toBe('conditional force disabled');
+    expect(statusField(text, 'Missing')).toBeNull();
   });
 });
 

@@ -12,6 +12,7 @@ export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
   'cgroup-namespace',
   'no-new-privs',
   'seccomp',
+  'noexec-mounts', // every writable place in a child's root is mounted noexec
   'cgroup-memory',
   'cgroup-pids',
 ]);
@@ -19,8 +20,8 @@ export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
 /**
  * Advisory: landlock (used where the kernel has it; the root already confines the filesystem),
  * cgroups (the overview; memory and pids carry the
- * requirement), network (nftables for the opt-in network), and the host settings ptrace-scope,
- * core-pattern and legacy-tiocsti.
+ * requirement), network (nftables for the opt-in network), idmapped-mounts, the i386 and x32
+ * entries, and the host settings ptrace-scope, core-pattern, legacy-tiocsti, smt and speculation.
  */
 export function isRequired(layer: string): boolean {
   return REQUIRED_LAYERS.has(layer);

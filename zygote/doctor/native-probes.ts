@@ -22,3 +22,13 @@ export type SyscallEntryProbe = ReturnType<typeof native.probeSyscallEntry>;
 export function syscallEntry(entry: 'i386' | 'x32'): SyscallEntryProbe {
   return native.probeSyscallEntry(entry);
 }
+
+/** Whether a detached copy of path's mount takes MOUNT_ATTR_NOEXEC or an idmapping. */
+export function mountAttr(path: string, attr: 'noexec' | 'idmap'): ReturnType<typeof native.probeMountAttr> {
+  return native.probeMountAttr(path, attr);
+}
+
+/** /proc/self/status of a forked child before and after an allow-all seccomp filter, split by "\n--\n". */
+export function seccompSpeculation(): string {
+  return native.probeSeccompSpeculation();
+}

@@ -2,6 +2,8 @@
 import { machine, release } from 'node:os';
 import { probeCgroups } from './cgroups.js';
 import { probeCorePattern, probeLegacyTiocsti, probePtraceScope } from './hardening.js';
+import { probeSmt, probeSpeculation } from './cpu-exposure.js';
+import { probeIdmappedMounts, probeNoexecMounts } from './mount-features.js';
 import { probeLandlock } from './landlock.js';
 import { isRequired } from './layers.js';
 import { probeNamespaces } from './namespaces.js';
@@ -20,11 +22,15 @@ const PROBES: Array<{ layers: string[]; run: () => Finding | Finding[] }> = [
   { layers: ['seccomp'], run: probeSeccomp },
   { layers: ['i386-entry', 'x32-entry'], run: probeSyscallEntries },
   { layers: ['landlock'], run: probeLandlock },
+  { layers: ['noexec-mounts'], run: probeNoexecMounts },
+  { layers: ['idmapped-mounts'], run: probeIdmappedMounts },
   { layers: ['cgroups', 'cgroup-memory', 'cgroup-pids'], run: probeCgroups },
   { layers: ['network'], run: probeNetwork },
   { layers: ['ptrace-scope'], run: probePtraceScope },
   { layers: ['core-pattern'], run: probeCorePattern },
   { layers: ['legacy-tiocsti'], run: probeLegacyTiocsti },
+  { layers: ['smt'], run: probeSmt },
+  { layers: ['speculation'], run: probeSpeculation },
 ];
 
 /** Every layer the doctor reports on, in table order. */

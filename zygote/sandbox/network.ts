@@ -5,11 +5,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { native } from '../../native/index.js';
 import type { Log } from '../log.js';
-import { formatIpv4Net, parseAllowEntry, parseIpv4Net, type AllowEntry, type Ipv4Net } from './net-addr.js';
+import { formatIpv4Net, parseAllowEntry, parseIpv4Net, type AllowEntry, type Ipv4Net } from '../../protocol/net-addr.js';
+import type { NetworkDefaults } from '../../protocol/sandbox.js';
 import { findNft, listNftChains, runNft } from './nft.js';
 import { VethPool, type VethLease } from './veth-pool.js';
-
-export const DEFAULT_NETWORK_SUBNET = '10.201.0.0/16';
 
 /**
  * What no networked child reaches unless an allow entry names it: "this network", private
@@ -18,14 +17,6 @@ export const DEFAULT_NETWORK_SUBNET = '10.201.0.0/16';
  * (the other children) is added to it. The host's own addresses are the input chain's.
  */
 export const FORBIDDEN_IPV4 = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '224.0.0.0/4', '240.0.0.0/4'] as const;
-
-/** sandbox.network, normalised (zygote/sandbox/policy.ts). */
-export interface NetworkDefaults {
-  /** IPv4 network the children's /30s come from. */
-  subnet: string;
-  /** Allow entries for every child of this zygote. */
-  allow: string[];
-}
 
 /** A live networked child's link, and its own allow entries as nft set elements. */
 export interface ChildNetwork extends VethLease {

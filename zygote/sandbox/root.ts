@@ -2,28 +2,19 @@
 // the zygote from what it has loaded, plus each spawn's own mounts. native/sandbox/root.cc
 // builds it in every child.
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
 import type { NativeRootBind } from '../../native/index.js';
-
-/** A host directory or file a spawn shows to its child. */
-export interface Mount {
-  /** Absolute host path; it must exist. */
-  source: string;
-  /** Absolute path inside the child. */
-  target: string;
-  /** Writable by the child (it is handed to the child's uid); read-only by default. */
-  writable?: boolean;
-}
+import type { Mount } from '../../protocol/spawn.js';
+import { packageJsonsOf, packageName } from './loaded-modules.js';
 
 /** What a step may always touch beside its binds: a Node child needs no other device. */
 const DEVICES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
 /** Made by the root itself; nothing may be mounted over or into them. (Mounts may go under
  * /tmp, which is mounted first: a checkout may live there.) */
 const RESERVED = ['/proc', '/dev'];
-/** Empty directories the template root holds for the mounts spawns usually ask for. */
-export const TEMPLATE_MOUNT_POINTS = ['/input', '/output'];
+/** Empty directories the template root holds for the mounts spawns usually ask for (runStep's). */
+export const TEMPLATE_MOUNT_POINTS = ['/input', '/output', '/step'];
 
 /**
  * Whether a child can take its root from the zygote's template: every mount of its own must go
@@ -42,42 +33,103 @@ export function templateCovers(base: readonly NativeRootBind[], mounts: readonly
 /** At most this many mounts per spawn (the native side caps the whole root at 256). */
 export const MAX_MOUNTS = 32;
 
-/**
- * The binds every child gets: the files the zygote has mapped (node and its shared
- * libraries, native addons), and for main, each preload and the zygote itself, the module's
- * own directory tree where it is loaded from: its package's package.json (module type), its
- * node_modules, and main's directory. Deliberately not the whole project directory around
- * main, which may hold the renderer's own configuration and secrets. Plus extra paths the
- * zygote was configured with.
- */
-export function planRoot(opts: { mainUrl: string; preload: readonly string[]; readOnlyPaths: readonly string[] }): NativeRootBind[] {
-  const paths = new Set<string>(mappedFiles());
-  const mainPath = fileURLToPath(opts.mainUrl);
-  paths.add(dirname(realpathSync(mainPath)));
-  const require = createRequire(mainPath);
-  const modules = [mainPath, fileURLToPath(import.meta.url)];
-  for (const spec of opts.preload) {
-    try {
-      modules.push(require.resolve(spec));
-    } catch {
-      // ESM-only or URL: covered by main's node_modules.
-    }
-  }
-  for (const m of modules) for (const p of packagePaths(m)) paths.add(p);
-  const ownPackage = packageRoot(fileURLToPath(import.meta.url));
-  if (ownPackage) paths.add(join(ownPackage, 'dist'));
-  for (const p of opts.readOnlyPaths) paths.add(realpathSync(p));
-  for (const p of paths) {
-    // A module directly in / or /tmp would hand the child the whole of it.
-    if (p === '/' || p === '/tmp') throw new Error(`the child's root would include all of ${p} (from main, a preload or sandbox.readOnlyPaths): put modules in a directory of their own`);
-  }
-  const binds: NativeRootBind[] = dedupe([...paths].filter((p) => existsSync(p)).map((p) => ({ source: p, target: p })));
-  for (const d of DEVICES) binds.push({ source: d, target: d, device: true });
-  return binds;
+/** What every child's root holds, decided once by the zygote. */
+export interface RootPlan {
+  /** Read-only binds: the files the zygote has mapped (node, its libraries, addons), readOnlyPaths, devices. */
+  binds: NativeRootBind[];
+  /** Module files the zygote loaded and the package.json files Node reads for them, copied in. */
+  copies: string[];
+  /** /node_modules/<name> -> each preloaded package, so a step anywhere imports the zygote's copy. */
+  links: { path: string; target: string }[];
+  /** What the copies take in the root's tmpfs, in whole pages. */
+  copyBytes: number;
 }
 
-/** The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount. */
-export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mount[]): NativeRootBind[] {
+/**
+ * Exactly what the zygote loaded, nothing around it: the files it has mapped (node and its
+ * shared libraries, native addons), the module files it loaded (main, the preloads, what they
+ * imported, the zygote's own) with the package.json files Node's resolver reads for them, and
+ * the configured readOnlyPaths. Not main's directory, not whole node_modules trees: a renderer's
+ * .env beside its step runner, or a package nobody imported, stays out of every child. Module
+ * files are copied into the root, not bound: one mount each would cost every child's namespace.
+ * A step that imports a module the zygote did not load finds it missing.
+ */
+export function planRoot(opts: { mainUrl: string; preload: readonly string[]; readOnlyPaths: readonly string[]; loaded: readonly string[] }): RootPlan {
+  const mapped = new Set(mappedFiles());
+  const mainPath = realpathSync(fileURLToPath(opts.mainUrl));
+  const copies = [...new Set([...opts.loaded, mainPath, ...packageJsonsOf([...opts.loaded, mainPath])])].filter((f) => !mapped.has(f)).sort();
+  const bindPaths = new Set<string>(mapped);
+  for (const p of opts.readOnlyPaths) bindPaths.add(realpathSync(p));
+  for (const p of [...bindPaths, ...copies]) {
+    // Anything directly in / or /tmp would hand the child the whole of it.
+    if (p === '/' || p === '/tmp') throw new Error(`the child's root would include all of ${p} (from sandbox.readOnlyPaths): give a directory of its own`);
+  }
+  const binds: NativeRootBind[] = dedupe([...bindPaths].filter((p) => existsSync(p)).map((p) => ({ source: p, target: p })));
+  for (const d of DEVICES) binds.push({ source: d, target: d, device: true });
+  const visible = copies.filter((f) => !binds.some((b) => within(f, b.target)));
+  return { binds, copies: visible, links: preloadLinks(mainPath, opts.preload, visible), copyBytes: pagesOf(visible) };
+}
+
+/**
+ * A symlink /node_modules/<name> to each preloaded package that main resolves (the nearest
+ * node_modules above main holding its loaded files): a step mounted anywhere, /step included,
+ * imports it by name and gets the very module the zygote loaded (Node resolves symlinks to the
+ * real path, the key of its module cache).
+ */
+function preloadLinks(mainPath: string, preload: readonly string[], copies: readonly string[]): { path: string; target: string }[] {
+  const have = new Set(copies);
+  const links = new Map<string, string>();
+  for (const spec of preload) {
+    const name = packageName(spec);
+    if (!name || links.has(name)) continue;
+    for (let dir = dirname(mainPath); ; dir = dirname(dir)) {
+      const root = join(dir, 'node_modules', name);
+      if (have.has(join(root, 'package.json'))) {
+        links.set(name, root);
+        break;
+      }
+      // The package main belongs to, imported by its own name (a self-reference).
+      if (have.has(join(dir, 'package.json')) && packageJsonName(join(dir, 'package.json')) === name) {
+        links.set(name, dir);
+        break;
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+  return [...links].map(([name, target]) => ({ path: `/node_modules/${name}`, target }));
+}
+
+function packageJsonName(path: string): string | null {
+  try {
+    const name = (JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown }).name;
+    return typeof name === 'string' ? name : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Bytes of whole pages the files take in a tmpfs. */
+function pagesOf(files: readonly string[]): number {
+  let bytes = 0;
+  for (const f of files) bytes += Math.ceil(statSync(f).size / 4096) * 4096;
+  return bytes;
+}
+
+/** The top directories under /tmp that hold any of these paths (a checkout in /tmp). */
+export function tmpDirsOf(paths: Iterable<string>): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    const m = /^\/tmp\/[^/]+/.exec(p);
+    if (m) out.add(m[0]);
+  }
+  return [...out].sort();
+}
+
+/**
+ * The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount.
+ * A mount may not cover any of the module files copied into the root (copies).
+ */
+export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mount[], copies: readonly string[] = []): NativeRootBind[] {
   if (mounts.length > MAX_MOUNTS) throw new TypeError(`at most ${MAX_MOUNTS} mounts per spawn, got ${mounts.length}`);
   const out = [...base];
   for (const [i, m] of mounts.entries()) {
@@ -97,10 +149,12 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly Mou
     }
     const st = statSync(source);
     if (!st.isDirectory() && !st.isFile()) throw new TypeError(`${what}.source ${source} must be a directory or a regular file`);
+    const hidden = copies.find((c) => within(c, target));
+    if (hidden) throw new TypeError(`${what}.target ${target} would hide ${hidden}, a module the zygote loaded`);
     for (const b of out) {
       if (within(b.target, target)) throw new TypeError(`${what}.target ${target} overlaps ${b.target}, already in the child's root`);
       // Inside a read-only bind only onto what is already there (the bind cannot grow a
-      // mount point), e.g. the empty dist/step-mount directory the step runner uses.
+      // mount point).
       if (within(target, b.target) && !existsAs(b.source + target.slice(b.target.length), st.isDirectory())) {
         throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where no ${st.isDirectory() ? 'directory' : 'file'} of that name exists to mount onto`);
       }
@@ -126,25 +180,6 @@ function mappedFiles(): string[] {
     }
   }
   return [...out];
-}
-
-/** The package.json and node_modules a module resolves its type and imports from. */
-function packagePaths(modulePath: string): string[] {
-  const real = realpathSync(modulePath);
-  const nm = real.indexOf(`${sep}node_modules${sep}`);
-  if (nm >= 0) {
-    const project = real.slice(0, nm);
-    return [join(project, 'node_modules'), join(project, 'package.json')];
-  }
-  const root = packageRoot(real);
-  return root ? [join(root, 'package.json'), join(root, 'node_modules')] : [];
-}
-
-function packageRoot(file: string): string | null {
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dir === dirname(dir)) return null;
-  }
 }
 
 /** Sorted, without paths inside another (already visible) or reserved ones. */

@@ -31,7 +31,10 @@ const ALLOW = [
   'stat', 'fstat', 'lstat', 'newfstatat', 'statx', 'statfs', 'fstatfs', 'access', 'faccessat', 'faccessat2',
   'getdents64', 'getcwd', 'chdir', 'fchdir', 'readlink', 'readlinkat', 'mkdir', 'mkdirat', 'rmdir',
   'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'link', 'linkat', 'symlink', 'symlinkat',
-  'chmod', 'fchmod', 'fchmodat', 'utimensat', 'umask', 'pipe', 'pipe2', 'memfd_create',
+  // Not memfd_create: a memfd is writable and executable on every kernel (vm.memfd_noexec and
+  // MFD_NOEXEC_SEAL stop execve, not an mmap with PROT_EXEC, so a dlopen of /proc/self/fd/N would
+  // load native code the step wrote). Node itself never makes one.
+  'chmod', 'fchmod', 'fchmodat', 'utimensat', 'umask', 'pipe', 'pipe2',
   'inotify_init1', 'inotify_add_watch', 'inotify_rm_watch',
   // event loop
   'epoll_create', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'poll', 'ppoll',
@@ -91,7 +94,9 @@ export function seccompRules(): SeccompRule[] {
   // clone: threads only (CLONE_THREAD set, no namespace flag). fork/vfork/execve are not
   // allowed at all: the step is one process, and nothing is ever executed.
   rules.push({ name: 'clone', action: 'allow', args: [{ index: 0, op: 'masked_eq', mask: CLONE_THREAD | CLONE_NAMESPACE_FLAGS, value: CLONE_THREAD }] });
-  for (const family of [AF_UNIX, AF_INET, AF_INET6]) {
+  // No AF_UNIX socket(): a socket file in any bound directory (a serve socket, a database's)
+  // would be reachable with connect(), which a read-only mount does not stop. socketpair stays.
+  for (const family of [AF_INET, AF_INET6]) {
     rules.push({ name: 'socket', action: 'allow', args: [{ index: 0, op: 'eq', value: family }] });
   }
   rules.push({ name: 'socketpair', action: 'allow', args: [{ index: 0, op: 'eq', value: AF_UNIX }] });

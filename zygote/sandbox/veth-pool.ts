@@ -1,6 +1,6 @@
 // Handing out a /30 of the zygote's network subnet, and veth names, per live networked child.
 import type { NativeVeth } from '../../native/index.js';
-import { numberToIpv4, type Ipv4Net } from './net-addr.js';
+import { numberToIpv4, type Ipv4Net } from '../../protocol/net-addr.js';
 
 /** Each child's block: network address, host side (+1), child side (+2), broadcast (+3). */
 export const BLOCK_PREFIX = 30;

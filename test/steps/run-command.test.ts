@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvToTable, parseCsv } from '../../dist/zygote/csv.js';
+import { csvToTable, parseCsv } from '../../dist/steps/csv.js';
 import { CLI } from '../helpers/index.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
@@ -42,9 +42,38 @@ describe('zygote run', () => {
   it('exits 1 with the error kind and message when the step fails', () => {
     const csv = join(dir, 'in2.csv');
     writeFileSync(csv, 'x\n1\n');
-    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=throw']);
+    // The hostile step imports 'zygote' itself: the zygote must load it for the step to see it.
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=throw', '--preload', 'zygote']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('step failed (error): RangeError: the step broke on purpose');
+  });
+
+  it("runs a step that balloons under the default memory limit: 'oom', the host unharmed", () => {
+    const csv = join(dir, 'in3.csv');
+    writeFileSync(csv, 'x\n1\n');
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--preload', 'zygote']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('step failed (oom): the step ran out of memory');
+  });
+
+  it('takes --memory with a size suffix: the same balloon ends at 128M', () => {
+    const csv = join(dir, 'in4.csv');
+    writeFileSync(csv, 'x\n1\n');
+    const r = cli([HOSTILE, '--input', csv, '--param', 'attack=memory', '--memory', '128M', '--pids', '16', '--timeout', 'none', '--preload', 'zygote']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/step failed \(oom\): the step ran out of memory \(its cgroup's limit\) and was killed; peak RSS \d+ MiB/);
+    const peak = Number(/peak RSS (\d+) MiB/.exec(r.stderr)![1]);
+    // RSS counts pages shared with the zygote that the cgroup does not charge: bounded, not exact.
+    expect(peak).toBeLessThan(128 + 64);
+  });
+
+  it('refuses a bad limit flag, naming what it expected', () => {
+    const r = cli([GOOD, '--input', join(dir, 'in.csv'), '--pids', 'lots']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('expected a positive integer or "none", got "lots"');
+    const t = cli([GOOD, '--input', join(dir, 'in.csv'), '--tmp-bytes', 'none']);
+    expect(t.code).not.toBe(0);
+    expect(t.stderr).toContain('expected a positive number of bytes (a K, M, G or T suffix for KiB, MiB...), got "none"');
   });
 
   it('says which option is wrong', () => {

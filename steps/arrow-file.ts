@@ -5,7 +5,7 @@
 // in a file: a crafted one yields views of the wrong bytes, garbage values, or an allocation of
 // gigabytes (a batch that declares 2^31 rows) long after it was "read". So the footer, each
 // message and the schema are parsed here with a bounds-checked flatbuffer reader
-// (client/arrow/flatbuffer.ts), every buffer is checked against what its layout and declared
+// (steps/arrow/flatbuffer.ts), every buffer is checked against what its layout and declared
 // length need, and the Table is built from those checked views (apache-arrow's makeData), never
 // by apache-arrow's reader. The work is linear in the file's size, and bounded by the caps.
 import { closeSync, constants, fstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
@@ -14,8 +14,8 @@ import { native } from '../native/index.js';
 import { ArrowRefusal, resolveCaps, type ArrowCaps, type ResolvedArrowCaps } from './arrow/caps.js';
 import { decodeArrowFile } from './arrow/file.js';
 import type { CheckMode } from './arrow/batch.js';
-import { InvalidOutputError } from './errors.js';
-import { mapOutputFile } from './output-file.js';
+import { InvalidOutputError } from '../client/errors.js';
+import { mapOutputFile } from '../client/output-file.js';
 
 export { DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow/caps.js';
 

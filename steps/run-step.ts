@@ -3,30 +3,33 @@
 //
 // Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
 // and out/ (writable by the child alone); the child sees in/ at /input, out/ at /output and the
-// step module's directory inside the package (so its bare imports resolve to the zygote's
-// node_modules); it gets one StepRequest on stdin and answers one StepResult on stdout; the
+// step at /step: a copy of the module file alone, or the module's directory when that is a
+// package of its own (it holds a package.json). Its bare imports of preloaded packages resolve
+// through the root's /node_modules to the zygote's own copies. It gets one StepRequest on stdin
+// and answers one StepResult on stdout; the
 // output file is then opened without following links, mapped and validated before it is
 // accepted. The directory is removed before runStep returns (the mapping outlives it).
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
 import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
-import type { ExitStatus } from './child.js';
-import { InvalidOutputError, ProtocolError, SandboxError } from './errors.js';
-import type { Limits, Mount } from './options.js';
-import type { Zygote } from './zygote.js';
+import type { ExitStatus } from '../client/child.js';
+import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
+import type { Zygote } from '../client/zygote.js';
+import { SPAWN_SANDBOX_KEYS, type SpawnSandboxOptions } from '../client/options.js';
+import { DEFAULT_LIMITS, normalizeLimits, type Limits } from '../protocol/limits.js';
 import { writeMessage } from '../protocol/messages.js';
+import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
+import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
-import type { SandboxRequest } from '../zygote/sandbox/policy.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
-export const stepRunner = new URL('../zygote/step-runner.js', import.meta.url);
+export const stepRunner = new URL('./step-runner.js', import.meta.url);
 
-/** Where the step module's directory is mounted in the child: an empty directory of the package. */
-export const STEP_MOUNT = fileURLToPath(new URL('../step-mount', import.meta.url));
+/** Where the step is shown in the child (a mount point of every child's root). */
+export const STEP_MOUNT = '/step';
 
 export interface RunStepOptions {
   /** Path of the step module (its directory is shown to the child, read-only). */
@@ -39,10 +42,10 @@ export interface RunStepOptions {
    * as its third argument. Names are plain file names; each file is shown read-only.
    */
   files?: Record<string, string>;
-  /** The child's limits; wallTimeMs defaults to 60 s. */
+  /** The child's limits, over the handle's and the zygote's defaults (DEFAULT_LIMITS: wall time 60 s, memory 1 GiB, pids 64...). */
   limits?: Limits;
-  /** Tests only: layers to skip (see SandboxRequest). */
-  sandbox?: SandboxRequest;
+  /** Per-step rlimits and /tmp; tests only: layers to skip. */
+  sandbox?: SpawnSandboxOptions;
   /** Caps the output table must meet. */
   output?: Partial<ArrowCaps>;
   /** How much of the step's stderr to keep. Default 64 KiB. (limits.stderrBytes, default 16 MiB, is where it is killed.) */
@@ -83,19 +86,38 @@ export interface StepFailure {
 
 export type StepOutcome = StepSuccess | StepFailure;
 
-export const DEFAULT_STEP_WALL_TIME_MS = 60_000;
+/** A step's wall time unless someone says otherwise: the zygote's default (protocol/limits.ts). */
+export const DEFAULT_STEP_WALL_TIME_MS = DEFAULT_LIMITS.wallTimeMs;
 const DEFAULT_STDERR_BYTES = 64 * 1024;
 /** Past this much stderr the step is killed ('output-limit'); only the first stderrBytes are kept. */
-export const DEFAULT_STEP_STDERR_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_STEP_STDERR_LIMIT = DEFAULT_LIMITS.stderrBytes;
+/** How long to wait for the result of a step with no wall-time limit: the longest timer Node has (24.8 days). */
+const NO_LIMIT_RESULT_TIMEOUT_MS = 2 ** 31 - 1;
+const RUN_STEP_KEYS = ['module', 'input', 'params', 'files', 'limits', 'sandbox', 'output', 'stderrBytes', 'name'] as const satisfies readonly (keyof RunStepOptions)[];
 /** How long a step whose stdout ended may take to exit before it is killed. */
 const EXIT_GRACE_MS = 2_000;
 const OUTPUT_NAME = 'output.arrow';
 const INPUT_NAME = 'input.arrow';
 
+/**
+ * What the child sees at /step: the module's own directory when it is a package (it holds a
+ * package.json, so the step may import its own files), else a directory holding a copy of the
+ * module file alone, so nothing beside it (other users' steps, a config) is shown.
+ */
+function stepSource(module: string, own: string): string {
+  const dir = dirname(module);
+  if (existsSync(join(dir, 'package.json'))) return dir;
+  mkdirSync(own, { mode: 0o755 });
+  copyFileSync(module, join(own, basename(module)));
+  chmodSync(join(own, basename(module)), 0o444); // the child's uid reads it, whoever owns the original
+  return own;
+}
+
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
+  checkRunStepOptions(opts);
+  const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
   const module = realpathSync(opts.module);
-  const limits: Limits = { wallTimeMs: DEFAULT_STEP_WALL_TIME_MS, stderrBytes: DEFAULT_STEP_STDERR_LIMIT, ...opts.limits };
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
   try {
     const inDir = join(dir, 'in');
@@ -104,7 +126,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     mkdirSync(outDir, { mode: 0o700 });
     const mounts: Mount[] = [
       { source: outDir, target: '/output', writable: true },
-      { source: dirname(module), target: STEP_MOUNT },
+      { source: stepSource(module, join(dir, 'step')), target: STEP_MOUNT },
     ];
     // in/ is the child's /input; a file given by path is mounted over a placeholder there.
     mounts.push({ source: inDir, target: '/input' });
@@ -138,12 +160,38 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     const io = await talkToStep(
       { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
       request,
-      { resultTimeoutMs: limits.wallTimeMs! + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
+      // The zygote kills it at its deadline, which ends stdout; this only backs that up.
+      { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
     );
     return outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Refuses unknown keys and values of the wrong type before anything is made; messages name the option. */
+function checkRunStepOptions(opts: RunStepOptions): void {
+  if (!isOptionsObject(opts)) throw new TypeError(`Expected runStep() options to be an object, got ${describe(opts)}`);
+  refuseUnknownKeys(opts, RUN_STEP_KEYS, 'runStep()');
+  if (typeof opts.module !== 'string' || opts.module === '') throw new TypeError(`Expected the \`module\` option of runStep() to be a path, got ${describe(opts.module)}`);
+  if (opts.sandbox !== undefined) {
+    if (!isOptionsObject(opts.sandbox)) throw new TypeError(`Expected the \`sandbox\` option of runStep() to be an object, got ${describe(opts.sandbox)}`);
+    refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'runStep()', 'sandbox.');
+  }
+  if (opts.output !== undefined) {
+    if (!isOptionsObject(opts.output)) throw new TypeError(`Expected the \`output\` option of runStep() to be an object of Arrow caps, got ${describe(opts.output)}`);
+    refuseUnknownKeys(opts.output, Object.keys(DEFAULT_ARROW_CAPS), 'runStep()', 'output.');
+  }
+  if (opts.files !== undefined) {
+    if (!isOptionsObject(opts.files)) throw new TypeError(`Expected the \`files\` option of runStep() to be an object of name: path, got ${describe(opts.files)}`);
+    for (const [name, path] of Object.entries(opts.files)) {
+      if (typeof path !== 'string') throw new TypeError(`Expected \`files.${name}\` of runStep() to be a path, got ${describe(path)}`);
+    }
+  }
+  if (opts.stderrBytes !== undefined && (!Number.isSafeInteger(opts.stderrBytes) || opts.stderrBytes < 0)) {
+    throw new TypeError(`Expected the \`stderrBytes\` option of runStep() to be a non-negative integer, got ${describe(opts.stderrBytes)}`);
+  }
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw new TypeError(`Expected the \`name\` option of runStep() to be a string, got ${describe(opts.name)}`);
 }
 
 /** A running step, whoever started it (a zygote child, or a cold node for comparison). */

@@ -1,6 +1,7 @@
 // The zygote process's configuration: what the client or the CLI hands it on its command line.
-import { ProtocolError } from '../protocol/errors.js';
-import { normalizeSandboxDefaults, type SandboxDefaults } from './sandbox/policy.js';
+import { ProtocolError } from './errors.js';
+import { normalizeLimitPolicy, type LimitPolicy } from './limits.js';
+import { normalizeSandboxDefaults, type NormalizedSandboxDefaults, type SandboxDefaults } from './sandbox.js';
 
 /** How the zygote meets its clients. */
 export type ControlConfig =
@@ -23,6 +24,11 @@ export interface ZygoteConfig {
   verbose: boolean;
   /** The children's sandbox (normalised defaults). */
   sandbox: ReturnType<typeof normalizeSandboxDefaults>;
+  /**
+   * Limits of a spawn that does not ask (memory, pids, wall and CPU time; /tmp, file size and
+   * nofile are the sandbox's) and the caps no spawn may exceed (zygote/sandbox/limits.ts).
+   */
+  limits: LimitPolicy;
   /** DANGEROUS: honour spawns that skip sandbox layers (tests only; never the CLI). */
   allowUnsandboxed: boolean;
   /** How long shutdown waits for children to be reaped after SIGKILL. */
@@ -60,6 +66,12 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
   } catch (err) {
     bad('sandbox', (err as Error).message);
   }
+  try {
+    c.limits = normalizeLimitPolicy(c.limits);
+    checkSandboxWithinCaps(c.sandbox!, c.limits);
+  } catch (err) {
+    bad('limits', (err as Error).message);
+  }
   if (!Number.isInteger(c.setupTimeoutMs) || c.setupTimeoutMs! <= 0) bad('setupTimeoutMs', 'a positive integer');
   if (!Number.isInteger(c.shutdownTimeoutMs) || c.shutdownTimeoutMs! <= 0) bad('shutdownTimeoutMs', 'a positive integer');
   const ctl = c.control as ControlConfig | undefined;
@@ -74,4 +86,13 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
     bad('control', '{ kind: "fd" } or { kind: "listen" }');
   }
   return c as ZygoteConfig;
+}
+
+/** The sandbox's own defaults (/tmp, file size, nofile) must be within the caps, or every spawn that asks nothing is refused. */
+export function checkSandboxWithinCaps(sandbox: NormalizedSandboxDefaults, limits: LimitPolicy): void {
+  const own = { tmpBytes: sandbox.tmpBytes, fileBytes: sandbox.rlimits.fsize, nofile: sandbox.rlimits.nofile };
+  for (const [k, v] of Object.entries(own) as [keyof typeof own, number][]) {
+    const cap = limits.max[k];
+    if (cap !== undefined && v > cap) throw new TypeError(`Expected the default \`${k}\` (${v}) to be within its cap (${cap})`);
+  }
 }

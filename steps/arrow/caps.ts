@@ -1,5 +1,6 @@
 // The limits an Arrow IPC file is validated against, and the refusal the validator throws inside
-// (client/arrow-file.ts turns it into an InvalidOutputError naming the file).
+// (steps/arrow-file.ts turns it into an InvalidOutputError naming the file).
+import { refuseUnknownKeys } from '../../protocol/options.js';
 
 /** Caps on what an Arrow IPC file may hold; a file past one is refused with its own reason. */
 export interface ArrowCaps {
@@ -41,6 +42,7 @@ export const DEFAULT_ARROW_CAPS: Readonly<ResolvedArrowCaps> = Object.freeze({
 /** Fills in the optional caps; a cap that is not a non-negative integer is a TypeError naming it. */
 export function resolveCaps(caps: ArrowCaps): ResolvedArrowCaps {
   if (caps === null || typeof caps !== 'object') throw new TypeError(`Expected the Arrow caps to be an object, got ${caps === null ? 'null' : typeof caps}`);
+  refuseUnknownKeys(caps, Object.keys(DEFAULT_ARROW_CAPS), 'the Arrow caps');
   const out = { ...DEFAULT_ARROW_CAPS };
   for (const key of Object.keys(DEFAULT_ARROW_CAPS) as (keyof ResolvedArrowCaps)[]) {
     const v = caps[key];

@@ -7,7 +7,7 @@
 import { Console } from 'node:console';
 import { pathToFileURL } from 'node:url';
 import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
-import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from '../client/arrow-file.js';
+import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from './arrow-file.js';
 import { writeMessage } from '../protocol/messages.js';
 import { readStepRequest, stepResultError, stepResultOk } from '../protocol/step.js';
 
@@ -40,9 +40,16 @@ export default async function stepRunner(): Promise<void> {
     writeArrowFile(request.outputPath, output);
     await writeMessage(protocol, stepResultOk({ rows: output.numRows, columns: output.numCols }));
   } catch (err) {
-    await writeMessage(protocol, stepResultError(err instanceof Error ? (err.stack ?? err.message) : `non-Error thrown: ${String(err)}`));
+    await writeMessage(protocol, stepResultError(err instanceof Error ? (err.stack ?? err.message) + hint(err) : `non-Error thrown: ${String(err)}`));
     process.exitCode = 1;
   }
+}
+
+/** What to do about a module the sandbox does not show: only what the zygote loaded is there. */
+function hint(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return '';
+  return '\n(a step sees only the modules its zygote loaded before forking: preload the package, e.g. startZygote({ preload: [...] }) or `zygote serve --preload`, or bundle the step into one file)';
 }
 
 /**

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { tableFromArrays, tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { columnIn, layoutOf, setInt32, setInt64, validTables, wideTable } from '../fixtures/arrow-files.js';
-import { runStep, startZygote, stepRunner, type StepOutcome, type Zygote } from '../../dist/client/index.js';
+import { runStep, startZygote, stepRunner, type StepOutcome, type Zygote } from '../../dist/index.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
 const HOSTILE = fileURLToPath(new URL('../fixtures/steps/hostile.mjs', import.meta.url));
@@ -17,7 +17,9 @@ let z: Zygote;
 let dir: string;
 
 beforeAll(async () => {
-  z = await startZygote({ main: stepRunner, preload: ['apache-arrow'] });
+  // The hostile steps import 'zygote' itself (to speak the protocol badly): a step sees only
+  // what its zygote loaded, so that is preloaded too.
+  z = await startZygote({ main: stepRunner, preload: ['apache-arrow', 'zygote'] });
   dir = mkdtempSync(join(tmpdir(), 'zygote-run-step-'));
 });
 afterAll(async () => {

@@ -1,7 +1,7 @@
 // The stress run at test scale: heavy children forked in sequence and concurrently all succeed,
 // and the zygote leaks neither fds nor zombies.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runStress, type StressReport } from '../dist/bench/stress.js';
+import { runStress, type StressReport } from '../../dist/bench/stress.js';
 
 describe('a zygote under stress (150 children in sequence, then 100 at concurrency 8)', () => {
   let report: StressReport;

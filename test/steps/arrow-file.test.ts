@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CompressionType, RecordBatchFileWriter, Table, compressionRegistry, tableFromIPC, tableToIPC, vectorFromArray, Int32, List, Field } from 'apache-arrow';
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_ARROW_CAPS, InvalidOutputError, mapArrowFile, readArrowOutput, validateArrowFile, writeArrowFile, type ArrowCaps, type InvalidOutputReason } from '../../dist/client/index.js';
+import { DEFAULT_ARROW_CAPS, InvalidOutputError, mapArrowFile, readArrowOutput, validateArrowFile, writeArrowFile, type ArrowCaps, type InvalidOutputReason } from '../../dist/index.js';
 import { columnIn, fuzzArrowValidator, layoutOf, readEveryCell, setInt32, setInt64, sharedFieldsFile, validTables, wideTable } from '../fixtures/arrow-files.js';
 import { fdsOf, ROOT } from '../helpers/index.js';
 
@@ -68,7 +68,7 @@ function json(table: Table): string {
   return JSON.stringify(table.toArray(), (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
 }
 
-const CLIENT = JSON.stringify(`${ROOT}dist/client/index.js`);
+const CLIENT = JSON.stringify(`${ROOT}dist/index.js`);
 
 describe('valid files', () => {
   it.each(Object.keys(TABLES))('a table of %s round-trips with the values apache-arrow reads, and every cell can be read', (name) => {

@@ -1,0 +1,213 @@
+// `zygote serve`: this process becomes a zygote serving a Unix socket. The command line's
+// entry (cli.ts at the package's top) registers it beside `zygote doctor` and `zygote run`.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InvalidArgumentError, type Command } from 'commander';
+import { native } from '../native/index.js';
+import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
+import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
+import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
+
+const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
+
+/** Adds the `serve` subcommand to program. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('Preload modules once, then fork a child running MODULE for every client spawn() on a Unix socket.')
+    .requiredOption('--socket <path>', 'Unix socket to listen on (created with mode 0600; a stale one is replaced)')
+    .requiredOption('--main <module>', "module whose default export each child runs (path or file: URL)")
+    .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
+    .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
+    .option('--allow-uid <uid>', 'a uid allowed to connect (repeatable; default: this process\'s uid)', collectUid)
+    .option('--uid <uid>', `uid the children run as (default ${NOBODY})`, parseUint)
+    .option('--gid <gid>', `gid the children run as (default ${NOBODY})`, parseUint)
+    .option('--uid-range <start:count>', 'give each live child its own uid (and gid) from this range', parseRange)
+    .option('--nofile <n>', `RLIMIT_NOFILE of each child, and the most a client may ask for (default ${DEFAULT_NOFILE})`, parseCount)
+    .option('--fsize <bytes>', 'RLIMIT_FSIZE of each child, and the most a client may ask for (default 1G)', parseBytes)
+    .option('--tmp-bytes <bytes>', "size of each child's private /tmp, and the most a client may ask for (default 64M)", parseBytes)
+    .option('--read-only-path <path>', 'a host path every child sees read-only, at the same place, beside what it needs (repeatable)', collect)
+    .option('--network', `let children ask for a network (spawn({ network })): a veth and a /30 of ${DEFAULT_NETWORK_SUBNET} each, NAT, nftables rules (README, Network)`)
+    .option('--network-subnet <cidr>', "IPv4 subnet the networked children's /30s come from (implies --network)")
+    .option('--network-allow <ip:port>', 'a destination ("IP:PORT" or "CIDR:PORT") every networked child may reach despite the forbidden ranges (repeatable; implies --network)', collect)
+    .option('--default-memory <bytes|none>', `memory limit of a child whose client asks none (default ${DEFAULT_LIMITS.memoryBytes! / 2 ** 20}M)`, parseBytesOrNone)
+    .option('--max-memory <bytes|none>', 'the most memory a client may ask for (default: the default; none: no cap)', parseBytesOrNone)
+    .option('--default-pids <n|none>', `pids limit of a child whose client asks none (default ${DEFAULT_LIMITS.pids})`, parseCountOrNone)
+    .option('--max-pids <n|none>', 'the most pids a client may ask for (default: the default; none: no cap)', parseCountOrNone)
+    .option('--default-wall-time <ms|none>', `wall-time limit of a child whose client asks none (default ${DEFAULT_LIMITS.wallTimeMs})`, parseCountOrNone)
+    .option('--max-wall-time <ms|none>', 'the most wall time a client may ask for (default: the default; none: no cap)', parseCountOrNone)
+    .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
+    .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
+    .option('--quiet', 'log only errors, not every spawn and exit')
+    .addHelpText(
+      'after',
+      `
+Limits: a client may ask for less than each default, never more than its cap (a spawn above
+one is refused with a LimitCapError naming the field, the value and the cap). Sizes take a
+K, M, G or T suffix (KiB...). Without --max-X, the cap of X is its default.
+
+The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
+safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
+stops accepting, kills and reaps its children, and removes the socket.
+
+Example:
+  zygote serve --socket /run/zygote.sock --main ./step.js --preload apache-arrow --env LC_ALL=C.UTF-8`,
+    )
+    .action((opts: ServeOptions) => {
+      const main = opts.main.startsWith('file:') ? opts.main : pathToFileURL(resolve(opts.main)).href;
+      if (!existsSync(new URL(main))) program.error(`error: --main module not found: ${new URL(main).pathname}`);
+      let sandbox: ZygoteConfig['sandbox'];
+      try {
+        sandbox = normalizeSandboxDefaults({
+          uid: opts.uid,
+          gid: opts.gid,
+          uidRange: opts.uidRange,
+          rlimits: { ...(opts.nofile !== undefined && { nofile: opts.nofile }), ...(opts.fsize !== undefined && { fsize: opts.fsize }) },
+          ...(opts.tmpBytes !== undefined && { tmpBytes: opts.tmpBytes }),
+          ...(opts.readOnlyPath !== undefined && { readOnlyPaths: opts.readOnlyPath.map((p) => resolve(p)) }),
+          network:
+            opts.network || opts.networkSubnet !== undefined || opts.networkAllow !== undefined
+              ? { ...(opts.networkSubnet !== undefined && { subnet: opts.networkSubnet }), allow: opts.networkAllow ?? [] }
+              : undefined,
+        });
+      } catch (err) {
+        return program.error(`error: ${(err as Error).message}`);
+      }
+      let limits: LimitPolicy;
+      try {
+        limits = limitPolicy(opts, sandbox);
+      } catch (err) {
+        return program.error(`error: ${(err as Error).message}`);
+      }
+      const config: ZygoteConfig = {
+        main,
+        preload: opts.preload ?? [],
+        control: { kind: 'listen', path: resolve(opts.socket), allowUids: opts.allowUid ?? [process.getuid!()] },
+        name: 'zygote',
+        verbose: !opts.quiet,
+        setupTimeoutMs: 10_000,
+        shutdownTimeoutMs: 5_000,
+        sandbox,
+        limits,
+        // The CLI never serves unsandboxed children: that switch exists for tests only.
+        allowUnsandboxed: false,
+      };
+      // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
+      // fork safety needs and only the configured environment; nothing of this shell's.
+      const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      native.execve(process.execPath, [process.execPath, ...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], env);
+    });
+}
+
+interface ServeOptions {
+  socket: string;
+  main: string;
+  preload?: string[];
+  env?: Record<string, string>;
+  allowUid?: number[];
+  uid?: number;
+  gid?: number;
+  uidRange?: { start: number; count: number };
+  nofile?: number;
+  fsize?: number;
+  tmpBytes?: number;
+  readOnlyPath?: string[];
+  network?: boolean;
+  networkSubnet?: string;
+  networkAllow?: string[];
+  quiet?: boolean;
+  // 'none', not null: commander turns an option's null into ''.
+  defaultMemory?: number | 'none';
+  maxMemory?: number | 'none';
+  defaultPids?: number | 'none';
+  maxPids?: number | 'none';
+  defaultWallTime?: number | 'none';
+  maxWallTime?: number | 'none';
+  defaultCpuTime?: number | 'none';
+  maxCpuTime?: number | 'none';
+}
+
+/** Each limit's --default-X and --max-X, by the field they set. */
+const LIMIT_FLAGS = {
+  memoryBytes: { flag: 'memory', default: 'defaultMemory', max: 'maxMemory' },
+  pids: { flag: 'pids', default: 'defaultPids', max: 'maxPids' },
+  wallTimeMs: { flag: 'wall-time', default: 'defaultWallTime', max: 'maxWallTime' },
+  cpuTimeMs: { flag: 'cpu-time', default: 'defaultCpuTime', max: 'maxCpuTime' },
+} as const;
+
+/**
+ * The served zygote's limits. A default not given is the built-in one (at most the cap); a cap
+ * not given is the default (none where the default is none), so a client can only lower what
+ * the operator chose. --tmp-bytes, --fsize and --nofile are each their field's default and cap.
+ */
+function limitPolicy(opts: ServeOptions, sandbox: ZygoteConfig['sandbox']): LimitPolicy {
+  const builtin = builtinLimitPolicy().defaults;
+  const policy: LimitPolicy = { defaults: { ...builtin }, max: { tmpBytes: sandbox.tmpBytes, fileBytes: sandbox.rlimits.fsize, nofile: sandbox.rlimits.nofile } };
+  for (const k of POLICY_DEFAULT_KEYS) {
+    const f = LIMIT_FLAGS[k];
+    const orNull = (v: number | 'none' | undefined) => (v === 'none' ? null : v);
+    const asked = orNull(opts[f.default]);
+    const cap = orNull(opts[f.max]);
+    if (asked !== undefined && cap != null && (asked === null || asked > cap)) {
+      throw new Error(`--default-${f.flag} ${asked ?? 'none'} is above --max-${f.flag} ${cap}`);
+    }
+    const dflt = asked !== undefined ? asked : cap != null && (builtin[k] === null || builtin[k]! > cap) ? cap : builtin[k];
+    policy.defaults[k] = dflt;
+    const max = cap !== undefined ? cap : dflt;
+    if (max !== null) policy.max[k] = max;
+  }
+  return normalizeLimitPolicy(policy);
+}
+
+function parseCount(value: string): number {
+  return parseLimit(value, false, false)!;
+}
+
+function parseBytes(value: string): number {
+  return parseLimit(value, true, false)!;
+}
+
+function parseCountOrNone(value: string): number | 'none' {
+  return parseLimit(value, false, true) ?? 'none';
+}
+
+function parseBytesOrNone(value: string): number | 'none' {
+  return parseLimit(value, true, true) ?? 'none';
+}
+
+function parseLimit(value: string, bytes: boolean, allowNone: boolean): number | null {
+  try {
+    return parseLimitArg(value, { bytes, allowNone });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function parseUint(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseRange(value: string): { start: number; count: number } {
+  const m = /^(\d+):(\d+)$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`expected START:COUNT, got ${JSON.stringify(value)}`);
+  return { start: Number(m[1]), count: Number(m[2]) };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function collectEnv(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected K=V, got ${JSON.stringify(value)}`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function collectUid(value: string, previous: number[] = []): number[] {
+  const uid = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(uid)) throw new InvalidArgumentError(`expected a numeric uid, got ${JSON.stringify(value)}`);
+  return [...previous, uid];
+}
