@@ -9,6 +9,7 @@ export default defineConfig({
     include: [
       'test/guest/**/*.guest.test.ts',
       'test/sandbox/cgroup-limits.test.ts',
+      'test/sandbox/default-limits.test.ts',
       'test/client/lifecycle.test.ts',
       'test/zygote/fork-failure.test.ts',
       'test/zygote/doctor.test.ts',
