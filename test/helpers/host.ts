@@ -10,6 +10,7 @@
 // on a host without them the suite fails, as `zygote doctor` does.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, it, type TestFunction } from 'vitest';
 import { probeSyscallEntry, readCgroupFacts, type SyscallEntryVerdict } from '../../dist/zygote/doctor/index.js';
 import { native } from '../../dist/native/index.js';
@@ -79,6 +80,21 @@ export const cgroupV2 = once((): Facility => {
   const missing = ['memory', 'pids'].filter((c) => !f.v2RootControllers.includes(c));
   if (missing.length > 0) return absent(`cgroup v2 here has no ${missing.join(' or ')} controller`);
   return present(`cgroup v2 alone at ${f.layout.v2!.mountPoint}`);
+});
+
+/**
+ * Idmapped mounts (MOUNT_ATTR_IDMAP) on the filesystem of TMPDIR, where writable step
+ * directories come from: per filesystem and kernel (tmpfs takes them from 6.3 on; the guest's
+ * 6.1 does not). Any answer but the kernel's "no" (EINVAL, EOPNOTSUPP, ENOSYS) is a probe failure.
+ */
+export const idmappedMounts = once((): Facility => {
+  const dir = tmpdir();
+  const r = native.probeMountAttr(dir, 'idmap');
+  if (r.ok) return present(`idmapped mounts of ${dir}`);
+  if (r.errno === 'EINVAL' || r.errno === 'EOPNOTSUPP' || r.errno === 'ENOSYS') {
+    return absent(`the filesystem of ${dir} takes no idmapped mounts on this kernel (${r.errno}; tmpfs needs 6.3)`);
+  }
+  throw new Error(`the idmapped-mount probe on ${dir} failed: ${r.errno}`);
 });
 
 /** A binary on PATH (answers --version). */
