@@ -23,9 +23,12 @@ export interface ExitStatus {
   reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit' | 'oom' | 'pids-limit';
   /** Fork to reap, measured by the zygote. */
   wallMs: number;
-  /** User plus system CPU time. */
+  /** User plus system CPU time; of all its processes, from its cgroup, when it had memory or pids limits. */
   cpuMs: number;
-  /** Peak resident set size. */
+  /**
+   * Peak resident set size; with memory or pids limits, the peak memory charged to its cgroup
+   * (which counts its /tmp and page cache too, and stays right when the OOM killer ends it).
+   */
   maxRssBytes: number;
 }
 

@@ -169,9 +169,9 @@ struct Exited {
   4: optional i32 signal
   /** Fork to reap, measured by the zygote. */
   5: required double wallMs
-  /** User plus system CPU time, from wait4's rusage. */
+  /** User plus system CPU time, from wait4's rusage; from its cgroup when it has one. */
   6: required double cpuMs
-  /** Peak resident set size, from wait4's rusage. */
+  /** Peak resident set size, from wait4's rusage; its cgroup's peak memory when it has one. */
   7: required double maxRssBytes
   /** Set when a limit ended the child: "timeout", "cpu-limit", "oom" or "pids-limit". */
   8: optional string limit

@@ -436,15 +436,16 @@ export class Server {
     closeHandover(child);
     const owner = this.connections.get(child.ownerFd);
     owner?.children.delete(child.id);
-    const cpuMs = (st.userUs + st.systemUs) / 1000;
+    // A child with a cgroup is measured by it: wait4 counts only what the init reaped, and an
+    // init killed with its step (an OOM kill with memory.oom.group) never reaped it.
+    const cg = child.cgroup ? this.cgroups.finish(child.cgroup) : null;
+    const cpuMs = cg?.cpuUs != null ? cg.cpuUs / 1000 : (st.userUs + st.systemUs) / 1000;
+    const maxRssBytes = cg?.memoryPeakBytes ?? st.maxRssKb * 1024;
     if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
-    const cgroupHit = child.cgroup ? this.cgroups.finish(child.cgroup) : null;
     // A clean exit 0 is success even if the pids limit refused a thread along the way.
-    const limit = child.limitHit ?? (st.code === 0 ? null : cgroupHit) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
+    const limit = child.limitHit ?? (st.code === 0 ? null : (cg?.hit ?? null)) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
     if (owner && !child.failed) {
-      this.guard(owner, () =>
-        owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes: st.maxRssKb * 1024, limit }),
-      );
+      this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, limit }));
     }
   }
 
@@ -505,7 +506,7 @@ export class Server {
   }
 
   private exit(): never {
-    this.cgroups.removeParents();
+    for (const problem of this.cgroups.removeAll()) this.log.error(`left a cgroup behind: ${problem}`);
     this.network?.close();
     for (const conn of this.connections.values()) {
       try {

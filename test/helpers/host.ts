@@ -9,9 +9,10 @@
 // Layers the sandbox requires (user, pid, mount namespaces, seccomp, ...) are not facilities:
 // on a host without them the suite fails, as `zygote doctor` does.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { describe, it, type TestFunction } from 'vitest';
-import { probeSyscallEntry, type SyscallEntryVerdict } from '../../dist/zygote/doctor/index.js';
+import { probeSyscallEntry, readCgroupFacts, type SyscallEntryVerdict } from '../../dist/zygote/doctor/index.js';
 import { native } from '../../dist/native/index.js';
 
 export interface Facility {
@@ -54,12 +55,47 @@ export function landlockAbi(min: number): Facility {
   return absent(p.abi === null ? `no Landlock on this host (${p.errno})` : `Landlock ABI ${p.abi} here, ${min} needed`);
 }
 
-/** A cgroup v1 pids hierarchy this process may make groups in. */
-export function cgroupV1Pids(): Facility {
-  const root = '/sys/fs/cgroup/pids';
-  if (!existsSync(`${root}/cgroup.procs`)) return absent(`no cgroup v1 pids hierarchy at ${root} (a v2-only host)`);
-  return present(`cgroup v1 pids at ${root}`);
+/** A hierarchy with the pids controller, and its root, where a test (as root) may make a group. */
+export interface PidsHierarchy extends Facility {
+  version: 'v1' | 'v2' | null;
+  root: string | null;
 }
+
+/** cgroup v1's pids hierarchy, or cgroup v2 with pids among its root's controllers. */
+export function pidsHierarchy(): PidsHierarchy {
+  const f = readCgroupFacts();
+  const v1 = f.layout.v1.find((h) => h.controllers.includes('pids'));
+  if (v1) return { ...present(`cgroup v1 pids at ${v1.mountPoint}`), version: 'v1', root: v1.mountPoint };
+  if (f.layout.v2 && f.v2RootControllers.includes('pids')) return { ...present(`cgroup v2 at ${f.layout.v2.mountPoint}`), version: 'v2', root: f.layout.v2.mountPoint };
+  return { ...absent('no cgroup hierarchy with the pids controller is mounted'), version: null, root: null };
+}
+
+/**
+ * cgroup v2 alone with memory and pids, as on systemd and Kubernetes hosts: what the guest
+ * (test/guest/) boots. Its own tests need it; a host with v1 controllers runs them in the guest.
+ */
+export const cgroupV2 = once((): Facility => {
+  const f = readCgroupFacts();
+  if (f.layout.mode !== 'v2') return absent(`cgroup ${f.layout.mode} here, not v2 alone (npm run test:guest runs these in a cgroup v2 guest)`);
+  const missing = ['memory', 'pids'].filter((c) => !f.v2RootControllers.includes(c));
+  if (missing.length > 0) return absent(`cgroup v2 here has no ${missing.join(' or ')} controller`);
+  return present(`cgroup v2 alone at ${f.layout.v2!.mountPoint}`);
+});
+
+/**
+ * Idmapped mounts (MOUNT_ATTR_IDMAP) on the filesystem of TMPDIR, where writable step
+ * directories come from: per filesystem and kernel (tmpfs takes them from 6.3 on; the guest's
+ * 6.1 does not). Any answer but the kernel's "no" (EINVAL, EOPNOTSUPP, ENOSYS) is a probe failure.
+ */
+export const idmappedMounts = once((): Facility => {
+  const dir = tmpdir();
+  const r = native.probeMountAttr(dir, 'idmap');
+  if (r.ok) return present(`idmapped mounts of ${dir}`);
+  if (r.errno === 'EINVAL' || r.errno === 'EOPNOTSUPP' || r.errno === 'ENOSYS') {
+    return absent(`the filesystem of ${dir} takes no idmapped mounts on this kernel (${r.errno}; tmpfs needs 6.3)`);
+  }
+  throw new Error(`the idmapped-mount probe on ${dir} failed: ${r.errno}`);
+});
 
 /** A binary on PATH (answers --version). */
 export function binary(name: string, pkg: string): Facility {

@@ -105,20 +105,32 @@ export function fdsOf(pid: number): Map<number, string> {
 }
 
 /**
- * The host directory of pid's cgroup in a cgroup v1 controller's hierarchy (memory, pids), read
- * from /proc/PID/cgroup as this process sees it; null where the controller is not mounted.
+ * The host directory of pid's cgroup for a controller (memory, pids), read from /proc/PID/cgroup
+ * as this process sees it: its v1 hierarchy's where one has the controller, else (a cgroup v2
+ * host, or the guest) its one v2 directory under /sys/fs/cgroup; null where neither exists.
  */
 export function cgroupDir(pid: number, controller: 'memory' | 'pids'): string | null {
-  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[1]?.split(',').includes(controller));
-  if (!line) return null;
-  return `/sys/fs/cgroup/${controller}${line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1)}`;
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+  const pathOf = (line: string) => line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+  const v1 = lines.find((l) => l.split(':')[1]?.split(',').includes(controller));
+  if (v1) return `/sys/fs/cgroup/${controller}${pathOf(v1)}`;
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  if (!v2 || !existsSync('/sys/fs/cgroup/cgroup.controllers')) return null;
+  const dir = `/sys/fs/cgroup${pathOf(v2)}`;
+  return dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
 
-/** One value of a cgroup file of pid, e.g. ('memory', 'memory.limit_in_bytes'); null when it has no cgroup of its own there. */
+/** v1 file names the tests use, and the file that holds the same limit on cgroup v2. */
+const V2_FILE: Record<string, string> = { 'memory.limit_in_bytes': 'memory.max', 'pids.max': 'pids.max' };
+
+/**
+ * One value of a cgroup file of pid, by its v1 name, e.g. ('memory', 'memory.limit_in_bytes');
+ * on cgroup v2 the same limit's file (memory.max). null when it has no cgroup of its own there.
+ */
 export function childCgroupFile(pid: number, controller: 'memory' | 'pids', file: string): string | null {
   const dir = cgroupDir(pid, controller);
   if (dir === null || !/\/child-\d+$/.test(dir)) return null;
-  return readFileSync(`${dir}/${file}`, 'utf8').trim();
+  const v2 = !dir.startsWith(`/sys/fs/cgroup/${controller}/`);
+  if (v2 && !(file in V2_FILE)) throw new Error(`no cgroup v2 counterpart known for ${file}`);
+  return readFileSync(`${dir}/${v2 ? V2_FILE[file] : file}`, 'utf8').trim();
 }

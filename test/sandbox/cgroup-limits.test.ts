@@ -1,9 +1,13 @@
 // Memory and pids limits through a per-child cgroup: a bomb ends as 'oom' or 'pids-limit',
-// from the cgroup's own counters, and nothing else is harmed.
+// from the cgroup's own counters, and nothing else is harmed; a limited child's figures are its
+// cgroup's; nothing of the zygote's is left once it exits. Runs on the host (v1) and in the
+// cgroup v2 guest (vitest.guest.config.ts).
 import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Limits, type Zygote } from '../../dist/client/index.js';
 import { collect, ECHO_MAIN, isAlive, waitFor } from '../helpers/index.js';
+
+const HOG_MAIN = new URL('../fixtures/hog-main.mjs', import.meta.url);
 import { ATTACK_MAIN } from './attack-helpers.js';
 
 let z: Zygote;
@@ -23,12 +27,17 @@ async function run(args: unknown[], limits: Limits) {
 
 /** The zygote's per-child cgroups under any mounted hierarchy (v1 memory/pids, or v2). */
 function childCgroups(): string[] {
+  return zygoteCgroups(z.pid).flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('child-')));
+}
+
+/** Every cgroup directory named for zygote pid, under any mounted hierarchy. */
+function zygoteCgroups(pid: number): string[] {
   const out: string[] = [];
   const walk = (dir: string, depth: number) => {
     if (depth > 4 || !existsSync(dir)) return;
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
-      if (e.name === `zygote-${z.pid}`) out.push(...readdirSync(`${dir}/${e.name}`).filter((n) => n.startsWith('child-')));
+      if (e.name === `zygote-${pid}`) out.push(`${dir}/${e.name}`);
       else walk(`${dir}/${e.name}`, depth + 1);
     }
   };
@@ -78,7 +87,8 @@ describe('memory limit', () => {
 
 describe('pids limit', () => {
   it("stops a thread bomb cleanly ('pids-limit', EAGAIN inside the step), and the next spawn works", async () => {
-    const { stdout, status } = await run(['thread-bomb'], { pids: 20, wallTimeMs: 30_000 });
+    // The wall-time limit only guards against a hang: under emulation (the cgroup v2 guest) a bomb takes tens of seconds.
+    const { stdout, status } = await run(['thread-bomb'], { pids: 20, wallTimeMs: 120_000 });
     expect(stdout).toMatch(/^stopped after \d+ workers: .*EAGAIN/);
     expect(status).toMatchObject({ code: 3, reason: 'pids-limit' });
     const next = await run(['echo-args', 'after'], {});
@@ -90,9 +100,59 @@ describe('pids limit', () => {
   });
 });
 
+describe("a limited child's figures", () => {
+  const LIMIT = 64 << 20;
+  let hog: Zygote;
+  beforeAll(async () => {
+    hog = await startZygote({ main: HOG_MAIN });
+  });
+  afterAll(async () => {
+    await hog?.close();
+  });
+
+  async function burnThenAllocate(mib: number) {
+    const child = await hog.spawn({ args: ['burn-then-allocate', 1000, mib], limits: { memoryBytes: LIMIT } });
+    const [stdout, , status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
+    return { stdout, status };
+  }
+
+  it("come from its cgroup when the OOM killer ends it: peak memory at its limit, and the CPU time the step burned (not its init's)", async () => {
+    const { status } = await burnThenAllocate(200);
+    expect(status).toMatchObject({ reason: 'oom', signal: 'SIGKILL' });
+    // The peak charged to the cgroup reached the limit, and can never pass it.
+    expect(status.maxRssBytes).toBeGreaterThanOrEqual(LIMIT * 0.75);
+    expect(status.maxRssBytes).toBeLessThanOrEqual(LIMIT);
+    expect(status.cpuMs).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('positive control: the same step under its limit exits, with its own peak and CPU time', async () => {
+    const { stdout, status } = await burnThenAllocate(20);
+    expect(stdout).toBe('allocated 20 MiB');
+    expect(status).toMatchObject({ code: 0, reason: 'exit' });
+    expect(status.maxRssBytes).toBeGreaterThanOrEqual(20 << 20);
+    expect(status.maxRssBytes).toBeLessThan(LIMIT);
+    expect(status.cpuMs).toBeGreaterThanOrEqual(1000);
+  });
+});
+
 describe('cgroup lifecycle', () => {
   it('removes each child cgroup once the child is reaped (when the zygote is next idle)', async () => {
     await run(['exit', 0], { memoryBytes: 64 << 20, pids: 32 });
     await waitFor(() => childCgroups().length === 0, 5000, 'the child cgroups to be removed');
+  });
+
+  it("removes the zygote's whole cgroup tree when it exits, not only the children's", async () => {
+    const own = await startZygote({ main: ECHO_MAIN });
+    const pid = own.pid;
+    try {
+      const child = await own.spawn({ args: ['hang'], limits: { memoryBytes: 64 << 20, pids: 32 } });
+      await new Promise((r) => child.stdout.once('data', r));
+      // Positive control: while it serves a limited child, its tree is there to find.
+      expect(zygoteCgroups(pid).length).toBeGreaterThan(0);
+    } finally {
+      await own.close();
+    }
+    await waitFor(() => !existsSync(`/proc/${pid}`), 5000, 'the zygote to exit');
+    expect(zygoteCgroups(pid)).toEqual([]);
   });
 });

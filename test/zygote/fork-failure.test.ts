@@ -1,25 +1,29 @@
 // A fork that the kernel refuses becomes a SpawnError naming the step and errno; the zygote lives on.
-import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { afterAll, expect, it } from 'vitest';
 import { SpawnError, startZygote, type Zygote } from '../../dist/client/index.js';
 import { ECHO_MAIN } from '../helpers/index.js';
-import { cgroupV1Pids, describeNeeds } from '../helpers/host.js';
+import { describeNeeds, pidsHierarchy } from '../helpers/host.js';
 
-// A cgroup v1 pids group holds the zygote, so that its fork is refused; a v2-only host would
-// need a delegated subtree for the same (the cgroup v2 issue).
-const PIDS_ROOT = '/sys/fs/cgroup/pids';
-const group = `${PIDS_ROOT}/zygote-test-fork-${process.pid}`;
+// A pids cgroup holds the zygote, so that its fork is refused: v1's pids hierarchy, or on v2 a
+// group under the root with pids enabled for it (the root's subtree_control, as systemd has it).
+const pids = pidsHierarchy();
+const group = `${pids.root}/zygote-test-fork-${process.pid}`;
 let z: Zygote | undefined;
 
 afterAll(async () => {
-  if (z && existsSync(`/proc/${z.pid}`)) writeFileSync(`${PIDS_ROOT}/cgroup.procs`, String(z.pid));
+  // Back to the hierarchy's root, which may hold processes on v1 and v2 alike.
+  if (z && existsSync(`/proc/${z.pid}`) && pids.root) writeFileSync(`${pids.root}/cgroup.procs`, String(z.pid));
   await z?.close();
   if (existsSync(group)) rmdirSync(group);
 });
 
-describeNeeds(cgroupV1Pids(), 'when fork fails', () => {
+describeNeeds(pids, 'when fork fails', () => {
   it('spawn() rejects with SpawnError step "fork", code EAGAIN, and the next spawn works once allowed', async () => {
     z = await startZygote({ main: ECHO_MAIN });
+    if (pids.version === 'v2' && !readFileSync(`${pids.root}/cgroup.subtree_control`, 'utf8').split(/\s+/).includes('pids')) {
+      writeFileSync(`${pids.root}/cgroup.subtree_control`, '+pids');
+    }
     mkdirSync(group);
     writeFileSync(`${group}/cgroup.procs`, String(z.pid));
     // Exactly as many tasks as the zygote has threads now: one more (a fork) is refused.

@@ -136,6 +136,8 @@ export interface CgroupFacts {
   /** The v2 root's cgroup.controllers. */
   v2RootControllers: string[];
   v2Dir: string | null;
+  /** v2Dir is the hierarchy's root (it has no cgroup.type; a cgroup namespace's root does). */
+  v2DirIsRoot: boolean;
   self: ProcCgroupEntry[];
   memory: ControllerInfo;
   pids: ControllerInfo;
@@ -184,6 +186,7 @@ export function readCgroupFacts(): CgroupFacts {
     v2Controllers,
     v2RootControllers,
     v2Dir,
+    v2DirIsRoot: v2Dir !== null && exists(v2Dir) && !exists(join(v2Dir, 'cgroup.type')),
     self,
     memory,
     pids: controller('pids'),
@@ -255,7 +258,13 @@ export function controllerFinding(f: CgroupFacts, c: ControllerInfo): Finding {
       data,
     };
   }
-  const how = c.version === 'v1' ? `limits with ${limits.v1}` : `limits with ${limits.v2}, after moving the zygote into a leaf cgroup and writing +${c.controller} to ${c.dir}/cgroup.subtree_control`;
+  // v2's no-internal-process rule (zygote/sandbox/cgroups.ts): outside the root, the zygote must be its cgroup's only process.
+  const how =
+    c.version === 'v1'
+      ? `limits with ${limits.v1}`
+      : f.v2DirIsRoot
+        ? `limits with ${limits.v2} in per-child cgroups under the hierarchy's root, where the zygote stays`
+        : `limits with ${limits.v2}; the zygote must be the only process of ${c.dir}: it moves into a leaf there and writes +${c.controller} to its cgroup.subtree_control, and undoes both at exit`;
   if (c.controller === 'memory' && c.version === 'v1' && f.memswAccounting === false) {
     const swapping = (f.swapTotalKb ?? 0) > 0;
     const detail = `${where}, writable; no swap accounting (memory.memsw.* absent)${swapping ? ', and this host has swap: a child can exceed its memory limit by swapping' : ' (this host has no swap, so the limit holds)'}`;
