@@ -151,7 +151,7 @@ describeNeeds(cgroupV2(), 'a zygote in a delegated subtree', () => {
       let out = '';
       for await (const d of after.stdout) out += d;
       await z.close();
-      console.log(JSON.stringify({ zygotePid: z.pid, step: err?.step, code: err?.code, message: err?.message, unlimited: out }));
+      console.log(JSON.stringify({ zygotePid: z.pid, step: err?.step, code: err?.errno, message: err?.message, unlimited: out }));
     `;
     const proc = spawn('sh', ['-c', `echo $$ > ${CG}${dir}/cgroup.procs && exec '${process.execPath}' --input-type=module -e "$0"`, client], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
     const [out, code] = await Promise.all([collect(proc.stdout!), new Promise((resolve) => proc.once('exit', resolve))]);

@@ -47,8 +47,13 @@ fi
 # Stage 2: pid 1 in the host's root, with busybox at $G.
 B=$G/busybox
 R=$G/results
-$B mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp || fail "mount /tmp"
 $B mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || fail "mount /run"
+# /tmp on ext4, as on a stock Debian host (the host's own mkfs, through the shared root): tmpfs
+# takes no idmapped mounts before 6.3, and runStep's writable output is one.
+$B dd if=/dev/zero of=/run/tmp.img bs=1M count=0 seek=512 2>/dev/null || fail "make /run/tmp.img"
+/usr/sbin/mkfs.ext4 -q -F /run/tmp.img || fail "mkfs.ext4 /run/tmp.img"
+$B mount -o loop,nosuid,nodev /run/tmp.img /tmp || fail "mount /tmp (ext4 on a loop device)"
+$B chmod 1777 /tmp
 $B mkdir -p /dev/pts /dev/shm
 $B mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
 $B mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail "mount /dev/shm"

@@ -1,6 +1,6 @@
 // The guest's kernel and initramfs: Debian's stock kernel (linux-image-amd64) as installed on
 // this host, and an initramfs of busybox, init.sh and the modules that reach the host's root
-// (virtio-pci, 9p, overlay). The initramfs is built once per kernel and content into a cache
+// (virtio-pci, 9p, overlay), and ext4 on a loop device for /tmp. The initramfs is built once per kernel and content into a cache
 // outside the repository; a key over everything packed makes a cached file safe to reuse.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,9 @@ import { join } from 'node:path';
 const INIT = new URL('./init.sh', import.meta.url);
 const BUSYBOX = '/bin/busybox';
 /** What the guest loads, dependencies resolved from modules.dep (builtins are skipped). */
-const WANTED_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
+// ext4 and loop: the guest's /tmp is an ext4 file system, as on a stock Debian host (and tmpfs
+// takes idmapped mounts only from 6.3, which runStep's writable output needs).
+const WANTED_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay', 'loop', 'ext4'];
 
 /**
  * The newest installed kernel that has its modules, or why there is none.
