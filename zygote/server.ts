@@ -64,7 +64,7 @@ export class Server {
       rootTemplateFd: -1,
       landlockAbi: landlockAbi(log),
     };
-    this.compiled.rootTemplateFd = rootTemplate(this.compiled.root, log);
+    this.compiled.rootTemplateFd = rootTemplate(this.compiled.root);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -647,14 +647,19 @@ function landlockAbi(log: Log): number {
 }
 
 /**
- * The children's root, built once (native/sandbox/root.cc). Without it every child builds its
- * own root: slower, never less safe, so a failure is logged, not fatal.
+ * The children's root, built once (native/sandbox/root.cc) by a helper doing as real root what
+ * every child would do. If it cannot (not root, no CAP_SYS_ADMIN, user namespaces refused), no
+ * child could either: the zygote fails at start, saying which layer and where to look, rather
+ * than starting and failing every spawn later with a raw unshare error.
  */
-function rootTemplate(plan: RootPlan, log: Log): number {
+function rootTemplate(plan: RootPlan): number {
   try {
     return native.buildRootTemplate(plan, TEMPLATE_MOUNT_POINTS);
   } catch (err) {
-    log.error(`cannot build the children's root template (each child builds its own root instead): ${(err as Error).message}`);
-    return -1;
+    throw new Error(
+      `the sandbox's mount-namespace layer is not available here: building the children's root failed (${(err as Error).message}). ` +
+        `A zygote needs root, or CAP_SYS_ADMIN with CAP_SETUID and CAP_SETGID; run \`zygote doctor\` to see what this host lacks`,
+      { cause: err },
+    );
   }
 }
