@@ -20,7 +20,9 @@ export interface Ipv4Net {
   prefix: number;
 }
 
-const ALLOW_FORMS = '"IP:PORT", "CIDR:PORT" (e.g. "203.0.113.7:443", "10.0.0.0/8:5432") or "[IPv6]:PORT"';
+// IPv4 only: networked children get no IPv6 (README, Network), so the message offers no IPv6 form;
+// one given is parsed only to be refused by name (zygote/sandbox/policy.ts).
+const ALLOW_FORMS = '"IP:PORT" or "CIDR:PORT", IPv4 (e.g. "203.0.113.7:443", "10.0.0.0/8:5432")';
 
 /** Parses an allow entry; throws an Error saying what is wrong with it. */
 export function parseAllowEntry(text: unknown): AllowEntry {

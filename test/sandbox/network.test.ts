@@ -437,7 +437,8 @@ describeNeeds(testbed, 'refusals and fail-closed setup', () => {
 
   it.each([
     [{ allow: 'x' }, 'Expected `network.allow` to be an array of "IP:PORT" or "CIDR:PORT" strings, got "x"'],
-    [{ allow: ['10.0.0.1'] }, 'Expected `network.allow[0]` to be an allow entry: it must be of the form'],
+    // The forms offered are the ones accepted: IPv4 only, no "[IPv6]:PORT".
+    [{ allow: ['10.0.0.1'] }, 'Expected `network.allow[0]` to be an allow entry: it must be of the form "IP:PORT" or "CIDR:PORT", IPv4 (e.g. "203.0.113.7:443", "10.0.0.0/8:5432"), got "10.0.0.1"'],
     [{ allow: ['203.0.113.7:443', '10.0.0.1:0'] }, 'Expected `network.allow[1]` to be an allow entry: it has port 0, which is not 1 to 65535'],
     [{ allow: ['10.0.0.1/24:80'] }, 'has host bits set in 10.0.0.1/24 (did you mean 10.0.0.0/24?)'],
     [{ allow: ['10.0.0.0/33:80'] }, 'has prefix /33, which is not 0 to 32'],
