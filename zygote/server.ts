@@ -656,10 +656,11 @@ function rootTemplate(plan: RootPlan): number {
   try {
     return native.buildRootTemplate(plan, TEMPLATE_MOUNT_POINTS);
   } catch (err) {
-    throw new Error(
-      `the sandbox's mount-namespace layer is not available here: building the children's root failed (${(err as Error).message}). ` +
-        `A zygote needs root, or CAP_SYS_ADMIN with CAP_SETUID and CAP_SETGID; run \`zygote doctor\` to see what this host lacks`,
-      { cause: err },
-    );
+    const code = (err as NodeJS.ErrnoException).code;
+    const privileges =
+      code === 'EPERM' || code === 'EACCES'
+        ? `the sandbox's mount-namespace layer is not available here: a zygote needs root, or CAP_SYS_ADMIN with CAP_SETUID and CAP_SETGID; run \`zygote doctor\` to see what this host lacks`
+        : 'run `zygote doctor` to check this host';
+    throw new Error(`building the children's root failed (${(err as Error).message}): ${privileges}`, { cause: err });
   }
 }

@@ -253,13 +253,35 @@ int MakeParents(int dir, const char* rel) {
   return 0;
 }
 
+// The module files to copy, opened while the host's tree is in view: the root tmpfs is mounted
+// at the staging point, /tmp, which hides any source under /tmp (a checkout there). Closed when
+// it goes.
+class CopySources {
+ public:
+  ~CopySources() {
+    for (int fd : fds_)
+      if (fd >= 0) close(fd);
+  }
+  int Open(const RootSpec& spec, const char** step) {
+    fds_.reserve(spec.copies.size());
+    for (const std::string& f : spec.copies) {
+      int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Fail(step, "open module file", errno);
+      fds_.push_back(fd);
+    }
+    return 0;
+  }
+  int operator[](size_t i) const { return fds_[i]; }
+
+ private:
+  std::vector<int> fds_;
+};
+
 // One file copied to the same path under root, read-only (its x bits kept), parents made.
 // Sources are the zygote's own module files (trusted paths it has loaded); nothing is followed
 // under root, which is a fresh tmpfs.
-int CopyFile(int root, const std::string& path) {
+int CopyFile(int root, const std::string& path, int src) {
   const char* rel = path.c_str() + 1;
-  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (src < 0) return errno;
   struct stat st;
   int err = fstat(src, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
   if (!err) err = MakeParents(root, rel);
@@ -268,21 +290,21 @@ int CopyFile(int root, const std::string& path) {
     dst = openat(root, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (st.st_mode & 0555) | 0444);
     if (dst < 0) err = errno == EEXIST ? 0 : errno;  // listed twice: already there
   }
+  off_t offset = 0;
   for (off_t left = st.st_size; !err && dst >= 0 && left > 0;) {
-    ssize_t n = sendfile(dst, src, nullptr, static_cast<size_t>(left));
+    ssize_t n = sendfile(dst, src, &offset, static_cast<size_t>(left));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) err = n < 0 ? errno : EIO;  // shrank under us: refuse a partial module
     else left -= n;
   }
   if (dst >= 0) close(dst);
-  close(src);
   return err;
 }
 
 // The module copies and symlinks, into the root tmpfs.
-int PlaceCopies(int root, const RootSpec& spec, const char** step) {
-  for (const std::string& f : spec.copies) {
-    if (int err = CopyFile(root, f)) return Fail(step, "copy module file", err);
+int PlaceCopies(int root, const RootSpec& spec, const CopySources& sources, const char** step) {
+  for (size_t i = 0; i < spec.copies.size(); i++) {
+    if (int err = CopyFile(root, spec.copies[i], sources[i])) return Fail(step, "copy module file", err);
   }
   for (const RootLink& l : spec.links) {
     const char* rel = l.path.c_str() + 1;
@@ -392,10 +414,12 @@ int PivotInto(int root, const char** step) {
 }  // namespace
 
 int EnterRoot(const RootSpec& spec, Trees& trees, const char** step) {
+  CopySources sources;
+  if (int err = sources.Open(spec, step)) return err;
   int root = -1;
   if (int err = MountRootTmpfs(spec, trees, &root, step)) return err;
   if (int err = MakeSkeleton(root, {}, step)) return err;
-  if (int err = PlaceCopies(root, spec, step)) return err;
+  if (int err = PlaceCopies(root, spec, sources, step)) return err;
   Creatable on_root;
   if (int err = AddCreatable(on_root, root, nullptr, step)) return err;
   if (int err = Attach(root, spec, trees, on_root, step)) return err;
@@ -445,10 +469,12 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
       Trees trees;
       Creatable creatable;
       int root = -1;
+      CopySources sources;
       err = CaptureBinds(spec, trees, &at);
+      if (!err) err = sources.Open(spec, &at);
       if (!err) err = MountRootTmpfs(spec, trees, &root, &at);
       if (!err) err = MakeSkeleton(root, dirs, &at);
-      if (!err) err = PlaceCopies(root, spec, &at);
+      if (!err) err = PlaceCopies(root, spec, sources, &at);
       if (!err) err = AddCreatable(creatable, root, nullptr, &at);
       if (!err) err = Attach(root, spec, trees, creatable, &at);
       if (!err) err = PivotInto(root, &at);

@@ -45,7 +45,7 @@ describe('a zygote without the privileges its sandbox needs', () => {
   it('fails at start with a ZygoteStartError naming the layer and zygote doctor', () => {
     const r = startAs(NOBODY);
     expect(r).toMatchObject({ started: false, name: 'ZygoteStartError', code: 'ERR_ZYGOTE_START' });
-    expect(r.message).toMatch(/mount-namespace layer is not available here[\s\S]*run `zygote doctor`/);
+    expect(r.message).toMatch(/building the children's root failed \(.*EPERM.*\): the sandbox's mount-namespace layer is not available here[\s\S]*run `zygote doctor`/);
   });
 
   it('positive control: the same package started as root runs a sandboxed child', () => {

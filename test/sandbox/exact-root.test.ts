@@ -5,6 +5,7 @@
 // beside its positive control (the mount namespace skipped: the host's view).
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { tableFromArrays } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStep, startZygote, stepRunner, type SandboxLayer, type Zygote } from '../../dist/index.js';
@@ -168,3 +169,35 @@ export default function (table, params) {
     expect(readdirSync(join(dir, 'steps')).sort()).toEqual(['user-1', 'user-2', 'user-3', 'user-4', 'user-5']);
   });
 });
+
+describe("a zygote whose modules live under the host's /tmp (a checkout there, as CI's is)", () => {
+  it("copies them in although the root's staging point hides /tmp, and shows them over the child's own /tmp", async () => {
+    const under = mkdtempSync(join(tmpdir(), 'zygote-under-tmp-'));
+    chmodSync(under, 0o755);
+    try {
+      write(join(under, 'package.json'), JSON.stringify({ name: 'under-tmp', type: 'module' }));
+      mkdirSync(join(under, 'node_modules', 'loaded-pkg'), { recursive: true });
+      write(join(under, 'node_modules', 'loaded-pkg', 'package.json'), JSON.stringify({ name: 'loaded-pkg', type: 'module', exports: './index.js' }));
+      write(join(under, 'node_modules', 'loaded-pkg', 'index.js'), "export const marker = 'under /tmp';\n");
+      write(join(under, 'main.mjs'), MAIN_SOURCE);
+      write(join(under, 'secret.txt'), 'not loaded\n');
+      const t = await startZygote({ main: join(under, 'main.mjs'), preload: ['loaded-pkg'] });
+      try {
+        const ask = async (args: unknown[]) => {
+          const child = await t.spawn({ args });
+          const [out, err, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
+          expect(status, err).toMatchObject({ code: 0, reason: 'exit' });
+          return JSON.parse(out) as unknown;
+        };
+        expect(await ask(['import', 'loaded-pkg'])).toMatchObject({ ok: true, marker: 'under /tmp', same: true });
+        expect(await ask(['list', under])).toEqual({ ok: true, names: ['main.mjs', 'node_modules', 'package.json'] });
+        expect(await ask(['read', join(under, 'secret.txt')])).toEqual({ ok: false, code: 'ENOENT' });
+      } finally {
+        await t.close();
+      }
+    } finally {
+      rmSync(under, { recursive: true, force: true });
+    }
+  });
+});
+
