@@ -29,7 +29,8 @@ let packed: Packed;
 let shipped: Set<string>;
 
 beforeAll(() => {
-  // Not under /tmp: a child's root cannot copy module files from there yet (README, Install).
+  // Not under /tmp: a zygote cannot yet copy module files from under /tmp into a child's root
+  // (native/sandbox/root.cc mounts its staging tmpfs there before it copies them).
   dir = mkdtempSync('/var/tmp/zygote-package-');
   packed = pack(dir);
   shipped = new Set(packed.entries);
