@@ -1,3 +1,6 @@
+# The package's addon, zygote_native: the only target, since the package ships this file and
+# builds from it where no prebuilt binary loads. The tests' attack addon has its own
+# (test/native/binding.gyp).
 {
   "targets": [
     {
@@ -30,15 +33,6 @@
         "native/sandbox/userns.cc"
       ],
       "libraries": ["-lseccomp"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
-    },
-    {
-      "target_name": "zygote_attack_helper",
-      "sources": ["test/native/attack.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],

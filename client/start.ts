@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { builtinLimitPolicy } from '../protocol/limits.js';
+import { unsupportedNode } from '../protocol/node-version.js';
 import { ControlConnection } from './connection.js';
 import { ZygoteStartError } from './errors.js';
 import { normalizeConnectOptions, normalizeStartOptions, type ConnectOptions, type StartZygoteOptions } from './options.js';
@@ -21,6 +22,7 @@ const CONTROL_FD = 3;
  * child per spawn(). Resolves once it is warm. Its stderr is this process's stderr.
  */
 export async function startZygote(options: StartZygoteOptions): Promise<Zygote> {
+  refuseUnsupportedNode();
   const o = normalizeStartOptions(options);
   const config: ZygoteConfig = {
     main: o.mainUrl,
@@ -65,6 +67,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
 
 /** Connects to a zygote started with `zygote serve --socket PATH`. */
 export async function connect(path: string, options: ConnectOptions = {}): Promise<Zygote> {
+  refuseUnsupportedNode();
   if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`Expected a socket path, got ${String(path)}`);
   const o = normalizeConnectOptions(options);
   let fd: number;
@@ -76,4 +79,10 @@ export async function connect(path: string, options: ConnectOptions = {}): Promi
   const conn = new ControlConnection(fd, () => `zygote at ${path}`);
   const hello = await conn.hello(o.timeoutMs);
   return new Zygote(conn, hello, o.spawnTimeoutMs, null, o.limits);
+}
+
+/** Refuses a Node.js zygote is not made for: an embedded zygote runs on this very node, and the client's own addon is built and tested for Node 20 alone. */
+function refuseUnsupportedNode(): void {
+  const why = unsupportedNode();
+  if (why) throw new ZygoteStartError(why);
 }

@@ -1,6 +1,7 @@
 // native/: the C++ addon (node-addon-api) and its TypeScript face. Imports protocol/ at most.
 // This file is the addon's API as TypeScript sees it; the one place that loads the .node file.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** A received packet: its bytes, the fds that rode on it, and whether either was cut short. */
 export interface NativePacket {
@@ -229,10 +230,15 @@ export interface NativeAddon {
   probeSeccompSpeculation(): string;
 }
 
-const require = createRequire(import.meta.url);
+/** The package's root: dist/native/ is two levels below it. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The addon, built by `node-gyp rebuild` (npm install runs it) into build/Release. */
-export const native: NativeAddon = require('../../build/Release/zygote_native.node');
+/**
+ * The addon, through node-gyp-build: build/Release when it was compiled here (a checkout, or an
+ * install where the prebuilt binary did not load and `npm install` built it from source), else
+ * the prebuilt binary for this platform in prebuilds/ (README, Install).
+ */
+export const native: NativeAddon = (createRequire(import.meta.url)('node-gyp-build') as (root: string) => NativeAddon)(PACKAGE_ROOT);
 
 /** poll(2) event bits. */
 export const POLLIN = 0x001;

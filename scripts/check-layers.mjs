@@ -111,7 +111,7 @@ function resolveImport(root, pkg, file, spec) {
     return source ? { target: source, viaPackage: true } : { target: null, why: `maps to ${built}, whose source is not in the tree` };
   }
   if (!spec.startsWith('.') && !spec.startsWith('/')) return null;
-  // Not code: the addon's binary (native/index.ts loads build/Release/*.node), JSON.
+  // Not code: an addon's binary (the tests load test/native/build/Release/*.node), JSON.
   if (/\.[a-z]+$/.test(spec) && !SOURCE.test(spec)) return null;
   const abs = resolve(dirname(join(root, file)), spec);
   const rel = relative(root, abs);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh Debian/Ubuntu machine: the system packages the native addon
-# builds against, the npm packages (npm ci also builds the addon with node-gyp), and the
-# TypeScript build. Safe to run again.
+# builds against, the npm packages, and the build (npm run build: the addon and the tests'
+# attack addon with node-gyp, then TypeScript). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,6 +7,7 @@ import { native } from '../native/index.js';
 import type { ChildTask } from './children.js';
 import { freshenProcessState, installExitPath, runMain, type MainFunction } from './child-runtime.js';
 import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
+import { unsupportedNode } from '../protocol/node-version.js';
 import { Log } from './log.js';
 import { loadMain, preloadModules } from './preload.js';
 import { Server } from './server.js';
@@ -62,6 +63,8 @@ await runMain(main, JSON.parse(task.argsJson) as unknown[]);
 
 /** Refuses to serve in a process that cannot be forked safely. */
 function checkForkSafety(): void {
+  const node = unsupportedNode();
+  if (node) throw new Error(node);
   const missing = FORK_SAFE_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
   if (missing.length > 0) {
     throw new Error(`node must run the zygote with ${FORK_SAFE_NODE_FLAGS.join(' ')} (missing ${missing.join(' ')}); see README "How it works"`);

@@ -171,3 +171,26 @@ export function describeNeeds(needs: Facility | Facility[], name: string, fn: ()
   if (f.present) describe(name, fn);
   else describe.skip(skippedTitle(name, f), fn);
 }
+
+/** npm's cache directory (`npm config get cache`). */
+export const npmCacheDir = once((): string => {
+  const r = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', timeout: 30_000 });
+  if (r.error || r.status !== 0) throw new Error(`npm config get cache failed: ${r.error?.message ?? r.stderr.trim()}`);
+  return r.stdout.trim();
+});
+
+/**
+ * Every one of these package tarballs in npm's cache, so an `npm ci --offline` of them needs no
+ * network. Looked up by integrity where cacache keeps content (content-v2/<algo>/<hex split 2/2/rest>).
+ */
+export function npmCacheHolds(packages: { name: string; version: string; integrity: string }[]): Facility {
+  const content = `${npmCacheDir()}/_cacache/content-v2`;
+  const missing = packages.filter((p) => {
+    const m = /^(sha\d+)-([A-Za-z0-9+/=]+)$/.exec(p.integrity);
+    if (!m) throw new Error(`${p.name}@${p.version}: unexpected integrity ${p.integrity}`);
+    const hex = Buffer.from(m[2]!, 'base64').toString('hex');
+    return !existsSync(`${content}/${m[1]}/${hex.slice(0, 2)}/${hex.slice(2, 4)}/${hex.slice(4)}`);
+  });
+  if (missing.length > 0) return absent(`npm's cache (${content}) lacks ${missing.map((p) => `${p.name}@${p.version}`).join(', ')}; \`npm ci\` in the checkout fetches them`);
+  return present(`npm's cache holds all ${packages.length} packages`);
+}

@@ -118,9 +118,9 @@ export interface AttackAddon {
 }
 
 /** Where node-gyp builds the addon; a test zygote preloads this path. */
-export const ATTACK_ADDON_PATH = fileURLToPath(new URL('../../build/Release/zygote_attack_helper.node', import.meta.url));
+export const ATTACK_ADDON_PATH = fileURLToPath(new URL('./build/Release/zygote_attack_helper.node', import.meta.url));
 
-export const attack: AttackAddon = createRequire(import.meta.url)('../../build/Release/zygote_attack_helper.node');
+export const attack: AttackAddon = createRequire(import.meta.url)('./build/Release/zygote_attack_helper.node');
 
 /** Every function the addon exports, for "is it there" checks. */
 export const ATTACK_FUNCTIONS = [

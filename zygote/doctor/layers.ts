@@ -2,6 +2,7 @@
 // place that policy lives. A required layer that is missing or unknown fails `zygote doctor`.
 
 export const REQUIRED_LAYERS: ReadonlySet<string> = new Set([
+  'node', // the seccomp allow-list and the fork recipe are made for Node 20
   'privileges', // the uid drop
   'user-namespace', // made by each child after its uid drop, so unprivileged ones must be allowed
   'pid-namespace',

@@ -9,6 +9,7 @@ import { isRequired } from './layers.js';
 import { probeNamespaces } from './namespaces.js';
 import { probeNetwork } from './network.js';
 import { probeNoNewPrivs } from './no-new-privs.js';
+import { probeNode } from './node.js';
 import { probePrivileges } from './privileges.js';
 import { probeSeccomp } from './seccomp.js';
 import { probeSyscallEntries } from './syscall-entries.js';
@@ -16,6 +17,7 @@ import type { DoctorReport, Finding, HostInfo, ProbeResult } from './types.js';
 
 /** Every probe, in the order the table shows them. Each returns one finding or several. */
 const PROBES: Array<{ layers: string[]; run: () => Finding | Finding[] }> = [
+  { layers: ['node'], run: probeNode },
   { layers: ['privileges'], run: probePrivileges },
   { layers: ['user-namespace', 'pid-namespace', 'mount-namespace', 'network-namespace', 'ipc-namespace', 'uts-namespace', 'cgroup-namespace'], run: probeNamespaces },
   { layers: ['no-new-privs'], run: probeNoNewPrivs },

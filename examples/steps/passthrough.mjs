@@ -1,0 +1,4 @@
+// The smallest step: returns its input table unchanged.
+export default function passthrough(table) {
+  return table;
+}
