@@ -9,7 +9,7 @@
 // Layers the sandbox requires (user, pid, mount namespaces, seccomp, ...) are not facilities:
 // on a host without them the suite fails, as `zygote doctor` does.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, it, type TestFunction } from 'vitest';
 import { probeSyscallEntry, readCgroupFacts, type SyscallEntryVerdict } from '../../dist/zygote/doctor/index.js';
