@@ -5,7 +5,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSyn
 import { resolve } from 'node:path';
 import { tableToIPC, type Field, type Table } from 'apache-arrow';
 import { Command, InvalidArgumentError } from 'commander';
-import { startZygote } from '../client/index.js';
+import { startZygote, ZygoteStartError } from '../client/index.js';
 import { DEFAULT_LIMITS, parseLimitArg, type Limits } from '../protocol/limits.js';
 import type { StepParams } from '../protocol/step.js';
 import { csvFileToTable } from './csv.js';
@@ -39,7 +39,15 @@ export function registerRun(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      process.exitCode = await run(resolve(step), input, opts);
+      try {
+        process.exitCode = await run(resolve(step), input, opts);
+      } catch (err) {
+        // The zygote could not start (a host without the sandbox's privileges, an unsupported
+        // Node.js): one line that says why, as for the command's own mistakes, not a stack trace.
+        if (!(err instanceof ZygoteStartError)) throw err;
+        console.error(`zygote run: ${err.message}`);
+        process.exitCode = 1;
+      }
     });
 }
 

@@ -2,7 +2,7 @@
 // pointing at `zygote doctor`, instead of starting and then failing every spawn with a raw
 // unshare error. Run for real as an unprivileged uid, from a copy of the package that uid can read.
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scratchPackage } from '../helpers/deputy.js';
@@ -46,6 +46,20 @@ describe('a zygote without the privileges its sandbox needs', () => {
     const r = startAs(NOBODY);
     expect(r).toMatchObject({ started: false, name: 'ZygoteStartError', code: 'ERR_ZYGOTE_START' });
     expect(r.message).toMatch(/building the children's root failed \(.*EPERM.*\): the sandbox's mount-namespace layer is not available here[\s\S]*run `zygote doctor`/);
+  });
+
+  it('makes zygote run say so in one line, exit 1, with no stack trace', () => {
+    writeFileSync(join(scratch, 'in.csv'), 'x\n1\n', { mode: 0o644 });
+    writeFileSync(join(scratch, 'step.mjs'), 'export default (t) => t;\n', { mode: 0o644 });
+    const r = spawnSync('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, join(pkg, 'dist/cli.js'), 'run', join(scratch, 'step.mjs'), '--input', join(scratch, 'in.csv')], {
+      cwd: pkg,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^zygote run: zygote failed to start: building the children's root failed .*run `zygote doctor`/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('positive control: the same package started as root runs a sandboxed child', () => {
