@@ -49,11 +49,19 @@ B=$G/busybox
 R=$G/results
 $B mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run || fail "mount /run"
 # /tmp on ext4, as on a stock Debian host (the host's own mkfs, through the shared root): tmpfs
-# takes no idmapped mounts before 6.3, and runStep's writable output is one.
+# takes no idmapped mounts before 6.3, and runStep's writable output is one. What the host's
+# /tmp holds (a checkout there, as CI's is) is kept aside and put back on top of it.
+$B mkdir -p /run/host-tmp
+$B mount -o rbind /tmp /run/host-tmp || fail "keep the host's /tmp"
 $B dd if=/dev/zero of=/run/tmp.img bs=1M count=0 seek=512 2>/dev/null || fail "make /run/tmp.img"
 /usr/sbin/mkfs.ext4 -q -F /run/tmp.img || fail "mkfs.ext4 /run/tmp.img"
 $B mount -o loop,nosuid,nodev /run/tmp.img /tmp || fail "mount /tmp (ext4 on a loop device)"
 $B chmod 1777 /tmp
+for d in /run/host-tmp/* /run/host-tmp/.[!.]*; do
+  [ -d "$d" ] || continue
+  n=${d##*/}
+  $B mkdir -p "/tmp/$n" && $B mount -o rbind "$d" "/tmp/$n" || fail "put back /tmp/$n"
+done
 $B mkdir -p /dev/pts /dev/shm
 $B mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts || fail "mount /dev/pts"
 $B mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || fail "mount /dev/shm"
