@@ -184,6 +184,17 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The zygote kept no copy of the pipe's write end it was sent: once ours is closed, the read end hangs up. */
+async function expectFdNotKept(readEnd: number, writeEnd: number): Promise<void> {
+  closeFd(writeEnd);
+  const revents = new Int16Array(1);
+  const hungUp = await waitFor(() => {
+    native.poll(Int32Array.from([readEnd]), Int16Array.from([POLLIN]), revents, 0);
+    return (revents[0] & POLLHUP) !== 0;
+  });
+  expect(hungUp, 'the zygote closed the fd it was sent').toBe(true);
+}
+
 describe('a served zygote attacked with bad frames', () => {
   it('greets a raw client with Hello and serves a well-formed spawn (the baseline the attacks are measured against)', async () => {
     const fd = await rawClient();
@@ -275,14 +286,7 @@ describe('a served zygote attacked with bad frames', () => {
     send(fd, encodeClientMessage({ kind: 'kill', id: 1, signal: 15 }), [writeEnd]);
     const text = await expectFaultThenEof(fd, 'unexpected 1 fds on a client frame');
     await expectLoggedBadFrame(text);
-    // Once our write end is closed, the read end sees the hang-up only if the zygote closed its copy.
-    closeFd(writeEnd);
-    const revents = new Int16Array(1);
-    const hungUp = await waitFor(() => {
-      native.poll(Int32Array.from([readEnd]), Int16Array.from([POLLIN]), revents, 0);
-      return (revents[0] & POLLHUP) !== 0;
-    });
-    expect(hungUp, 'the zygote closed the fd it was sent').toBe(true);
+    await expectFdNotKept(readEnd, writeEnd);
     await expectZygoteStillServes();
   });
 
@@ -292,13 +296,7 @@ describe('a served zygote attacked with bad frames', () => {
     send(fd, encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '[]', name: '', sandbox: { skip: [] }, limits: {} }), [writeEnd]);
     const text = await expectFaultThenEof(fd, 'a spawn frame with 0 mounts carries 1 fds (one per mount)');
     await expectLoggedBadFrame(text);
-    closeFd(writeEnd);
-    const revents = new Int16Array(1);
-    const hungUp = await waitFor(() => {
-      native.poll(Int32Array.from([readEnd]), Int16Array.from([POLLIN]), revents, 0);
-      return (revents[0] & POLLHUP) !== 0;
-    });
-    expect(hungUp, 'the zygote closed the fd it was sent').toBe(true);
+    await expectFdNotKept(readEnd, writeEnd);
     await expectZygoteStillServes();
   });
 
