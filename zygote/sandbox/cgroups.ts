@@ -62,7 +62,7 @@ export class Cgroups {
   /** Makes the child's cgroup with its limits, ready to join. Throws naming the file and errno. */
   prepare(limits: CgroupLimits): ChildCgroup {
     const parents = this.ensureParents(limits);
-    const leaf = `child-${++this.seq}`;
+    const leaf = this.freeLeaf([parents.memory, parents.pids]);
     const dirs = { memory: null as string | null, pids: null as string | null };
     const made: string[] = [];
     const fds: number[] = [];
@@ -201,6 +201,18 @@ export class Cgroups {
     return problems;
   }
 
+  /**
+   * The next child-N name free in every parent. A zygote's tree is named by its pid, and pids are
+   * reused: a zygote that was killed (SIGKILL: no cleanup) may have left a tree of that name with
+   * child cgroups that could not be removed yet. Those names are skipped, never reused.
+   */
+  private freeLeaf(parents: (string | null)[]): string {
+    for (;;) {
+      const leaf = `child-${++this.seq}`;
+      if (parents.every((p) => p === null || !existsSync(join(p, leaf)))) return leaf;
+    }
+  }
+
   private ensureParents(limits: CgroupLimits): { memory: string | null; pids: string | null } {
     if (!this.layout) this.layout = detect();
     const l = this.layout;
@@ -218,7 +230,9 @@ export class Cgroups {
       const at = (base: string | null) => {
         if (base === null) return null;
         const dir = join(base, this.name);
-        mkdirIfMissing(dir);
+        // A tree of this name already there is a dead zygote's with the same pid: its empty
+        // child cgroups go now, the rest are skipped (freeLeaf).
+        if (mkdirIfMissing(dir)) sweepStaleChildren(dir);
         return dir;
       };
       this.parents = { memory: at(l.memory), pids: at(l.pids) };
@@ -243,7 +257,7 @@ export class Cgroups {
     let moved = false;
     let changedHome = false;
     try {
-      mkdirIfMissing(parent);
+      if (mkdirIfMissing(parent)) sweepStaleChildren(parent);
       if (leaf) {
         mkdirIfMissing(leaf);
         write(leaf, 'cgroup.procs', String(process.pid));
@@ -308,12 +322,20 @@ function tryWrite(dir: string, file: string, value: string): void {
   }
 }
 
-function mkdirIfMissing(dir: string): void {
+/** mkdir; true when it was already there. */
+function mkdirIfMissing(dir: string): boolean {
   try {
     mkdirSync(dir);
+    return false;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return true;
   }
+}
+
+/** Removes the child-N cgroups a dead zygote left in dir (an rmdir fails on one still in use). */
+function sweepStaleChildren(dir: string): void {
+  for (const name of readdirSync(dir)) if (name.startsWith('child-')) tryRmdir(join(dir, name));
 }
 
 function tryRmdir(dir: string): void {
