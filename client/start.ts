@@ -16,6 +16,8 @@ export const ZYGOTE_MAIN = fileURLToPath(new URL('../zygote/main.js', import.met
 
 /** The fd on which an embedded zygote finds its control socket. */
 const CONTROL_FD = 3;
+/** The zygote's fd that holds its encoded config (a sealed memfd), read once at start. */
+const CONFIG_FD = 4;
 
 /**
  * Starts a zygote owned by this process: it imports `preload` and `main` once, then forks a
@@ -38,18 +40,21 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     allowUnsandboxed: o.allowUnsandboxed,
   };
   const [mine, theirs] = native.socketpair();
+  // The config travels in a sealed memfd, not on argv, where ps would show it.
+  const configFd = native.sealedDataFd(Buffer.from(encodeConfig(config)), false);
   let cp;
   try {
-    cp = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], {
+    cp = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, `--config-fd=${CONFIG_FD}`], {
       // The zygote's environment is the children's: exactly what was configured, nothing of ours.
       env: o.env,
-      stdio: ['ignore', 'ignore', 'inherit', theirs],
+      stdio: ['ignore', 'ignore', 'inherit', theirs, configFd],
     });
   } catch (err) {
     native.close(mine);
     throw new ZygoteStartError(`cannot start the zygote process: ${(err as Error).message}`, { cause: err });
   } finally {
     native.close(theirs);
+    native.close(configFd);
   }
   const conn = new ControlConnection(mine, () => `zygote ${o.name} (pid ${cp.pid})`);
   const exited = new Promise<never>((_, reject) => {

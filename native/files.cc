@@ -222,8 +222,40 @@ Napi::Value UnmapFile(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// sealedDataFd(bytes, inheritable) -> fd: a memfd holding bytes, sealed against any change, read
+// position 0: how a zygote gets its configuration across spawn or execve without it ever being
+// on argv (ps, and every child's /proc/1/cmdline, would show it). Close-on-exec unless
+// inheritable: spawn() dups it into the child's slot itself, and any other program this process
+// starts meanwhile must not get it; only an execve of this very process wants it kept.
+Napi::Value SealedDataFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !info[0].IsBuffer() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "sealedDataFd(bytes, inheritable): a Buffer and a boolean");
+  Napi::Buffer<char> data = info[0].As<Napi::Buffer<char>>();
+  bool inheritable = info[1].As<Napi::Boolean>().Value();
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "zygote-config", MFD_ALLOW_SEALING | (inheritable ? 0U : MFD_CLOEXEC)));
+  if (fd < 0) ThrowErrno(env, "memfd_create", errno);
+  size_t off = 0;
+  while (off < data.Length()) {
+    ssize_t n = write(fd, data.Data() + off, data.Length() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      close(fd);
+      ThrowErrno(env, "write(memfd)", err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno(env, "seal(memfd)", err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 void InitFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath, "openBeneath"));
+  exports.Set("sealedDataFd", Napi::Function::New(env, SealedDataFd, "sealedDataFd"));
   exports.Set("openDirectory", Napi::Function::New(env, OpenDirectory, "openDirectory"));
   exports.Set("fstatFile", Napi::Function::New(env, FstatFile, "fstatFile"));
   exports.Set("mmapFile", Napi::Function::New(env, MmapFile, "mmapFile"));

@@ -179,6 +179,8 @@ export interface NativeAddon {
   forkChild(spec: ForkSpec): ForkResult;
   // process.cc
   pipe(): [number, number];
+  /** A sealed memfd holding bytes, read from 0 (close-on-exec unless inheritable): a zygote's configuration, off argv. */
+  sealedDataFd(bytes: Buffer, inheritable: boolean): number;
   setNonBlocking(fd: number, on: boolean): void;
   close(fd: number): void;
   poll(fds: Int32Array, events: Int16Array, revents: Int16Array, timeoutMs: number): number;

@@ -2,6 +2,7 @@
 // `zygote doctor`, the cold runner. Imports protocol/ and native/ only.
 // The zygote process: checks its flags, warms up (preload, main), serves, and in each
 // forked child runs main. Started by startZygote() or `zygote serve`, never directly.
+import { closeSync, readFileSync } from 'node:fs';
 import { encodeServerMessage } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import type { ChildTask } from './children.js';
@@ -19,7 +20,7 @@ let config: ZygoteConfig | undefined;
 let main: MainFunction;
 let server: Server;
 try {
-  config = decodeConfig(process.argv[2]);
+  config = decodeConfig(configArgument(process.argv[2]));
   // The config came on argv: overwrite it there (libuv rewrites the argv area in place), so
   // neither ps nor a child's /proc/1/cmdline (its init is a fork of this process) shows it.
   process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
@@ -60,6 +61,22 @@ process.title = `zygote-child ${task.name || task.id}`;
 process.argv = [process.execPath, new URL(config.main).pathname];
 installExitPath();
 await runMain(main, JSON.parse(task.argsJson) as unknown[]);
+
+/**
+ * The encoded config: read from the sealed fd named by `--config-fd=N` (how the client and the
+ * CLI pass it, so it is never on argv), then closed; or, for a zygote started by hand, the
+ * encoded config itself (on argv until the title below replaces it).
+ */
+function configArgument(arg: string | undefined): string | undefined {
+  const m = /^--config-fd=(\d+)$/.exec(arg ?? '');
+  if (!m) return arg;
+  const fd = Number(m[1]);
+  try {
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Refuses to serve in a process that cannot be forked safely. */
 function checkForkSafety(): void {

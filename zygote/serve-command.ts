@@ -97,7 +97,9 @@ Example:
       // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
       // fork safety needs and only the configured environment; nothing of this shell's.
       const env = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`);
-      native.execve(process.execPath, [process.execPath, ...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], env);
+      // The config in a sealed memfd kept across execve, not on argv, where ps would show it.
+      const configFd = native.sealedDataFd(Buffer.from(encodeConfig(config)), true);
+      native.execve(process.execPath, [process.execPath, ...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, `--config-fd=${configFd}`], env);
     });
 }
 
