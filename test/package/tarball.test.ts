@@ -53,6 +53,7 @@ describe('npm pack', () => {
     const expected = [
       'package.json',
       'README.md',
+      'LICENSE',
       'binding.gyp',
       ...tree('protocol', (f) => /^protocol\/[^/]+\.thrift$/.test(f)),
       ...tree('native', (f) => /\.(cc|h)$/.test(f)),
