@@ -128,7 +128,9 @@ try {
   child.stdin.end();
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-  const st = await child.exited;
+  // The exit can be reported before the last of stdout is read: wait for both.
+  const ended = new Promise((resolve) => child.stdout.once('end', resolve));
+  const [st] = await Promise.all([child.exited, ended]);
   console.log(JSON.stringify({ out, code: st.code, reason: st.reason, addons: { program: addon(process.pid), zygote: addon(z.pid) } }));
 } finally {
   await z.close();
