@@ -161,15 +161,13 @@ export function skippedTitle(name: string, f: Facility): string {
 /** it(), run where every facility is present, skipped with the reason in its title elsewhere. */
 export function itNeeds(needs: Facility | Facility[], name: string, fn: TestFunction, timeout?: number): void {
   const f = all([needs].flat());
-  if (f.present) it(name, fn, timeout);
-  else it.skip(skippedTitle(name, f), fn);
+  it.runIf(f.present)(f.present ? name : skippedTitle(name, f), fn, timeout);
 }
 
 /** describe(), the same way: every test in it is skipped with the reason. */
 export function describeNeeds(needs: Facility | Facility[], name: string, fn: () => void): void {
   const f = all([needs].flat());
-  if (f.present) describe(name, fn);
-  else describe.skip(skippedTitle(name, f), fn);
+  describe.runIf(f.present)(f.present ? name : skippedTitle(name, f), fn);
 }
 
 /** npm's cache directory (`npm config get cache`). */

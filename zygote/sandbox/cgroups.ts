@@ -54,6 +54,8 @@ export class Cgroups {
   private parents: { memory: string | null; pids: string | null } | null = null;
   private placement: V2Placement | null = null;
   private seq = 0;
+  /** A dead zygote's tree of our name held child cgroups still in use: freeLeaf must look. */
+  private stale = false;
   /** Dead children's cgroups, removed when the serve loop is idle (rmdir can take ms). */
   private readonly toRemove: string[] = [];
 
@@ -207,6 +209,8 @@ export class Cgroups {
    * child cgroups that could not be removed yet. Those names are skipped, never reused.
    */
   private freeLeaf(parents: (string | null)[]): string {
+    // The usual case, a tree of our own: no lookups on the spawn path.
+    if (!this.stale) return `child-${++this.seq}`;
     for (;;) {
       const leaf = `child-${++this.seq}`;
       if (parents.every((p) => p === null || !existsSync(join(p, leaf)))) return leaf;
@@ -232,7 +236,7 @@ export class Cgroups {
         const dir = join(base, this.name);
         // A tree of this name already there is a dead zygote's with the same pid: its empty
         // child cgroups go now, the rest are skipped (freeLeaf).
-        if (mkdirIfMissing(dir)) sweepStaleChildren(dir);
+        if (mkdirIfMissing(dir)) this.stale = sweepStaleChildren(dir) || this.stale;
         return dir;
       };
       this.parents = { memory: at(l.memory), pids: at(l.pids) };
@@ -257,7 +261,7 @@ export class Cgroups {
     let moved = false;
     let changedHome = false;
     try {
-      if (mkdirIfMissing(parent)) sweepStaleChildren(parent);
+      if (mkdirIfMissing(parent)) this.stale = sweepStaleChildren(parent) || this.stale;
       if (leaf) {
         mkdirIfMissing(leaf);
         write(leaf, 'cgroup.procs', String(process.pid));
@@ -333,9 +337,18 @@ function mkdirIfMissing(dir: string): boolean {
   }
 }
 
-/** Removes the child-N cgroups a dead zygote left in dir (an rmdir fails on one still in use). */
-function sweepStaleChildren(dir: string): void {
-  for (const name of readdirSync(dir)) if (name.startsWith('child-')) tryRmdir(join(dir, name));
+/**
+ * Removes the child-N cgroups a dead zygote left in dir (an rmdir fails on one still in use);
+ * true when one is left.
+ */
+function sweepStaleChildren(dir: string): boolean {
+  let left = false;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('child-')) continue;
+    tryRmdir(join(dir, name));
+    left ||= existsSync(join(dir, name));
+  }
+  return left;
 }
 
 function tryRmdir(dir: string): void {
