@@ -26,10 +26,18 @@ export interface ExitStatus {
   /** User plus system CPU time; of all its processes, from its cgroup, when it had memory or pids limits. */
   cpuMs: number;
   /**
-   * Peak resident set size; with memory or pids limits, the peak memory charged to its cgroup
-   * (which counts its /tmp and page cache too, and stays right when the OOM killer ends it).
+   * Peak resident set size of the step's process (its pid namespace's init reports it with the
+   * exit; a step killed together with its init, as the OOM killer does on cgroup v2, has only
+   * the init's). RSS counts mapped pages: pages shared with the zygote since the fork, not its
+   * /tmp or output files (see memoryPeakBytes).
    */
   maxRssBytes: number;
+  /**
+   * Peak memory charged to its cgroup (memory.peak on v2, memory.max_usage_in_bytes on v1):
+   * every process of it, its /tmp and output files (tmpfs) and its page cache. Null when it had
+   * no cgroup (no memory or pids limit). This is what a memory limit is measured against.
+   */
+  memoryPeakBytes: number | null;
 }
 
 export interface RawExit {
@@ -40,6 +48,7 @@ export interface RawExit {
   wallMs: number;
   cpuMs: number;
   maxRssBytes: number;
+  memoryPeakBytes: number | null;
 }
 
 
@@ -145,7 +154,7 @@ export class ZygoteChild {
     const signal = raw.signal === null ? null : signalName(raw.signal);
     const reason: ExitStatus['reason'] =
       raw.limit ?? (this.outputLimitHit ? 'output-limit' : signal !== null ? (this.killRequested ? 'killed' : 'signal') : 'exit');
-    this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes };
+    this.status = { code: raw.code, signal, reason, wallMs: raw.wallMs, cpuMs: raw.cpuMs, maxRssBytes: raw.maxRssBytes, memoryPeakBytes: raw.memoryPeakBytes };
     this.closePidfd();
     // Nobody can read stdin any more (as child_process does). stdout and stderr end by
     // themselves once their buffered data is read.

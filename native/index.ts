@@ -134,6 +134,16 @@ export interface SetupReport {
   message: string;
 }
 
+/** How the step ended, as its pid namespace's init saw it (native/init.cc). */
+export interface StepExit {
+  code: number | null;
+  signal: number | null;
+  /** The step's own rusage from the init's wait4. */
+  maxRssKb: number;
+  userUs: number;
+  systemUs: number;
+}
+
 export interface ReapResult {
   code: number | null;
   signal: number | null;
@@ -188,7 +198,7 @@ export interface NativeAddon {
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   /** Builds the root of binds once, in a mount namespace kept alive by the returned fd. */
   buildRootTemplate(plan: NativeRootCopies & { binds: NativeRootBind[] }, dirs: string[]): number;
-  readReport(fd: number): SetupReport | null | 'eof' | { exit: { code: number | null; signal: number | null } };
+  readReport(fd: number): SetupReport | null | 'eof' | { exit: StepExit };
   exitNow(code: number): never;
   execve(path: string, argv: string[], env: string[]): never;
   sameOpenFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean;

@@ -50,9 +50,11 @@ void RunInit(pid_t step, int report_fd, const std::vector<sock_filter>* filter) 
     // Reap first: SIGCHLD may have been merged with an earlier one or come before we waited.
     for (;;) {
       int status = 0;
-      pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+      struct rusage usage = {};
+      // wait4: the step's own rusage (its peak RSS, its CPU) goes with its status.
+      pid_t pid = wait4(-1, &status, WNOHANG | __WALL, &usage);
       if (pid == step) {
-        WriteExitRecord(report_fd, status);
+        WriteExitRecord(report_fd, status, usage);
         _exit(ExitCodeFor(status));
       }
       if (pid <= 0) break;

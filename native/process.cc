@@ -108,7 +108,7 @@ Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
 }
 
 // readReport(fd) -> { ok, step, errno, code } | null (not yet) | "eof" (the child died
-// before it reported: its exit status says why) | { exit: { code, signal } } (a pid
+// before it reported: its exit status says why) | { exit: { code, signal, maxRssKb, userUs, systemUs } } (a pid
 // namespace's init passing on how the step ended; see native/init.cc).
 Napi::Value ReadReport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -122,9 +122,14 @@ Napi::Value ReadReport(const Napi::CallbackInfo& info) {
   if (n == 0) return Napi::String::New(env, "eof");
   if (n != sizeof r || (r.magic != kReportMagic && r.magic != kExitMagic)) throw Napi::Error::New(env, "malformed setup report from child");
   if (r.magic == kExitMagic) {
+    ExitRecord x;
+    memcpy(&x, &r, sizeof x);
     Napi::Object status = Napi::Object::New(env);
-    status.Set("code", WIFEXITED(r.err) ? Napi::Number::New(env, WEXITSTATUS(r.err)) : env.Null());
-    status.Set("signal", WIFSIGNALED(r.err) ? Napi::Number::New(env, WTERMSIG(r.err)) : env.Null());
+    status.Set("code", WIFEXITED(x.wait_status) ? Napi::Number::New(env, WEXITSTATUS(x.wait_status)) : env.Null());
+    status.Set("signal", WIFSIGNALED(x.wait_status) ? Napi::Number::New(env, WTERMSIG(x.wait_status)) : env.Null());
+    status.Set("maxRssKb", Napi::Number::New(env, static_cast<double>(x.max_rss_kb)));
+    status.Set("userUs", Napi::Number::New(env, static_cast<double>(x.user_us)));
+    status.Set("systemUs", Napi::Number::New(env, static_cast<double>(x.system_us)));
     Napi::Object out = Napi::Object::New(env);
     out.Set("exit", status);
     return out;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/resource.h>
 
 namespace zygote {
 
@@ -18,13 +19,26 @@ struct SetupReport {
 };
 static_assert(sizeof(SetupReport) == 64, "report layout is part of the zygote's own ABI");
 
-// The same record, written by a pid namespace's init (native/init.cc) when the step exits:
-// err holds the raw wait status of the step, which the init cannot reproduce by dying of
-// the same signal (the init of a pid namespace ignores its own signals).
+// Written by a pid namespace's init (native/init.cc) when the step exits: the step's raw wait
+// status, which the init cannot reproduce by dying of the same signal (the init of a pid
+// namespace ignores its own signals), and the step's own rusage, which the zygote's wait4 of
+// the init cannot see apart from the init's.
 constexpr uint32_t kExitMagic = 0x5a594758;  // "ZYGX"
+
+struct ExitRecord {
+  uint32_t magic;
+  uint32_t ok;  // always 0: read where a SetupReport could be
+  int32_t wait_status;
+  uint32_t reserved;
+  int64_t max_rss_kb;
+  int64_t user_us;
+  int64_t system_us;
+  char pad[24];
+};
+static_assert(sizeof(ExitRecord) == sizeof(SetupReport), "both records are read from one pipe, one size");
 
 // Child side; async-signal-safe.
 void WriteReport(int fd, bool ok, const char* step, int err);
-void WriteExitRecord(int fd, int wait_status);
+void WriteExitRecord(int fd, int wait_status, const struct rusage& usage);
 
 }  // namespace zygote

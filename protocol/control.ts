@@ -96,6 +96,7 @@ export type ServerMessage =
       wallMs: number;
       cpuMs: number;
       maxRssBytes: number;
+      memoryPeakBytes: number | null;
       limit: ZygoteLimit | null;
     }
   | { kind: 'fault'; message: string };
@@ -160,8 +161,8 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
       break;
     }
     case 'exited': {
-      const { code, signal, limit, ...rest } = m;
-      const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }), ...(limit === null ? {} : { limit }) };
+      const { code, signal, limit, memoryPeakBytes, ...rest } = m;
+      const args = { ...rest, ...(code === null ? {} : { code }), ...(signal === null ? {} : { signal }), ...(limit === null ? {} : { limit }), ...(memoryPeakBytes === null ? {} : { memoryPeakBytes }) };
       msg = new gen.ServerMessage({ exited: new gen.Exited(args) });
       break;
     }
@@ -214,6 +215,7 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         wallMs: num(e.wallMs, 'Exited.wallMs'),
         cpuMs: num(e.cpuMs, 'Exited.cpuMs'),
         maxRssBytes: num(e.maxRssBytes, 'Exited.maxRssBytes'),
+        memoryPeakBytes: e.memoryPeakBytes == null ? null : num(e.memoryPeakBytes, 'Exited.memoryPeakBytes'),
         limit: e.limit == null ? null : zygoteLimit(e.limit),
       };
     }

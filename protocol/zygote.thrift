@@ -171,10 +171,15 @@ struct Exited {
   5: required double wallMs
   /** User plus system CPU time, from wait4's rusage; from its cgroup when it has one. */
   6: required double cpuMs
-  /** Peak resident set size, from wait4's rusage; its cgroup's peak memory when it has one. */
+  /** The step process's peak resident set size (its init's wait4 rusage, else the zygote's). */
   7: required double maxRssBytes
   /** Set when a limit ended the child: "timeout", "cpu-limit", "oom" or "pids-limit". */
   8: optional string limit
+  /**
+   * Set when the child had a cgroup: the peak memory charged to it (memory.peak on v2,
+   * memory.max_usage_in_bytes on v1), which counts its tmpfs files and page cache too.
+   */
+  9: optional double memoryPeakBytes
 }
 
 /** The zygote refused a frame from this client; it closes the connection after sending this. */

@@ -287,7 +287,7 @@ function outcome(io: StepExchange<ExitStatus>, readOutput: () => { table: Table;
   // A limit the step hit says most, whatever it managed to write before.
   if (exit.reason === 'timeout') return fail('timeout', `the step ran past its wall-time limit (${exit.wallMs.toFixed(0)} ms) and was killed`);
   if (exit.reason === 'cpu-limit') return fail('timeout', `the step used up its CPU-time limit (${exit.cpuMs.toFixed(0)} ms) and was killed`);
-  if (exit.reason === 'oom') return fail('oom', `the step ran out of memory (its cgroup's limit) and was killed; peak memory ${(exit.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  if (exit.reason === 'oom') return fail('oom', `the step ran out of memory (its cgroup's limit) and was killed; peak memory ${((exit.memoryPeakBytes ?? exit.maxRssBytes) / 2 ** 20).toFixed(0)} MiB`);
   if (exit.reason === 'output-limit') return fail('output-limit', 'the step wrote more output than its limit (stdout: one result; stderr: limits.stderrBytes) and was killed');
   if (exit.reason === 'pids-limit') return fail('error', 'the step hit its pids limit (threads or processes)');
   if (io.protocolError) {

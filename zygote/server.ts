@@ -5,7 +5,7 @@ import { closeSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
-import { native, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
+import { native, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
@@ -440,12 +440,14 @@ export class Server {
     // init killed with its step (an OOM kill with memory.oom.group) never reaped it.
     const cg = child.cgroup ? this.cgroups.finish(child.cgroup) : null;
     const cpuMs = cg?.cpuUs != null ? cg.cpuUs / 1000 : (st.userUs + st.systemUs) / 1000;
-    const maxRssBytes = cg?.memoryPeakBytes ?? st.maxRssKb * 1024;
+    // The step's own peak RSS where its init reported it (wait4 of the init counts the init too).
+    const maxRssBytes = (stepExit?.maxRssKb ?? st.maxRssKb) * 1024;
+    const memoryPeakBytes = cg?.memoryPeakBytes ?? null;
     if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
     // A clean exit 0 is success even if the pids limit refused a thread along the way.
     const limit = child.limitHit ?? (st.code === 0 ? null : (cg?.hit ?? null)) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
     if (owner && !child.failed) {
-      this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, limit }));
+      this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, memoryPeakBytes, limit }));
     }
   }
 
@@ -624,7 +626,7 @@ function describe(code: number | null, signal: number | null): string {
 }
 
 /** The step's exit status as its pid namespace's init recorded it, if it did. */
-function readExitRecord(child: ChildRecord): { code: number | null; signal: number | null } | null {
+function readExitRecord(child: ChildRecord): StepExit | null {
   const fd = child.statusFd >= 0 ? child.statusFd : child.reportFd;
   if (fd < 0) return null;
   try {

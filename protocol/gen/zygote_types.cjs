@@ -1327,6 +1327,7 @@ const Exited = module.exports.Exited = class {
     this.cpuMs = null;
     this.maxRssBytes = null;
     this.limit = null;
+    this.memoryPeakBytes = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -1361,6 +1362,9 @@ const Exited = module.exports.Exited = class {
       }
       if (args.limit !== undefined && args.limit !== null) {
         this.limit = args.limit;
+      }
+      if (args.memoryPeakBytes !== undefined && args.memoryPeakBytes !== null) {
+        this.memoryPeakBytes = args.memoryPeakBytes;
       }
     }
   }
@@ -1431,6 +1435,13 @@ const Exited = module.exports.Exited = class {
           input.skip(ftype);
         }
         break;
+        case 9:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.memoryPeakBytes = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1480,6 +1491,11 @@ const Exited = module.exports.Exited = class {
     if (this.limit !== null && this.limit !== undefined) {
       output.writeFieldBegin('limit', Thrift.Type.STRING, 8);
       output.writeString(this.limit);
+      output.writeFieldEnd();
+    }
+    if (this.memoryPeakBytes !== null && this.memoryPeakBytes !== undefined) {
+      output.writeFieldBegin('memoryPeakBytes', Thrift.Type.DOUBLE, 9);
+      output.writeDouble(this.memoryPeakBytes);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -10,7 +10,9 @@ import Int64 = require('node-int64');
 
 
 /**
- * A host path shown to one child (see zygote/sandbox/root.ts).
+ * A host path shown to one child (see zygote/sandbox/root.ts). Its source travels as an fd: the
+ * SpawnRequest's packet carries one O_PATH fd per mount, in order, opened by the client itself;
+ * the zygote never resolves the path.
  */
 export declare class Mount {
     public source: string;
@@ -202,8 +204,9 @@ export declare class Exited {
     public cpuMs: number;
     public maxRssBytes: number;
     public limit?: string;
+    public memoryPeakBytes?: number;
 
-      constructor(args?: { id: number; pid: number; code?: number; signal?: number; wallMs: number; cpuMs: number; maxRssBytes: number; limit?: string; });
+      constructor(args?: { id: number; pid: number; code?: number; signal?: number; wallMs: number; cpuMs: number; maxRssBytes: number; limit?: string; memoryPeakBytes?: number; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -74,8 +74,8 @@ describeNeeds(cgroupV2(), 'on cgroup v2 alone', () => {
     expect(Array.from(out.table.getChild('x')!.toArray())).toEqual([2, 4, 6]);
     // Its figures are its cgroup's: what the step touched itself (the pages it shares with the
     // zygote since the fork stay charged to the zygote), well under the limit.
-    expect(out.exit.maxRssBytes).toBeGreaterThan(0);
-    expect(out.exit.maxRssBytes).toBeLessThan(256 * MiB);
+    expect(out.exit.memoryPeakBytes).toBeGreaterThan(0);
+    expect(out.exit.memoryPeakBytes).toBeLessThan(256 * MiB);
     out.release();
   });
 
@@ -85,7 +85,7 @@ describeNeeds(cgroupV2(), 'on cgroup v2 alone', () => {
     expect(out.ok).toBe(false);
     if (out.ok) return;
     expect(out.error.kind).toBe('oom');
-    expect(out.exit?.maxRssBytes).toBeGreaterThanOrEqual(96 * MiB);
+    expect(out.exit?.memoryPeakBytes).toBeGreaterThanOrEqual(96 * MiB);
     expect(out.error.message).toMatch(/^the step ran out of memory \(its cgroup's limit\) and was killed; peak memory 1[0-2]\d MiB$/);
   });
 });

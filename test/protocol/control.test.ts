@@ -71,7 +71,7 @@ describe('ClientMessage round-trips', () => {
 });
 
 describe('ServerMessage round-trips', () => {
-  const exitedBase = { kind: 'exited' as const, id: 3, pid: 4242, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 45 * 1024 * 1024, limit: null };
+  const exitedBase = { kind: 'exited' as const, id: 3, pid: 4242, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 45 * 1024 * 1024, memoryPeakBytes: null, limit: null };
   const cases: [string, ServerMessage][] = [
     ['a hello', { kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: 1234, nodeVersion: 'v20.20.2' }],
     ['a startupFailed', { kind: 'startupFailed', message: 'Cannot find module /x/main.mjs' }],
@@ -89,6 +89,7 @@ describe('ServerMessage round-trips', () => {
     ['an exited with a signal and no code', { ...exitedBase, code: null, signal: 9 }],
     ['an exited with neither code nor signal', { ...exitedBase, code: null, signal: null }],
     ['an exited with zero measurements', { ...exitedBase, code: 1, signal: null, wallMs: 0, cpuMs: 0, maxRssBytes: 0 }],
+    ['an exited with its cgroup\'s peak memory', { ...exitedBase, code: 0, signal: null, memoryPeakBytes: 812 * 1024 * 1024 }],
     ['an exited the zygote ended for a limit', { ...exitedBase, code: null, signal: 9, limit: 'timeout' as const }],
     ['a fault', { kind: 'fault', message: 'frame header claims 9 bytes but 3 followed' }],
   ];
@@ -301,7 +302,7 @@ describe('decodeServerMessage rejects', () => {
   });
 
   it('attack: an exited whose wallMs is NaN, as invalid', () => {
-    const f = encodeServerMessage({ kind: 'exited', id: 1, pid: 2, code: 0, signal: null, wallMs: Number.NaN, cpuMs: 0, maxRssBytes: 0, limit: null });
+    const f = encodeServerMessage({ kind: 'exited', id: 1, pid: 2, code: 0, signal: null, wallMs: Number.NaN, cpuMs: 0, maxRssBytes: 0, memoryPeakBytes: null, limit: null });
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'Exited.wallMs is required and must be a number');
   });
 
@@ -389,6 +390,7 @@ describe('property: decoding arbitrary bytes', () => {
           isNum(m.wallMs) &&
           isNum(m.cpuMs) &&
           isNum(m.maxRssBytes) &&
+          (m.memoryPeakBytes === null || isNum(m.memoryPeakBytes)) &&
           (m.limit === null || m.limit === 'timeout' || m.limit === 'cpu-limit')
         );
       default:
@@ -402,7 +404,7 @@ describe('property: decoding arbitrary bytes', () => {
     encodeServerMessage({ kind: 'hello', protocolVersion: 1, zygotePid: 77, nodeVersion: 'v20.20.2' }),
     encodeServerMessage({ kind: 'spawned', id: 3, pid: 4 }),
     encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'fork', errnoName: 'EAGAIN', message: 'no', sandbox: false }),
-    encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096, limit: 'timeout' }),
+    encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096, memoryPeakBytes: 8192, limit: 'timeout' }),
     encodeServerMessage({ kind: 'fault', message: 'bad' }),
   ];
 
