@@ -49,6 +49,11 @@ try {
   task = server.run();
 } catch (err) {
   log.error(`serve loop failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  try {
+    server.abort();
+  } catch (cleanup) {
+    log.error(`cleaning up after the failure failed too: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}`);
+  }
   native.exitNow(1);
 }
 

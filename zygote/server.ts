@@ -14,7 +14,8 @@ import { Connection } from './connection.js';
 import { resolveNetwork, resolveSandbox } from './sandbox/policy.js';
 import { AboveCapError, grantLimits } from './sandbox/limits.js';
 import type { GrantedLimits } from '../protocol/limits.js';
-import { HostNetwork, type ChildNetwork } from './sandbox/network.js';
+import { HostNetwork, sweepDeadZygoteTables, type ChildNetwork } from './sandbox/network.js';
+import { findNft } from './sandbox/nft.js';
 import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox/seccomp-policy.js';
 import { planRoot, TEMPLATE_MOUNT_POINTS, type RootPlan } from './sandbox/root.js';
 import { loadedModuleFiles } from './sandbox/loaded-modules.js';
@@ -65,6 +66,8 @@ export class Server {
       landlockAbi: landlockAbi(log),
     };
     this.compiled.rootTemplateFd = rootTemplate(this.compiled.root);
+    // Before it says hello or listens: a client's first spawn finds the host clean.
+    this.sweepDeadZygotes();
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -89,6 +92,51 @@ export class Server {
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
     this.network?.start();
+  }
+
+  /**
+   * Removes what zygotes that died without cleaning up (SIGKILL) left: their cgroup trees, and
+   * their nftables tables where this zygote gives networks or serves a socket (an embedded
+   * zygote without a network skips the nft run it would cost each start). Logged, never fatal.
+   */
+  private sweepDeadZygotes(): void {
+    try {
+      const { removed, left } = this.cgroups.sweepDeadZygotes();
+      for (const dir of removed) this.log.info(`removed cgroup ${dir}, left by a zygote that died`);
+      for (const dir of left) this.log.error(`cannot remove cgroup ${dir}, left by a zygote that died: a process of it is still alive`);
+    } catch (err) {
+      this.log.error(`sweeping the cgroups of dead zygotes failed: ${(err as Error).message}`);
+    }
+    const nft = this.config.sandbox.network || this.config.control.kind === 'listen' ? findNft() : null;
+    if (nft === null) return;
+    try {
+      for (const table of sweepDeadZygoteTables(nft)) this.log.info(`deleted nftables table inet ${table}, left by a zygote that died`);
+    } catch (err) {
+      this.log.error(`sweeping the nftables tables of dead zygotes failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * After the serve loop failed unexpectedly: the cleanup that needs no loop. Kills every
+   * child and reaps them (bounded), removes this zygote's cgroups, nftables table and socket.
+   * The caller exits.
+   */
+  abort(): void {
+    for (const child of this.children.values()) killChild(child);
+    const deadline = performance.now() + this.config.shutdownTimeoutMs;
+    while (this.children.size > 0 && performance.now() < deadline) {
+      const list = [...this.children.values()];
+      native.poll(Int32Array.from(list.map((c) => c.pidfd)), Int16Array.from(list.map(() => POLLIN)), new Int16Array(list.length), Math.ceil(deadline - performance.now()));
+      for (const c of list) {
+        if (native.reap(c.pid) === null) continue;
+        this.children.delete(c.pid);
+        native.close(c.pidfd);
+        if (c.cgroup) this.cgroups.finish(c.cgroup);
+      }
+    }
+    for (const problem of this.cgroups.removeAll()) this.log.error(`left a cgroup behind: ${problem}`);
+    this.network?.close();
+    this.removeSocket();
   }
 
   /**
@@ -493,18 +541,22 @@ export class Server {
     if (this.shuttingDown) return;
     this.shuttingDown = { reason, deadline: performance.now() + this.config.shutdownTimeoutMs };
     if (this.config.verbose) this.log.info(`shutting down: ${reason}`);
-    const ctl = this.config.control;
-    if (this.listenFd >= 0 && ctl.kind === 'listen') {
-      native.close(this.listenFd);
-      this.listenFd = -1;
-      try {
-        if (lstatSync(ctl.path).ino === this.socketIno) unlinkSync(ctl.path);
-      } catch {
-        // Already gone: nothing to clean.
-      }
-    }
+    this.removeSocket();
     // Connections stay open until the children are reaped, so clients learn how each ended.
     for (const child of this.children.values()) killChild(child);
+  }
+
+  /** Stops listening and removes the socket this zygote bound (and nothing that replaced it). */
+  private removeSocket(): void {
+    const ctl = this.config.control;
+    if (this.listenFd < 0 || ctl.kind !== 'listen') return;
+    native.close(this.listenFd);
+    this.listenFd = -1;
+    try {
+      if (lstatSync(ctl.path).ino === this.socketIno) unlinkSync(ctl.path);
+    } catch {
+      // Already gone: nothing to clean.
+    }
   }
 
   private exit(): never {

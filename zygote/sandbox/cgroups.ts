@@ -5,6 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCgroupFacts } from '../doctor/cgroups.js';
+import { isLiveZygote, pidOfName } from './dead-zygotes.js';
 
 export interface CgroupLimits {
   memoryBytes?: number;
@@ -145,6 +146,38 @@ export class Cgroups {
     }
     this.toRemove.push(...cg.made);
     return { hit, memoryPeakBytes, cpuUs };
+  }
+
+  /**
+   * At start: removes the trees of zygotes that died without cleaning up (SIGKILL), found
+   * beside where this zygote makes its own: `zygote-PID` of a pid that is no longer a zygote
+   * (dead-zygotes.ts). A tree with a cgroup still in use (a process of it still alive) stays.
+   * Returns what was removed and what could not be, for the log.
+   */
+  sweepDeadZygotes(): { removed: string[]; left: string[] } {
+    if (!this.layout) this.layout = detect();
+    const l = this.layout;
+    const bases = l.version === 'v2' ? [l.home] : [l.memory, l.pids];
+    const removed: string[] = [];
+    const left: string[] = [];
+    for (const base of new Set(bases)) {
+      if (base === null) continue;
+      let names: string[];
+      try {
+        names = readdirSync(base);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const pid = pidOfName('zygote-', name);
+        if (pid === null || name === this.name || isLiveZygote(pid)) continue;
+        const dir = join(base, name);
+        for (const sub of subdirs(dir)) tryRmdir(join(dir, sub));
+        tryRmdir(dir);
+        (existsSync(dir) ? left : removed).push(dir);
+      }
+    }
+    return { removed, left };
   }
 
   /** Whether dead children's cgroups wait for removal. */
@@ -349,6 +382,14 @@ function sweepStaleChildren(dir: string): boolean {
     left ||= existsSync(join(dir, name));
   }
   return left;
+}
+
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch {
+    return [];
+  }
 }
 
 function tryRmdir(dir: string): void {

@@ -9,6 +9,7 @@ import { formatIpv4Net, parseAllowEntry, parseIpv4Net, type AllowEntry, type Ipv
 import type { NetworkDefaults } from '../../protocol/sandbox.js';
 import { findNft, listNftChains, runNft } from './nft.js';
 import { VethPool, type VethLease } from './veth-pool.js';
+import { isLiveZygote, pidOfName } from './dead-zygotes.js';
 
 /**
  * What no networked child reaches unless an allow entry names it: "this network", private
@@ -150,6 +151,28 @@ export class HostNetwork {
   private otherMarkedTables(): boolean {
     return listNftChains(this.nft).some((c) => c.endsWith(` ${FORWARDING_MARK}`) && c !== `inet ${this.table} ${FORWARDING_MARK}`);
   }
+}
+
+/**
+ * At start: deletes the `inet zygote_PID` tables of zygotes that died without cleaning up
+ * (dead-zygotes.ts), in one nft transaction. If one of them had turned IPv4 forwarding on
+ * (its table carried FORWARDING_MARK) and no live zygote's marked table is left, forwarding
+ * goes back off, as that zygote would have done at exit. Returns the tables deleted.
+ */
+export function sweepDeadZygoteTables(nft: string): string[] {
+  const chains = listNftChains(nft);
+  const tables = new Set<string>();
+  for (const c of chains) {
+    const [family, table] = c.split(' ');
+    if (family === 'inet' && pidOfName('zygote_', table) !== null) tables.add(table);
+  }
+  const dead = [...tables].filter((t) => !isLiveZygote(pidOfName('zygote_', t)!));
+  if (dead.length === 0) return [];
+  const marked = (t: string) => chains.includes(`inet ${t} ${FORWARDING_MARK}`);
+  runNft(nft, dead.map(deleteTable).join(''), `deleting the nftables tables of dead zygotes (${dead.join(', ')})`);
+  const liveMarked = [...tables].some((t) => !dead.includes(t) && marked(t));
+  if (dead.some(marked) && !liveMarked && readFileSync(IP_FORWARD, 'utf8').trim() === '1') writeFileSync(IP_FORWARD, '0');
+  return dead;
 }
 
 /**
