@@ -1,6 +1,7 @@
 // Normalising and checking the options of startZygote(), connect() and spawn(), once, with
 // messages that name the option, what it must be and what it was.
 import { existsSync } from 'node:fs';
+import { normalizePoolOptions, type PoolOptions } from '../protocol/pool.js';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MAX_NETWORK_ALLOW } from '../protocol/control.js';
@@ -32,6 +33,11 @@ export interface StartZygoteOptions {
    * (protocol/limits.ts, DEFAULT_LIMITS); null lifts one.
    */
   limits?: Limits;
+  /**
+   * A warm pool: this many children forked and sandboxed ahead of spawns, each claimed by one
+   * spawn (README, "Warm pool"). Default: none (every spawn forks).
+   */
+  pool?: PoolOptions | null;
   /**
    * DANGEROUS, for tests and positive controls only: let spawn() skip sandbox layers or
    * inject setup failures. Never set in production; `zygote serve` has no such option.
@@ -81,7 +87,7 @@ export interface SpawnOptions {
 /** What spawn({ sandbox }) may hold (mounts and network are spawn options of their own). */
 export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 'dangerouslySkip' | 'dangerouslyInjectFailure'>;
 
-const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
+const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
 const CONNECT_KEYS = ['timeoutMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
 const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
 export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
@@ -97,6 +103,7 @@ export interface NormalizedStart {
   sandbox: ReturnType<typeof normalizeSandboxDefaults>;
   allowUnsandboxed: boolean;
   limits: Limits;
+  pool: ReturnType<typeof normalizePoolOptions>;
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
@@ -126,6 +133,7 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     sandbox: normalizeSandboxDefaults(opts.sandbox, 'startZygote()'),
     allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),
     limits: normalizeLimits(opts.limits, 'limits', 'startZygote()'),
+    pool: normalizePoolOptions(opts.pool, 'startZygote()'),
   };
 }
 

@@ -38,6 +38,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     // The built-in defaults and no caps: the renderer, this zygote's one client, is trusted.
     limits: builtinLimitPolicy(),
     allowUnsandboxed: o.allowUnsandboxed,
+    pool: o.pool,
   };
   const [mine, theirs] = native.socketpair();
   // The config travels in a sealed memfd, not on argv, where ps would show it.

@@ -35,6 +35,7 @@
 
 #include "childfds.h"
 #include "errors.h"
+#include "fdpass.h"
 #include "forkable.h"
 #include "init.h"
 #include "report.h"
@@ -92,6 +93,9 @@ struct SandboxSpec {
 struct ForkSpec {
   int stdio[3];      // the child's ends, put on 0, 1, 2
   int report_fd;     // write end of the setup-report pipe
+  // A pool child (claim_fd >= 0): set up as far as no spawn is needed, then it waits on
+  // claim_fd, its end of a socketpair with the zygote, for the spawn that claims it.
+  int claim_fd;
   char name[16];     // comm name (TASK_COMM_LEN)
   int zygote_pidfd;  // the zygote, for the PDEATHSIG race check (getppid() is 0 in a pid ns)
   int death_signal;  // sent to the child when the zygote dies
@@ -161,6 +165,52 @@ int UnblockSignals() {
   sigset_t none;
   sigemptyset(&none);
   return Errno(sigprocmask(SIG_SETMASK, &none, nullptr));
+}
+
+// Limits, then privileges: every step from here on is the same for a fresh fork and a
+// claimed pool child.
+void ApplyLimitsAndPrivileges(ChildSetup& s, const ForkSpec& spec) {
+  const SandboxSpec& sb = spec.sandbox;
+  // Limits. Never RLIMIT_AS: V8 reserves far more address space than it uses.
+  if (sb.core.set) s.Step("setrlimit(RLIMIT_CORE)", sandbox::SetLimit(RLIMIT_CORE, sb.core.value));
+  if (sb.nofile.set) s.Step("setrlimit(RLIMIT_NOFILE)", sandbox::SetLimit(RLIMIT_NOFILE, sb.nofile.value));
+  if (sb.fsize.set) s.Step("setrlimit(RLIMIT_FSIZE)", sandbox::SetLimit(RLIMIT_FSIZE, sb.fsize.value));
+  // CPU seconds: SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
+  if (sb.cpu.set) s.Step("setrlimit(RLIMIT_CPU)", sandbox::SetLimits(RLIMIT_CPU, sb.cpu.value, sb.cpu.value + 1));
+
+  // Privileges (sandbox/creds.cc): what needs CAP_SETPCAP first, then the ids, then the sets.
+  if (sb.capabilities) DropCapabilityBounds(s);
+  if (sb.credentials) {
+    s.Step("setgroups", sandbox::DropGroups());
+    s.Step("setresgid", sandbox::SetGids(sb.gid));
+    s.Step("setresuid", sandbox::SetUids(sb.uid));
+    // A uid change clears the parent-death signal (commit_creds): set it again.
+    s.Step("prctl(PR_SET_PDEATHSIG) after setresuid", DieWithZygote(spec));
+  }
+  // Root of a user namespace of its own, mapped to the unprivileged uid it already runs as
+  // (sandbox/userns.cc); the fresh capability set that comes with it is dropped next.
+  if (sb.user_ns) {
+    const char* step = "user namespace";
+    int err = sandbox::EnterUserNamespace(sb.uid, sb.gid, &step);
+    s.Step(err ? step : "user namespace", err);
+    if (sb.capabilities) DropCapabilityBounds(s);
+    s.Step("prctl(PR_SET_PDEATHSIG) after CLONE_NEWUSER", DieWithZygote(spec));
+  }
+  if (sb.capabilities) s.Step("capset", sandbox::ClearCapabilities());
+  if (sb.credentials && sb.capabilities) {
+    s.Step("verify no privilege is left", sb.user_ns ? sandbox::VerifyNoPrivilege(0, 0) : sandbox::VerifyNoPrivilege(sb.uid, sb.gid));
+  }
+  // No ptrace, no /proc/PID/mem, no core dump, even by a same-uid peer.
+  if (sb.not_dumpable) s.Step("prctl(PR_SET_DUMPABLE)", Errno(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
+  // No exec can ever grant privileges again; also what lets an unprivileged process install
+  // a seccomp filter.
+  if (sb.no_new_privs) s.Step("prctl(PR_SET_NO_NEW_PRIVS)", Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+  // Landlock: write only to /tmp and writable mounts, whatever the mounts say (needs NNP).
+  if (sb.landlock_abi > 0) {
+    const char* step = "landlock";
+    int err = sandbox::ApplyLandlock(sb.landlock_abi, sb.root, &step);
+    s.Step(err ? step : "landlock", err);
+  }
 }
 
 void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
@@ -261,46 +311,7 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   }
   if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
 
-  // Limits. Never RLIMIT_AS: V8 reserves far more address space than it uses.
-  if (sb.core.set) s.Step("setrlimit(RLIMIT_CORE)", sandbox::SetLimit(RLIMIT_CORE, sb.core.value));
-  if (sb.nofile.set) s.Step("setrlimit(RLIMIT_NOFILE)", sandbox::SetLimit(RLIMIT_NOFILE, sb.nofile.value));
-  if (sb.fsize.set) s.Step("setrlimit(RLIMIT_FSIZE)", sandbox::SetLimit(RLIMIT_FSIZE, sb.fsize.value));
-  // CPU seconds: SIGXCPU at the soft limit, SIGKILL a second later if it is ignored.
-  if (sb.cpu.set) s.Step("setrlimit(RLIMIT_CPU)", sandbox::SetLimits(RLIMIT_CPU, sb.cpu.value, sb.cpu.value + 1));
-
-  // Privileges (sandbox/creds.cc): what needs CAP_SETPCAP first, then the ids, then the sets.
-  if (sb.capabilities) DropCapabilityBounds(s);
-  if (sb.credentials) {
-    s.Step("setgroups", sandbox::DropGroups());
-    s.Step("setresgid", sandbox::SetGids(sb.gid));
-    s.Step("setresuid", sandbox::SetUids(sb.uid));
-    // A uid change clears the parent-death signal (commit_creds): set it again.
-    s.Step("prctl(PR_SET_PDEATHSIG) after setresuid", DieWithZygote(spec));
-  }
-  // Root of a user namespace of its own, mapped to the unprivileged uid it already runs as
-  // (sandbox/userns.cc); the fresh capability set that comes with it is dropped next.
-  if (sb.user_ns) {
-    const char* step = "user namespace";
-    int err = sandbox::EnterUserNamespace(sb.uid, sb.gid, &step);
-    s.Step(err ? step : "user namespace", err);
-    if (sb.capabilities) DropCapabilityBounds(s);
-    s.Step("prctl(PR_SET_PDEATHSIG) after CLONE_NEWUSER", DieWithZygote(spec));
-  }
-  if (sb.capabilities) s.Step("capset", sandbox::ClearCapabilities());
-  if (sb.credentials && sb.capabilities) {
-    s.Step("verify no privilege is left", sb.user_ns ? sandbox::VerifyNoPrivilege(0, 0) : sandbox::VerifyNoPrivilege(sb.uid, sb.gid));
-  }
-  // No ptrace, no /proc/PID/mem, no core dump, even by a same-uid peer.
-  if (sb.not_dumpable) s.Step("prctl(PR_SET_DUMPABLE)", Errno(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
-  // No exec can ever grant privileges again; also what lets an unprivileged process install
-  // a seccomp filter.
-  if (sb.no_new_privs) s.Step("prctl(PR_SET_NO_NEW_PRIVS)", Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
-  // Landlock: write only to /tmp and writable mounts, whatever the mounts say (needs NNP).
-  if (sb.landlock_abi > 0) {
-    const char* step = "landlock";
-    int err = sandbox::ApplyLandlock(sb.landlock_abi, sb.root, &step);
-    s.Step(err ? step : "landlock", err);
-  }
+  ApplyLimitsAndPrivileges(s, spec);
   // The zygote's pidfd was kept through the fd sweep for the checks above; no longer needed.
   close(spec.zygote_pidfd);
   if (sb.pid_ns) SplitInit(s, spec);
@@ -313,6 +324,149 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   // Done: say so and close the channel, so nothing the step does can write to it.
   WriteReport(spec.report_fd, true, "ready", 0);
   close(spec.report_fd);
+}
+
+ForkSpec ParseSpec(Napi::Env env, Napi::Object o);
+
+// A pool child's state between its setup and its claim (only ever set in a pool child).
+struct PoolState {
+  int root_fd = -1;         // its root (a private copy of the template), for the claim's mounts
+  int zygote_mnt_ns = -1;   // where a client's mount fds name mounts, for the claim's captures
+  int own_mnt_ns = -1;      // its own mount namespace, to come back to after a capture
+  int zygote_pidfd = -1;    // for the parent-death checks of the claim
+  int report_fd = -1;
+  int claim_fd = -1;
+};
+PoolState g_pool;
+
+// The pool child's init: pid 1 of the namespace forks the step-to-be now, before any claim,
+// so a claim costs no fork. The init then drops every privilege (to the zygote's default
+// uid: it never knows the claim's) and waits. Unlike a fresh fork's init it cannot pass
+// signals on to the step once the claim changes the step's uid: the zygote signals the step
+// through the pidfd the step sends it (below).
+void SplitPoolInit(ChildSetup& s, const ForkSpec& spec) {
+  const SandboxSpec& sb = spec.sandbox;
+  sigset_t all, old;
+  sigfillset(&all);
+  s.Step("fork(step)", 0);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  pid_t step = fork();
+  if (step < 0) s.Step("fork(step)", errno);
+  if (step == 0) {
+    s.Step("sigprocmask(step)", Errno(sigprocmask(SIG_SETMASK, &old, nullptr)));
+    return;
+  }
+  // The init keeps the report pipe (for the step's exit record) and nothing else.
+  for (int fd : {g_pool.root_fd, g_pool.zygote_mnt_ns, g_pool.own_mnt_ns, g_pool.claim_fd}) close(fd);
+  if (sb.capabilities) DropCapabilityBounds(s);
+  if (sb.credentials) {
+    s.Step("init: setgroups", sandbox::DropGroups());
+    s.Step("init: setresgid", sandbox::SetGids(sb.gid));
+    s.Step("init: setresuid", sandbox::SetUids(sb.uid));
+    s.Step("init: prctl(PR_SET_PDEATHSIG)", DieWithZygote(spec));
+  }
+  close(spec.zygote_pidfd);
+  if (sb.capabilities) s.Step("init: capset", sandbox::ClearCapabilities());
+  if (sb.not_dumpable) s.Step("init: prctl(PR_SET_DUMPABLE)", Errno(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
+  if (sb.no_new_privs) s.Step("init: prctl(PR_SET_NO_NEW_PRIVS)", Errno(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+  RunInit(step, spec.report_fd, sb.init_seccomp >= 0 ? sandbox::SeccompProgram(sb.init_seccomp) : nullptr);
+}
+
+// A pool child's setup: everything a fresh fork does that needs no spawn (signals, session,
+// its cgroup (no limits yet: the zygote writes them at the claim), namespaces, a private copy
+// of the root template with its /proc, loopback), then the split into init and step. The
+// step-to-be ends by sending the zygote a pidfd of itself on claim_fd: it is ready.
+void RunPoolSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop, int zygote_mnt_ns) {
+  ChildSetup s(spec);
+  const SandboxSpec& sb = spec.sandbox;
+  RestoreZygoteSignals();
+  s.Step("prctl(PR_SET_PDEATHSIG)", DieWithZygote(spec));
+  s.Step("sigprocmask", UnblockSignals());
+  if (sb.setsid) s.Step("setsid", Errno(setsid()));
+  for (int fd : sb.cgroup_procs) {
+    if (fd >= 0) s.Step("join cgroup", write(fd, "0", 1) == 1 ? 0 : errno);
+  }
+  if (sb.cgroup_ns) s.Step("unshare(CLONE_NEWCGROUP)", sandbox::Unshare(CLONE_NEWCGROUP));
+  // Until its claim its stdio is /dev/null: nothing of the zygote's (its log) stays open.
+  s.Step("dup2(stdio)", PutStdio(spec));
+  if (sb.close_fds) s.Step("close inherited fds", SweepInheritedFds(snapshot, loop, spec.report_fd));
+  if (int rc = uv_loop_fork(loop)) s.Step("uv_loop_fork", -rc);
+  s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
+  if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
+  g_pool.zygote_mnt_ns = zygote_mnt_ns;
+  g_pool.zygote_pidfd = spec.zygote_pidfd;
+  g_pool.report_fd = spec.report_fd;
+  g_pool.claim_fd = spec.claim_fd;
+  int ns_flags = (sb.net_ns ? CLONE_NEWNET : 0) | (sb.ipc_ns ? CLONE_NEWIPC : 0) | (sb.uts_ns ? CLONE_NEWUTS : 0);
+  if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
+  {
+    const char* step = "root";
+    int err = sandbox::EnterTemplateCopy(sb.root_template, sb.root.proc, &g_pool.root_fd, &step);
+    s.Step(err ? step : "root", err);
+  }
+  close(sb.root_template);
+  g_pool.own_mnt_ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  s.Step("open own mount namespace", g_pool.own_mnt_ns < 0 ? errno : 0);
+  if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
+  if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
+  SplitPoolInit(s, spec);
+  int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  s.Step("pidfd_open(self)", self < 0 ? errno : 0);
+  int err = 0;
+  bool sent = SendPacket(spec.claim_fd, "ready", 5, &self, 1, &err);
+  s.Step("send ready", sent ? 0 : (err ? err : EAGAIN));
+  close(self);
+}
+
+// claimChild({ stdin, stdout, stderr, name, sandbox }) in a pool child, with the fds its claim
+// brought: the rest of a fresh fork's setup (its stdio, its /tmp and mounts, limits,
+// privileges, seccomp), reporting on the pipe its setup began with. Returns { pid } only once
+// every step succeeded; any failure ends the child here (fail closed).
+Napi::Value ClaimChild(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (g_pool.report_fd < 0) throw Napi::Error::New(env, "claimChild: this process is not a pool child");
+  Napi::Object o = info[0].As<Napi::Object>();
+  o.Set("report", g_pool.report_fd);
+  ForkSpec spec = ParseSpec(env, o);
+  spec.zygote_pidfd = g_pool.zygote_pidfd;
+  spec.claim_fd = -1;
+  SandboxSpec& sb = spec.sandbox;
+  ChildSetup s(spec);
+  close(g_pool.claim_fd);
+  s.Step("dup2(stdio)", PutStdio(spec));
+  for (int fd : spec.stdio) close(fd);
+  if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
+  {
+    // The spawn's mounts are captured where their fds name them (the zygote's mount namespace,
+    // or the client's), then attached to the root it entered before its claim.
+    sandbox::RootSpec& own = sb.spawn_root;
+    if (own.client_mnt_ns < 0) own.client_mnt_ns = g_pool.zygote_mnt_ns;
+    own.own_mnt_ns = g_pool.own_mnt_ns;
+    sandbox::Trees trees;
+    const char* step = "root";
+    int err = sandbox::CaptureBinds(own, trees, &step);
+    for (const sandbox::RootBind& b : own.binds) {
+      if (b.source_fd >= 0) close(b.source_fd);
+    }
+    if (!err) err = sandbox::CompleteRootFromTemplate(g_pool.root_fd, own, trees, &step);
+    s.Step(err ? step : "root", err);
+    if (own.client_mnt_ns != g_pool.zygote_mnt_ns) close(own.client_mnt_ns);
+    for (int fd : {own.idmap_userns, g_pool.zygote_mnt_ns, g_pool.own_mnt_ns, g_pool.root_fd}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  ApplyLimitsAndPrivileges(s, spec);
+  close(spec.zygote_pidfd);
+  if (sb.seccomp >= 0) {
+    const std::vector<sock_filter>* program = sandbox::SeccompProgram(sb.seccomp);
+    s.Step("seccomp", program == nullptr ? EINVAL : sandbox::ApplySeccomp(*program));
+  }
+  WriteReport(spec.report_fd, true, "ready", 0);
+  close(spec.report_fd);
+  g_pool = PoolState{};
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", getpid());
+  return out;
 }
 
 int FdField(Napi::Env env, Napi::Object o, const char* key) {
@@ -481,6 +635,7 @@ ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   spec.stdio[1] = FdField(env, o, "stdout");
   spec.stdio[2] = FdField(env, o, "stderr");
   spec.report_fd = FdField(env, o, "report");
+  spec.claim_fd = o.Has("claim") && !o.Get("claim").IsUndefined() ? FdField(env, o, "claim") : -1;
   std::string name = o.Has("name") && o.Get("name").IsString() ? o.Get("name").As<Napi::String>().Utf8Value() : "";
   snprintf(spec.name, sizeof spec.name, "%s", name.c_str());
   spec.death_signal = SIGKILL;
@@ -515,7 +670,11 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
 
   std::vector<FdIdentity> snapshot = SnapshotFds();
   // The child closes these itself once it used them; the fd sweep must leave them.
-  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns, spec.sandbox.root.client_mnt_ns, spec.sandbox.root.own_mnt_ns};
+  const bool pool = spec.claim_fd >= 0;
+  if (pool && (!spec.sandbox.pid_ns || !spec.sandbox.mnt_ns || spec.sandbox.root_template < 0 || spec.sandbox.veth.set))
+    throw Napi::TypeError::New(env, "forkChild: a pool child needs a pid namespace and the root template, and no veth");
+  if (pool && own_mnt_ns < 0) ThrowErrno(env, "open(/proc/self/ns/mnt)", errno);
+  std::vector<int> keep = {self_pidfd, spec.sandbox.root_template, spec.sandbox.root.idmap_userns, spec.sandbox.root.client_mnt_ns, spec.sandbox.root.own_mnt_ns, spec.claim_fd, pool ? own_mnt_ns : -1};
   for (const sandbox::RootBind& b : spec.sandbox.root.binds) keep.push_back(b.source_fd);
   std::erase_if(snapshot, [&keep](const FdIdentity& f) { return std::find(keep.begin(), keep.end(), f.fd) != keep.end(); });
   MakeMemoryForkable();
@@ -531,6 +690,15 @@ Napi::Value ForkChild(const Napi::CallbackInfo& info) {
     // thread: there is no safe way on.
     fprintf(stderr, "zygote: setns back to its own pid namespace failed: %s\n", strerror(errno));
     abort();
+  }
+  if (pid == 0 && pool) {
+    RunPoolSetup(spec, snapshot, loop, own_mnt_ns);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("role", "child");
+    out.Set("pid", getpid());
+    out.Set("newRoot", true);
+    out.Set("pooled", true);
+    return out;
   }
   if (pid == 0) {
     RunChildSetup(spec, snapshot, loop);
@@ -592,6 +760,7 @@ Napi::Value BuildRootTemplate(const Napi::CallbackInfo& info) {
 
 void InitFork(Napi::Env env, Napi::Object exports) {
   exports.Set("forkChild", Napi::Function::New(env, ForkChild, "forkChild"));
+  exports.Set("claimChild", Napi::Function::New(env, ClaimChild, "claimChild"));
   exports.Set("buildRootTemplate", Napi::Function::New(env, BuildRootTemplate, "buildRootTemplate"));
 }
 

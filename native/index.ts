@@ -121,9 +121,20 @@ export interface ForkSpec {
   report: number;
   name: string;
   sandbox: NativeSandboxSpec;
+  /** A pool child: its end of the socketpair its claim comes on (stdio: /dev/null until then). */
+  claim?: number;
 }
 
-export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number; newRoot: boolean };
+export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number; newRoot: boolean; pooled?: boolean };
+
+/** What a pool child's claim applies: its stdio (fds it received), its name and its sandbox. */
+export interface ClaimSpec {
+  stdin: number;
+  stdout: number;
+  stderr: number;
+  name: string;
+  sandbox: NativeSandboxSpec;
+}
 
 export interface SetupReport {
   ok: boolean;
@@ -187,6 +198,8 @@ export interface NativeAddon {
   Channel: NativeChannelConstructor;
   // fork.cc
   forkChild(spec: ForkSpec): ForkResult;
+  /** In a pool child: applies its claim (native/fork.cc); returns only once every step succeeded. */
+  claimChild(spec: ClaimSpec): { pid: number };
   // process.cc
   pipe(): [number, number];
   /** A sealed memfd holding bytes, read from 0 (close-on-exec unless inheritable): a zygote's configuration, off argv. */

@@ -2,6 +2,7 @@
 import { InvalidOptionError, ProtocolError } from './errors.js';
 import { normalizeLimitPolicy, type LimitPolicy } from './limits.js';
 import { normalizeSandboxDefaults, type NormalizedSandboxDefaults, type SandboxDefaults } from './sandbox.js';
+import { normalizePoolOptions, type NormalizedPoolOptions } from './pool.js';
 
 /** How the zygote meets its clients. */
 export type ControlConfig =
@@ -33,6 +34,8 @@ export interface ZygoteConfig {
   allowUnsandboxed: boolean;
   /** How long shutdown waits for children to be reaped after SIGKILL. */
   shutdownTimeoutMs: number;
+  /** Children forked and sandboxed ahead of spawns (zygote/pool.ts); absent or null: none. */
+  pool?: NormalizedPoolOptions | null;
 }
 
 /** The Node flags without which forking a warm Node process is unsafe (README, How it works). */
@@ -74,6 +77,11 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
   }
   if (!Number.isInteger(c.setupTimeoutMs) || c.setupTimeoutMs! <= 0) bad('setupTimeoutMs', 'a positive integer');
   if (!Number.isInteger(c.shutdownTimeoutMs) || c.shutdownTimeoutMs! <= 0) bad('shutdownTimeoutMs', 'a positive integer');
+  try {
+    c.pool = normalizePoolOptions(c.pool, 'the zygote configuration');
+  } catch (err) {
+    bad('pool', (err as Error).message);
+  }
   const ctl = c.control as ControlConfig | undefined;
   if (ctl?.kind === 'fd') {
     if (!Number.isInteger(ctl.fd) || ctl.fd < 3) bad('control.fd', 'an integer fd above 2');

@@ -3,6 +3,7 @@ import { native, type NativeSandboxSpec, type ReapResult } from '../native/index
 import type { ChildCgroup } from './sandbox/cgroups.js';
 import type { ChildNetwork } from './sandbox/network.js';
 import type { GrantedLimits } from '../protocol/limits.js';
+import type { PoolChild } from './pool.js';
 
 /** What a forked child needs to start running main. Exists only in the child. */
 export interface ChildTask {
@@ -12,6 +13,8 @@ export interface ChildTask {
   argsJson: string;
   /** The child pivoted into a root of its own, and its cwd is that root's "/". */
   newRoot: boolean;
+  /** A pool child: it waits on this fd for its claim (zygote/claim.ts) before it runs anything. */
+  claimFd?: number;
 }
 
 /** The zygote's record of one child. */
@@ -47,6 +50,11 @@ export interface ChildRecord {
   network: ChildNetwork | null;
   /** The limits it was granted, reported to its client with Spawned. */
   limits: GrantedLimits | null;
+  /**
+   * A claimed pool child's step (pid 2 of its namespace): its init cannot pass signals on to
+   * it (native/fork.cc, SplitPoolInit), so signals other than SIGKILL go here. -1 otherwise.
+   */
+  stepPidfd: number;
 }
 
 export type ForkOutcome =
@@ -109,8 +117,40 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       cgroup: null,
       network: null,
       limits: null,
+      stepPidfd: -1,
     },
   };
+}
+
+/**
+ * Forks a pool child (zygote/pool.ts): stdio on /dev/null until its claim, a report pipe and
+ * a claim socketpair. In the zygote returns its record; in the child, its task (pooled).
+ */
+export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number): { role: 'parent'; child: PoolChild } | { role: 'child'; task: ChildTask } | { role: 'failed'; step: string; errnoName: string; message: string } {
+  const made: number[] = [];
+  let report: [number, number], claim: [number, number];
+  try {
+    report = native.pipe();
+    made.push(...report);
+    claim = native.socketpair();
+    made.push(...claim);
+  } catch (err) {
+    made.forEach((fd) => native.close(fd));
+    return failure('pipe', err);
+  }
+  let forked;
+  try {
+    forked = native.forkChild({ stdin: devNull, stdout: devNull, stderr: devNull, report: report[1], claim: claim[1], name: 'zygote-pool', sandbox });
+  } catch (err) {
+    made.forEach((fd) => native.close(fd));
+    return failure('fork', err);
+  }
+  if (forked.role === 'child') return { role: 'child', task: { pid: forked.pid, id: -1, name: '', argsJson: '[]', newRoot: true, claimFd: claim[1] } };
+  native.close(report[1]);
+  native.close(claim[1]);
+  native.setNonBlocking(report[0], true);
+  native.setNonBlocking(claim[0], true);
+  return { role: 'parent', child: { pid: forked.pid, pidfd: forked.pidfd, claimFd: claim[0], reportFd: report[0], stepPidfd: -1, cgroup: null, forkedAt: performance.now() } };
 }
 
 /** Reaps a child whose pidfd became readable; null if it has not exited after all. */
@@ -128,13 +168,13 @@ export function closeHandover(child: ChildRecord): void {
   child.stdio = [-1, -1, -1];
 }
 
-function processName(req: { id: number; name: string }): string {
+export function processName(req: { id: number; name: string }): string {
   // comm holds 15 bytes; keep the end of long names, where step names usually differ.
   const base = req.name || `child-${req.id}`;
   return base.length > 15 ? base.slice(-15) : base;
 }
 
-function failure(step: string, err: unknown): ForkOutcome {
+function failure(step: string, err: unknown): Extract<ForkOutcome, { role: 'failed' }> {
   const e = err as NodeJS.ErrnoException;
   return { role: 'failed', step, errnoName: typeof e?.code === 'string' ? e.code : '', message: e?.message ?? String(err) };
 }

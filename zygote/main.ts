@@ -12,6 +12,10 @@ import { unsupportedNode } from '../protocol/node-version.js';
 import { Log } from './log.js';
 import { loadMain, preloadModules } from './preload.js';
 import { Server } from './server.js';
+import { awaitClaim } from './claim.js';
+
+/** A pool child outlives its maxIdleMs by this much before it leaves by itself (the zygote retires it first). */
+const POOL_WAIT_SLACK_MS = 10_000;
 
 const log = new Log('zygote');
 
@@ -57,7 +61,9 @@ try {
   native.exitNow(1);
 }
 
-// 3. In the child, with its fds, loop and pipes already set up by native code.
+// 3. In the child, with its fds, loop and pipes already set up by native code. A pool child
+// first waits for the spawn that claims it, and applies it (zygote/claim.ts).
+if (task.claimFd !== undefined) task = awaitClaim(task.claimFd, (config!.pool?.maxIdleMs ?? 0) + POOL_WAIT_SLACK_MS);
 freshenProcessState(task.pid);
 // Node caches its cwd: after pivot_root the real one is the new root's "/". (Without a new root
 // the cwd is the zygote's, which the child's uid may not even be allowed to search.)

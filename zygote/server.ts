@@ -1,12 +1,14 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { closeSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import { signalName } from '../protocol/signals.js';
-import { native, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
-import { closeHandover, forkChild, reapChild, type ChildRecord, type ChildTask } from './children.js';
+import { native, type NativeSandboxSpec, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
+import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
+import { closePoolChild, WarmPool, type PoolChild } from './pool.js';
+import { sendClaim } from './claim.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
 import type { SandboxRequest } from '../protocol/spawn.js';
@@ -31,7 +33,8 @@ type Watch =
   | { kind: 'listen' }
   | { kind: 'connection'; conn: Connection }
   | { kind: 'report'; child: ChildRecord }
-  | { kind: 'pidfd'; child: ChildRecord };
+  | { kind: 'pidfd'; child: ChildRecord }
+  | { kind: 'pool'; child: PoolChild };
 
 export class Server {
   private readonly connections = new Map<number, Connection>();
@@ -52,6 +55,15 @@ export class Server {
   private readonly idmaps = new Idmaps();
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
   private readonly network: HostNetwork | null;
+  /** Children forked ahead of spawns (config.pool), or null. */
+  private readonly pool: WarmPool | null;
+  /** Pool children killed (retired, or at shutdown) and not yet reaped. */
+  private readonly retiring = new Map<number, PoolChild>();
+  /** /dev/null, a pool child's stdio until its claim. */
+  private readonly devNull: number;
+  private poolForkFailures = 0;
+  /** When the pool may be refilled again after failures (performance.now()). */
+  private poolRetryAt = 0;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -68,6 +80,8 @@ export class Server {
     this.compiled.rootTemplateFd = rootTemplate(this.compiled.root);
     // Before it says hello or listens: a client's first spawn finds the host clean.
     this.sweepDeadZygotes();
+    this.pool = config.pool ? new WarmPool(config.pool) : null;
+    this.devNull = this.pool ? openSync('/dev/null', 'r+') : -1;
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -123,6 +137,7 @@ export class Server {
    */
   abort(): void {
     for (const child of this.children.values()) killChild(child);
+    for (const pc of this.poolChildren()) native.pidfdSendSignal(pc.pidfd, osConstants.signals.SIGKILL);
     const deadline = performance.now() + this.config.shutdownTimeoutMs;
     while (this.children.size > 0 && performance.now() < deadline) {
       const list = [...this.children.values()];
@@ -145,7 +160,7 @@ export class Server {
    */
   run(): ChildTask {
     for (;;) {
-      if (this.shuttingDown && (this.children.size === 0 || performance.now() > this.shuttingDown.deadline)) this.exit();
+      if (this.shuttingDown && ((this.children.size === 0 && this.retiring.size === 0) || performance.now() > this.shuttingDown.deadline)) this.exit();
       const watches: Watch[] = [];
       const fds: number[] = [];
       const events: number[] = [];
@@ -161,6 +176,7 @@ export class Server {
         if (child.reportFd >= 0) watch(child.reportFd, POLLIN, { kind: 'report', child });
         watch(child.pidfd, POLLIN, { kind: 'pidfd', child });
       }
+      for (const child of this.poolChildren()) watch(child.pidfd, POLLIN, { kind: 'pool', child });
       const revents = new Int16Array(fds.length);
       const ready = native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
       // Idle: now is the time for housekeeping that must not delay a spawn.
@@ -173,17 +189,26 @@ export class Server {
         const task = this.dispatch(watches[i], revents[i]);
         if (task) return task;
       }
+      // Idle: refill the pool, one child a round, so a spawn that arrives meanwhile waits for
+      // one fork at most.
+      if (ready === 0 && this.pool?.wantsChild && !this.shuttingDown) {
+        const task = this.forkPoolChild();
+        if (task) return task;
+      }
     }
   }
 
   private pollTimeout(): number {
     if (this.cgroups.removalPending || this.network?.removalPending) return 0;
+    if (this.pool?.wantsChild && !this.shuttingDown && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF) return 0;
     let next = Infinity;
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
+    if (this.pool) next = Math.min(next, this.pool.nextExpiry());
+    if (this.pool?.wantsChild && !this.shuttingDown) next = Math.min(next, this.poolRetryAt);
     // Killed idmap helpers die within a scheduling round or two: look again shortly.
     if (this.idmaps.sweepPending) next = Math.min(next, performance.now() + IDMAP_SWEEP_MS);
     return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
@@ -208,6 +233,9 @@ export class Server {
         return;
       case 'pidfd':
         if (this.children.get(w.child.pid) === w.child) this.onChildExit(w.child);
+        return;
+      case 'pool':
+        this.onPoolChildExit(w.child);
         return;
     }
   }
@@ -369,6 +397,16 @@ export class Server {
       }
       sandbox.veth = network.veth;
     }
+    // A child from the pool, when one is ready and the spawn asks nothing it lacks.
+    const claimed = network === null ? this.claim(conn, msg, sandbox, limits) : null;
+    if (claimed) {
+      claimed.pooledUid = pooledUid;
+      this.children.set(claimed.pid, claimed);
+      conn.children.set(msg.id, claimed.pid);
+      if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${claimed.pid} name=${JSON.stringify(msg.name)} for ${conn.label} (from the pool)`);
+      return;
+    }
+    if (this.pool) this.pool.counts.fresh++;
     let cgroup: ChildCgroup | null = null;
     if (limits.memoryBytes !== null || limits.pids !== null) {
       try {
@@ -404,6 +442,115 @@ export class Server {
     if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
   }
 
+  /**
+   * Hands the spawn to a ready pool child: writes its limits into the child's cgroup, then
+   * sends the claim. Null when no pool child can take it (none ready, or the spawn needs what a
+   * pool child lacks: a network, skipped layers, a root not from the template); a child whose
+   * claim could not be applied in full is retired and the spawn forks fresh.
+   */
+  private claim(conn: Connection, msg: Extract<ClientMessage, { kind: 'spawn' }>, sandbox: NativeSandboxSpec, limits: GrantedLimits): ChildRecord | null {
+    if (!this.pool || !poolable(sandbox)) return null;
+    const needs = { memoryBytes: limits.memoryBytes ?? undefined, pids: limits.pids ?? undefined };
+    for (;;) {
+      const pc = this.pool.take();
+      if (!pc) return null;
+      let stdio: [number, number, number];
+      try {
+        if (needs.memoryBytes !== undefined || needs.pids !== undefined) {
+          if (!pc.cgroup) throw new Error('the pool child has no cgroup');
+          this.cgroups.applyLimits(pc.cgroup, needs);
+        }
+        stdio = sendClaim(pc, { id: msg.id, name: msg.name, argsJson: msg.argsJson, comm: processName(msg) }, sandbox);
+      } catch (err) {
+        this.log.error(`a pool child could not take spawn ${msg.id} (${(err as Error).message}): retired`);
+        this.retire(pc);
+        continue;
+      }
+      native.close(pc.claimFd);
+      const now = performance.now();
+      return {
+        id: msg.id,
+        pid: pc.pid,
+        pidfd: pc.pidfd,
+        name: msg.name,
+        ownerFd: conn.fd,
+        forkedAt: now,
+        state: 'setup',
+        reportFd: pc.reportFd,
+        statusFd: -1,
+        stdio,
+        failed: false,
+        pooledUid: null,
+        deadline: limits.wallTimeMs !== null ? now + limits.wallTimeMs : null,
+        cpuLimitSec: sandbox.rlimits.cpu ?? null,
+        limitHit: null,
+        cgroup: pc.cgroup,
+        network: null,
+        limits,
+        stepPidfd: pc.stepPidfd,
+      };
+    }
+  }
+
+  /** Forks one pool child while the loop is idle. In the pool child, returns its task. */
+  private forkPoolChild(): ChildTask | undefined {
+    if (performance.now() < this.poolRetryAt) return;
+    let sandbox: NativeSandboxSpec;
+    let cgroup: ChildCgroup | null;
+    try {
+      const request: SandboxRequest = { dangerouslySkip: [], rlimits: {}, tmpBytes: this.config.sandbox.tmpBytes };
+      sandbox = resolveSandbox(this.config.sandbox, request, { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid }, this.compiled, false, { mounts: [], idmapFd: () => -1, clientMountNs: -1 });
+      cgroup = this.cgroups.preparePooled();
+    } catch (err) {
+      this.poolFailed(`cannot prepare a pool child: ${(err as Error).message}`);
+      return;
+    }
+    if (cgroup) sandbox.cgroupProcs = cgroup.procsFds;
+    const out = forkPoolChild(sandbox, this.devNull);
+    if (out.role === 'child') return out.task;
+    for (const fd of cgroup?.procsFds ?? []) closeSync(fd);
+    if (cgroup) cgroup.procsFds = [];
+    if (out.role === 'failed') {
+      if (cgroup) this.cgroups.discard(cgroup);
+      this.poolFailed(`forking a pool child failed at ${out.step}: ${out.message}`);
+      return;
+    }
+    out.child.cgroup = cgroup;
+    this.pool!.add(out.child);
+  }
+
+  /** A pool child could not be made, or died before its claim: try again later, not at once. */
+  private poolFailed(message: string): void {
+    this.poolForkFailures++;
+    if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) this.poolRetryAt = performance.now() + POOL_RETRY_MS;
+    this.log.error(`${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
+  }
+
+  /** Every pool child the zygote must watch: idle, and retired but not yet reaped. */
+  private *poolChildren(): Generator<PoolChild> {
+    if (this.pool) yield* this.pool.all();
+    yield* this.retiring.values();
+  }
+
+  /** Kills a pool child that will never be claimed; it is reaped when its pidfd says so. */
+  private retire(pc: PoolChild): void {
+    this.pool?.remove(pc.pid);
+    this.retiring.set(pc.pid, pc);
+    native.pidfdSendSignal(pc.pidfd, osConstants.signals.SIGKILL);
+  }
+
+  private onPoolChildExit(pc: PoolChild): void {
+    if (native.reap(pc.pid) === null) return;
+    const diedIdle = this.pool?.remove(pc.pid) !== undefined;
+    this.retiring.delete(pc.pid);
+    native.close(pc.pidfd);
+    pc.pidfd = -1;
+    closePoolChild(pc);
+    if (pc.cgroup) this.cgroups.finish(pc.cgroup);
+    if (diedIdle) this.poolFailed(`a pool child (pid ${pc.pid}) died before its claim`);
+    else this.poolForkFailures = 0;
+  }
+
   private onReport(child: ChildRecord): void {
     const report = native.readReport(child.reportFd);
     if (report === null) return;
@@ -420,9 +567,11 @@ export class Server {
         killChild(child);
         return;
       }
-      const fds = [...child.stdio, child.pidfd];
+      // A claimed pool child's client signals its step: its init passes nothing on.
+      const signalFd = child.stepPidfd >= 0 ? child.stepPidfd : child.pidfd;
+      const fds = [...child.stdio, signalFd];
       child.stdio = [-1, -1, -1]; // the connection closes them once sent
-      this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid, ...(child.limits ? { limits: child.limits } : {}) }, fds, new Set([child.pidfd])));
+      this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid, ...(child.limits ? { limits: child.limits } : {}) }, fds, new Set([signalFd])));
       return;
     }
     if (report === 'eof') {
@@ -446,6 +595,8 @@ export class Server {
 
   private expireDeadlines(): void {
     const now = performance.now();
+    // An idle pool child is not kept for ever: a fresh one replaces it (when next idle).
+    for (const pc of this.pool?.expired(now) ?? []) this.retire(pc);
     for (const c of this.children.values()) {
       if (c.deadline !== null && c.limitHit === null && now >= c.deadline && !c.failed) {
         // Wall-clock limit: the whole child dies (it cannot fork, so it is one process).
@@ -471,6 +622,8 @@ export class Server {
     this.children.delete(child.pid);
     native.close(child.pidfd);
     child.pidfd = -1;
+    if (child.stepPidfd >= 0) native.close(child.stepPidfd);
+    child.stepPidfd = -1;
     if (child.pooledUid !== null) this.uidPool!.release(child.pooledUid);
     // Every process of its network namespace is gone: its /30 is free once its allow rules go.
     if (child.network) this.network!.detach(child.network);
@@ -544,6 +697,7 @@ export class Server {
     this.removeSocket();
     // Connections stay open until the children are reaped, so clients learn how each ended.
     for (const child of this.children.values()) killChild(child);
+    for (const pc of [...(this.pool?.all() ?? [])]) this.retire(pc);
   }
 
   /** Stops listening and removes the socket this zygote bound (and nothing that replaced it). */
@@ -619,6 +773,10 @@ function fileKind(st: Stats): string {
 /** Connections one uid may hold at once (each costs the zygote an fd, and its children more). */
 const MAX_CONNECTIONS_PER_UID = 64;
 
+/** Pool children that may fail in a row before the pool waits POOL_RETRY_MS to refill. */
+const POOL_FORK_FAILURES_BEFORE_BACKOFF = 3;
+const POOL_RETRY_MS = 1_000;
+
 /** How soon the serve loop looks again for killed idmap helpers to reap. */
 const IDMAP_SWEEP_MS = 2;
 
@@ -649,9 +807,22 @@ function cpuLimitReached(child: ChildRecord, signal: number | null, cpuMs: numbe
   return signal === osConstants.signals.SIGKILL && cpuMs >= child.cpuLimitSec * 1000 * 0.9;
 }
 
-/** Signals a child through its pidfd; a child already reaped (pidfd closed) is left alone. */
+/**
+ * Signals a child through its pidfd; a child already reaped (pidfd closed) is left alone.
+ * SIGKILL goes to its init (pid 1: the whole namespace dies with it); other signals to a
+ * claimed pool child go to its step, which its init cannot pass them on to.
+ */
 function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGKILL): void {
-  if (child.pidfd >= 0) native.pidfdSendSignal(child.pidfd, signal);
+  const fd = signal !== osConstants.signals.SIGKILL && child.stepPidfd >= 0 ? child.stepPidfd : child.pidfd;
+  if (fd >= 0) native.pidfdSendSignal(fd, signal);
+}
+
+/** Whether a pool child (full sandbox, root from the template, no network) can take this spawn. */
+function poolable(sb: NativeSandboxSpec): boolean {
+  return (
+    sb.pidNamespace && sb.netNamespace && sb.veth === null && sb.ipcNamespace && sb.utsNamespace && sb.cgroupNamespace && sb.setsid && sb.closeFds &&
+    sb.root !== null && (sb.root.templateFd ?? -1) >= 0 && sb.credentials !== null && sb.userNamespace && sb.injectFailure === null
+  );
 }
 
 /** The wire request as policy.ts checks it, with the granted rlimits and /tmp; an unknown layer name is refused. */

@@ -525,14 +525,19 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
   return err ? -err : fd;
 }
 
-int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, const char** step) {
-  // The spawn's own sources were captured already, from the zygote's view of the host.
+int EnterTemplateCopy(int template_ns, bool proc, int* root_fd, const char** step) {
   // A private copy of the template: its root and binds are already in place, read-only.
   if (setns(template_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(root template)", errno);
   if (unshare(CLONE_NEWNS) < 0) return Fail(step, "unshare(CLONE_NEWNS)", errno);
-  int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return Fail(step, "open root", errno);
-  trees.Add(root);
+  *root_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*root_fd < 0) return Fail(step, "open root", errno);
+  if (proc) {
+    if (int err = MountProc("/proc", step)) return err;
+  }
+  return 0;
+}
+
+int CompleteRootFromTemplate(int root, const RootSpec& spec, Trees& trees, const char** step) {
   // What the template holds under /tmp (a checkout there) is lifted off before the child's own
   // /tmp hides it, and put back on top.
   std::vector<int> under_tmp;
@@ -544,11 +549,16 @@ int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, c
   if (!err) err = RestoreTmpDirs(root, spec, under_tmp, creatable, step);
   CloseAll(under_tmp);
   if (err) return err;
-  if (spec.proc) {
-    if (int err = MountProc("/proc", step)) return err;
-  }
   if (int err = Attach(root, spec, trees, creatable, step)) return err;
   return chdir("/") < 0 ? Fail(step, "chdir(/)", errno) : 0;
+}
+
+int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, const char** step) {
+  // The spawn's own sources were captured already, from the zygote's view of the host.
+  int root = -1;
+  int err = EnterTemplateCopy(template_ns, spec.proc, &root, step);
+  if (root >= 0) trees.Add(root);
+  return err ? err : CompleteRootFromTemplate(root, spec, trees, step);
 }
 
 }  // namespace zygote::sandbox

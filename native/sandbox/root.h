@@ -97,4 +97,10 @@ int BuildRootTemplate(const RootSpec& spec, const std::vector<std::string>& dirs
 // No host mount is ever in the child's namespace.
 int EnterRootFromTemplate(int template_ns, const RootSpec& spec, Trees& trees, const char** step);
 
+// The same in two parts, for a pool child that enters its root before it knows its spawn:
+// first a private copy of the template (and its /proc), the root's fd in *root_fd (the
+// caller's to close); then, at its claim, its own /tmp and the spawn's binds.
+int EnterTemplateCopy(int template_ns, bool proc, int* root_fd, const char** step);
+int CompleteRootFromTemplate(int root_fd, const RootSpec& spec, Trees& trees, const char** step);
+
 }  // namespace zygote::sandbox

@@ -64,6 +64,63 @@ export class Cgroups {
 
   /** Makes the child's cgroup with its limits, ready to join. Throws naming the file and errno. */
   prepare(limits: CgroupLimits): ChildCgroup {
+    const cg = this.make(limits, { memory: limits.memoryBytes !== undefined, pids: limits.pids !== undefined });
+    try {
+      this.applyLimits(cg, limits);
+    } catch (err) {
+      this.discard(cg);
+      throw err;
+    }
+    return cg;
+  }
+
+  /**
+   * A pool child's cgroup: every controller this host has, no limits yet (applyLimits writes
+   * them at its claim, before anything of the spawn runs). Null when the host has none.
+   */
+  preparePooled(): ChildCgroup | null {
+    this.ensureParents({});
+    const l = this.layout!;
+    const has = l.version === 'v2' ? { memory: true, pids: true } : { memory: l.memory !== null, pids: l.pids !== null };
+    if (!has.memory && !has.pids) return null;
+    return this.make({}, has);
+  }
+
+  /**
+   * Writes limits into a child's cgroup (made by prepare or preparePooled with each limited
+   * controller). Throws naming the file and errno; a limit whose controller it lacks too.
+   */
+  applyLimits(cg: ChildCgroup, limits: CgroupLimits): void {
+    const v2 = this.layout!.version === 'v2';
+    if (limits.memoryBytes !== undefined) {
+      const dir = cg.dirs.memory;
+      if (dir === null) throw new Error('no memory cgroup for this child');
+      if (v2) {
+        write(dir, 'memory.max', String(limits.memoryBytes));
+        write(dir, 'memory.swap.max', '0');
+        // The whole cgroup dies together on OOM: no half-killed step.
+        write(dir, 'memory.oom.group', '1');
+      } else {
+        // limit_in_bytes first: memsw may never be below it. memsw = limit: no swap at all.
+        write(dir, 'memory.limit_in_bytes', String(limits.memoryBytes));
+        if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) write(dir, 'memory.memsw.limit_in_bytes', String(limits.memoryBytes));
+      }
+    }
+    if (limits.pids !== undefined) {
+      if (cg.dirs.pids === null) throw new Error('no pids cgroup for this child');
+      write(cg.dirs.pids, 'pids.max', String(limits.pids));
+    }
+  }
+
+  /** A cgroup that was never joined (a failed spawn): its fds closed, its directories removed. */
+  discard(cg: ChildCgroup): void {
+    for (const fd of cg.procsFds) closeSync(fd);
+    cg.procsFds = [];
+    for (const dir of [...cg.made].reverse()) tryRmdir(dir);
+  }
+
+  /** The directories (one on v2, one per controller on v1) and their cgroup.procs fds. */
+  private make(limits: CgroupLimits, want: { memory: boolean; pids: boolean }): ChildCgroup {
     const parents = this.ensureParents(limits);
     const leaf = this.freeLeaf([parents.memory, parents.pids]);
     const dirs = { memory: null as string | null, pids: null as string | null };
@@ -74,35 +131,16 @@ export class Cgroups {
         const dir = join(parents.memory ?? parents.pids!, leaf);
         mkdirSync(dir);
         made.push(dir);
-        if (limits.memoryBytes !== undefined) {
-          write(dir, 'memory.max', String(limits.memoryBytes));
-          write(dir, 'memory.swap.max', '0');
-          // The whole cgroup dies together on OOM: no half-killed step.
-          write(dir, 'memory.oom.group', '1');
-          dirs.memory = dir;
-        }
-        if (limits.pids !== undefined) {
-          write(dir, 'pids.max', String(limits.pids));
-          dirs.pids = dir;
-        }
+        if (want.memory) dirs.memory = dir;
+        if (want.pids) dirs.pids = dir;
         fds.push(openSync(join(dir, 'cgroup.procs'), 'w'));
       } else {
-        if (limits.memoryBytes !== undefined) {
-          const dir = join(parents.memory!, leaf);
+        for (const c of ['memory', 'pids'] as const) {
+          if (!want[c]) continue;
+          const dir = join(parents[c]!, leaf);
           mkdirSync(dir);
           made.push(dir);
-          // limit_in_bytes first: memsw may never be below it. memsw = limit: no swap at all.
-          write(dir, 'memory.limit_in_bytes', String(limits.memoryBytes));
-          if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) write(dir, 'memory.memsw.limit_in_bytes', String(limits.memoryBytes));
-          dirs.memory = dir;
-          fds.push(openSync(join(dir, 'cgroup.procs'), 'w'));
-        }
-        if (limits.pids !== undefined) {
-          const dir = join(parents.pids!, leaf);
-          mkdirSync(dir);
-          made.push(dir);
-          write(dir, 'pids.max', String(limits.pids));
-          dirs.pids = dir;
+          dirs[c] = dir;
           fds.push(openSync(join(dir, 'cgroup.procs'), 'w'));
         }
       }
