@@ -6,6 +6,23 @@ import { native, POLLIN, type NativeSandboxSpec } from '../native/index.js';
 import type { ChildTask } from './children.js';
 import type { PoolChild } from './pool.js';
 
+/** Setup steps a claim runs (native/fork.cc, ClaimChild): the rest ran before the claim. */
+export const CLAIM_STEPS: readonly string[] = [
+  'dup2(stdio)',
+  'root',
+  'setrlimit(RLIMIT_NOFILE)',
+  'setrlimit(RLIMIT_FSIZE)',
+  'setgroups',
+  'setresgid',
+  'setresuid',
+  'user namespace',
+  'capset',
+  'prctl(PR_SET_DUMPABLE)',
+  'prctl(PR_SET_NO_NEW_PRIVS)',
+  'landlock',
+  'seccomp',
+];
+
 /** The most a claim packet may hold (a sandbox spec with up to 32 mounts is far smaller). */
 const MAX_CLAIM_BYTES = 256 * 1024;
 

@@ -8,7 +8,7 @@ import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import { closePoolChild, WarmPool, type PoolChild } from './pool.js';
-import { sendClaim } from './claim.js';
+import { CLAIM_STEPS, sendClaim } from './claim.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
 import type { SandboxRequest } from '../protocol/spawn.js';
@@ -821,7 +821,9 @@ function killChild(child: ChildRecord, signal: number = osConstants.signals.SIGK
 function poolable(sb: NativeSandboxSpec): boolean {
   return (
     sb.pidNamespace && sb.netNamespace && sb.veth === null && sb.ipcNamespace && sb.utsNamespace && sb.cgroupNamespace && sb.setsid && sb.closeFds &&
-    sb.root !== null && (sb.root.templateFd ?? -1) >= 0 && sb.credentials !== null && sb.userNamespace && sb.injectFailure === null
+    sb.root !== null && (sb.root.templateFd ?? -1) >= 0 && sb.credentials !== null && sb.userNamespace &&
+    // A test's injected failure, only where a claim runs that step (the rest ran before it).
+    (sb.injectFailure === null || CLAIM_STEPS.includes(sb.injectFailure.step))
   );
 }
 
