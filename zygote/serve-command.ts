@@ -7,6 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
+import { DEFAULT_POOL_MAX_IDLE_MS, MAX_POOL_SIZE, normalizePoolOptions } from '../protocol/pool.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
@@ -40,6 +41,8 @@ export function registerServe(program: Command): void {
     .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
     .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
     .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
+    .option('--pool <n>', `keep n children forked and sandboxed ahead of spawns, each claimed by one spawn (1 to ${MAX_POOL_SIZE}; default: none)`, parseCount)
+    .option('--pool-max-idle <ms>', `replace a pool child idle longer than this (default ${DEFAULT_POOL_MAX_IDLE_MS})`, parseCount)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
@@ -81,6 +84,13 @@ Example:
       } catch (err) {
         return program.error(`error: ${(err as Error).message}`);
       }
+      let pool: ZygoteConfig['pool'];
+      try {
+        if (opts.poolMaxIdle !== undefined && opts.pool === undefined) throw new Error('--pool-max-idle needs --pool');
+        pool = normalizePoolOptions(opts.pool === undefined ? undefined : { size: opts.pool, ...(opts.poolMaxIdle !== undefined && { maxIdleMs: opts.poolMaxIdle }) }, 'zygote serve');
+      } catch (err) {
+        return program.error(`error: ${(err as Error).message.replace('`pool.size` of zygote serve', '--pool').replace('`pool.maxIdleMs` of zygote serve', '--pool-max-idle')}`);
+      }
       const config: ZygoteConfig = {
         main,
         preload: opts.preload ?? [],
@@ -93,6 +103,7 @@ Example:
         limits,
         // The CLI never serves unsandboxed children: that switch exists for tests only.
         allowUnsandboxed: false,
+        pool,
       };
       // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
       // fork safety needs and only the configured environment; nothing of this shell's.
@@ -121,6 +132,8 @@ interface ServeOptions {
   networkAllow?: string[];
   networkClientAllow?: string[];
   quiet?: boolean;
+  pool?: number;
+  poolMaxIdle?: number;
   // 'none', not null: commander turns an option's null into ''.
   defaultMemory?: number | 'none';
   maxMemory?: number | 'none';

@@ -190,8 +190,8 @@ export class Server {
         if (task) return task;
       }
       // Idle: refill the pool, one child a round, so a spawn that arrives meanwhile waits for
-      // one fork at most.
-      if (ready === 0 && this.pool?.wantsChild && !this.shuttingDown) {
+      // one fork at most; and not while a child is setting up, whose report would wait for it.
+      if (ready === 0 && this.pool?.wantsChild && !this.shuttingDown && !this.anyInSetup()) {
         const task = this.forkPoolChild();
         if (task) return task;
       }
@@ -200,7 +200,7 @@ export class Server {
 
   private pollTimeout(): number {
     if (this.cgroups.removalPending || this.network?.removalPending) return 0;
-    if (this.pool?.wantsChild && !this.shuttingDown && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF) return 0;
+    if (this.pool?.wantsChild && !this.shuttingDown && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF && !this.anyInSetup()) return 0;
     let next = Infinity;
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
@@ -524,6 +524,11 @@ export class Server {
     this.poolForkFailures++;
     if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) this.poolRetryAt = performance.now() + POOL_RETRY_MS;
     this.log.error(`${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
+  }
+
+  private anyInSetup(): boolean {
+    for (const c of this.children.values()) if (c.state === 'setup' && !c.failed) return true;
+    return false;
   }
 
   /** Every pool child the zygote must watch: idle, and retired but not yet reaped. */

@@ -204,3 +204,42 @@ describe('zygote serve', () => {
     expect(await collect(bad.stderr!)).toContain("required option '--main <module>' not specified");
   });
 });
+
+describe('zygote serve --pool', () => {
+  it('keeps N children forked ahead and serves spawns with them (the log says so), refilling after each', async () => {
+    const s = await serve(['--pool', '2']);
+    const z = await connect(s.socket);
+    try {
+      const pooled = () => readFileSync(`/proc/${s.proc.pid}/task/${s.proc.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'zygote-pool';
+        } catch {
+          return false;
+        }
+      });
+      await waitFor(() => pooled().length === 2, 10_000, 'the pool to fill');
+      const ahead = pooled();
+      const child = await z.spawn({ args: ['echo-args', 'pooled'] });
+      expect(ahead).toContain(child.pid);
+      const [out, status] = await Promise.all([collect(child.stdout), child.exited]);
+      expect(out).toBe('["pooled"]');
+      expect(status.code).toBe(0);
+      expect(s.stderr()).toContain(`pid=${child.pid} name="" for client`);
+      expect(s.stderr()).toMatch(new RegExp(`spawn id=\\d+ pid=${child.pid} .*\\(from the pool\\)`));
+      await waitFor(() => pooled().length === 2, 10_000, 'the pool to refill');
+    } finally {
+      await z.close();
+    }
+  });
+
+  it('refuses a --pool outside 1 to 64, and --pool-max-idle without --pool, naming the flag', async () => {
+    for (const [args, message] of [
+      [['--pool', '65'], /--pool.*1 to 64/],
+      [['--pool-max-idle', '100'], /--pool-max-idle needs --pool/],
+    ] as const) {
+      const s = await serve([...args], { expectExit: true });
+      expect((await s.exit).code).not.toBe(0);
+      expect(s.stderr()).toMatch(message);
+    }
+  });
+});
