@@ -5,28 +5,33 @@
 // the output path, and writes one StepResult on stdout. stdout belongs to the protocol: the
 // step's console.log and process.stdout go to stderr.
 import { Console } from 'node:console';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
-import { DEFAULT_ARROW_CAPS, mapArrowFile, validateArrowFile, writeArrowFile } from './arrow-file.js';
-import { writeMessage } from '../protocol/messages.js';
-import { readStepRequest, stepResultError, stepResultOk } from '../protocol/step.js';
+import { Table, tableFromArrays } from 'apache-arrow';
+import { mapArrowFile, writeArrowFile } from './arrow-file.js';
+import { readToEndSync, writeAllSync } from './step-io.js';
+import { decodeMessage, encodeMessage } from '../protocol/messages.js';
+import { decodeStepRequest, encodeStepRequest, MAX_STEP_REQUEST_BYTES, StepRequestMessage, stepResultError, stepResultOk, type DecodedStepRequest } from '../protocol/step.js';
+import type { ThriftStruct } from '../protocol/framing.js';
 import { InvalidOptionError } from '../protocol/errors.js';
 
-// Warm up in the zygote, before any fork: run the Arrow decoder once on a tiny table so its
-// code is compiled in the shared heap, not in every child (measured: a cold first decode in a
-// child costs several ms more).
-validateArrowFile(tableToIPC(tableFromArrays({ x: Float64Array.of(1) }), 'file'), DEFAULT_ARROW_CAPS);
-
-/** How long the renderer may take to send the request. */
+/** How long the renderer may take to send the request, and to read the result. */
 const REQUEST_TIMEOUT_MS = 10_000;
+const RESULT_TIMEOUT_MS = 10_000;
+
+// Warm up in the zygote, before any fork: one whole step's path but the user's code, so every
+// child runs code the zygote compiled, in the heap it shares, instead of compiling it again.
+warmUp();
 
 export default async function stepRunner(): Promise<void> {
-  const protocol = takeStdout();
+  stepOutputToStderr();
   let request;
   try {
-    request = await readStepRequest(process.stdin, { timeoutMs: REQUEST_TIMEOUT_MS });
+    request = readRequest(0);
   } catch (err) {
-    await writeMessage(protocol, stepResultError(`the step runner got a bad request: ${(err as Error).message}`));
+    writeResult(stepResultError(`the step runner got a bad request: ${(err as Error).message}`));
     process.exitCode = 2;
     return;
   }
@@ -39,10 +44,42 @@ export default async function stepRunner(): Promise<void> {
     const output: unknown = await (mod.default as (t: Table | null, p: unknown, c: { files: Record<string, string> }) => unknown)(input, request.params, { files });
     if (!(output instanceof Table)) throw new InvalidOptionError(`the step returned ${describe(output)}, not an apache-arrow Table (import it from 'apache-arrow')`);
     writeArrowFile(request.outputPath, output);
-    await writeMessage(protocol, stepResultOk({ rows: output.numRows, columns: output.numCols }));
+    writeResult(stepResultOk({ rows: output.numRows, columns: output.numCols }));
   } catch (err) {
-    await writeMessage(protocol, stepResultError(err instanceof Error ? (err.stack ?? err.message) + hint(err) : `non-Error thrown: ${String(err)}`));
+    writeResult(stepResultError(err instanceof Error ? (err.stack ?? err.message) + hint(err) : `non-Error thrown: ${String(err)}`));
     process.exitCode = 1;
+  }
+}
+
+/** The one request on fd (its stdin): read to its end, one frame and nothing after it. */
+function readRequest(fd: number): DecodedStepRequest {
+  const bytes = readToEndSync(fd, MAX_STEP_REQUEST_BYTES + 4, REQUEST_TIMEOUT_MS);
+  return decodeStepRequest(decodeMessage(bytes, StepRequestMessage, { maxBytes: MAX_STEP_REQUEST_BYTES, typeName: 'StepRequest', expectEnd: true }));
+}
+
+/** The one result, on fd 1 (the protocol's: the step's own output goes to stderr). */
+function writeResult(result: ThriftStruct): void {
+  writeAllSync(1, encodeMessage(result), RESULT_TIMEOUT_MS);
+}
+
+/**
+ * The step runner's path once, in the zygote: a request encoded and decoded, a table written as
+ * an Arrow file, mapped and validated, a result encoded. In a scratch directory removed after.
+ */
+function warmUp(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'zygote-warm-'));
+  try {
+    const path = join(dir, 'input.arrow');
+    const frame = encodeMessage(encodeStepRequest({ module: '/step/step.mjs', params: { label: 'warm', n: 1 }, inputPath: path, outputPath: join(dir, 'output.arrow'), files: [] }));
+    const request = decodeStepRequest(decodeMessage(frame, StepRequestMessage, { maxBytes: MAX_STEP_REQUEST_BYTES, typeName: 'StepRequest', expectEnd: true }));
+    writeArrowFile(request.inputPath!, tableFromArrays({ x: Float64Array.of(1, 2), label: ['a', 'b'] }));
+    const mapped = mapArrowFile(request.inputPath!);
+    const doubled = tableFromArrays({ x: Float64Array.from(mapped.table.getChild('x')!.toArray(), (v) => Number(v) * 2) });
+    writeArrowFile(request.outputPath, doubled);
+    encodeMessage(stepResultOk({ rows: doubled.numRows, columns: doubled.numCols }));
+    mapped.unmap();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -54,14 +91,18 @@ function hint(err: Error): string {
 }
 
 /**
- * Keeps the real stdout for the protocol and points everything a step would print with
- * (process.stdout, console) at stderr.
+ * Points everything a step would print with (process.stdout, console) at stderr, made only
+ * when the step first prints: fd 1 is the protocol's, written by writeResult alone.
  */
-function takeStdout(): NodeJS.WriteStream {
-  const protocol = process.stdout;
-  Object.defineProperty(process, 'stdout', { value: process.stderr, configurable: true, enumerable: true });
-  globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
-  return protocol;
+function stepOutputToStderr(): void {
+  Object.defineProperty(process, 'stdout', { get: () => process.stderr, configurable: true, enumerable: true });
+  let console: Console | undefined;
+  Object.defineProperty(globalThis, 'console', {
+    get: () => (console ??= new Console({ stdout: process.stderr, stderr: process.stderr })),
+    set: (c: Console) => (console = c),
+    configurable: true,
+    enumerable: false,
+  });
 }
 
 function describe(v: unknown): string {

@@ -10,7 +10,7 @@ import { freshenProcessState, installExitPath, runMain, type MainFunction } from
 import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { unsupportedNode } from '../protocol/node-version.js';
 import { Log } from './log.js';
-import { loadMain, preloadModules } from './preload.js';
+import { collectGarbage, loadMain, preloadModules } from './preload.js';
 import { Server } from './server.js';
 import { awaitClaim } from './claim.js';
 
@@ -31,6 +31,7 @@ try {
   checkForkSafety();
   await preloadModules(config.main, config.preload);
   main = await loadMain(config.main);
+  collectGarbage();
   // Forked children have no platform worker thread; see native/platform.cc.
   native.patchPlatformDrain();
   server = new Server(config, log);
