@@ -449,7 +449,9 @@ export class Server {
    * claim could not be applied in full is retired and the spawn forks fresh.
    */
   private claim(conn: Connection, msg: Extract<ClientMessage, { kind: 'spawn' }>, sandbox: NativeSandboxSpec, limits: GrantedLimits): ChildRecord | null {
-    if (!this.pool || !poolable(sandbox)) return null;
+    // A spawn with neither a memory nor a pids limit has no cgroup of its own (its figures are
+    // wait4's): a pool child has one, so such a spawn forks fresh.
+    if (!this.pool || !poolable(sandbox) || (limits.memoryBytes === null && limits.pids === null)) return null;
     const needs = { memoryBytes: limits.memoryBytes ?? undefined, pids: limits.pids ?? undefined };
     for (;;) {
       const pc = this.pool.take();

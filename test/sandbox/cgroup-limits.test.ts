@@ -2,7 +2,7 @@
 // from the cgroup's own counters, and nothing else is harmed; a limited child's figures are its
 // cgroup's; nothing of the zygote's is left once it exits. Runs on the host (v1) and in the
 // cgroup v2 guest (vitest.guest.config.ts).
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Limits, type Zygote } from '../../dist/client/index.js';
 import { collect, ECHO_MAIN, isAlive, waitFor } from '../helpers/index.js';
@@ -23,11 +23,6 @@ async function run(args: unknown[], limits: Limits) {
   const child = await z.spawn({ args, limits });
   const [stdout, stderr, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
   return { child, stdout, stderr, status };
-}
-
-/** The zygote's per-child cgroups under any mounted hierarchy (v1 memory/pids, or v2). */
-function childCgroups(): string[] {
-  return zygoteCgroups(z.pid).flatMap((dir) => readdirSync(dir).filter((n) => n.startsWith('child-')));
 }
 
 /** Every cgroup directory named for zygote pid, under any mounted hierarchy. */
@@ -159,8 +154,19 @@ describe("a limited child's figures", () => {
 
 describe('cgroup lifecycle', () => {
   it('removes each child cgroup once the child is reaped (when the zygote is next idle)', async () => {
-    await run(['exit', 0], { memoryBytes: 64 << 20, pids: 32 });
-    await waitFor(() => childCgroups().length === 0, 5000, 'the child cgroups to be removed');
+    const child = await z.spawn({ args: ['hang'], limits: { memoryBytes: 64 << 20, pids: 32 } });
+    await new Promise((r) => child.stdout.once('data', r));
+    // Its own cgroups, as the host sees them (v1: one per controller; v2: one).
+    const own = readFileSync(`/proc/${child.pid}/cgroup`, 'utf8')
+      .split('\n')
+      .map((line) => /^\d+:([^:]*):(\/.*zygote-\d+\/child-\d+)$/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => (m[1] === '' ? `/sys/fs/cgroup${m[2]}` : `/sys/fs/cgroup/${m[1].split(',').find((c) => c === 'memory' || c === 'pids') ?? m[1]}${m[2]}`));
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.every((d) => existsSync(d))).toBe(true);
+    child.kill();
+    await child.exited;
+    await waitFor(() => own.every((d) => !existsSync(d)), 5000, 'the child cgroups to be removed');
   });
 
   it("removes the zygote's whole cgroup tree when it exits, not only the children's", async () => {
