@@ -13,5 +13,6 @@ export * from './net-addr.js';
 export * from './sandbox.js';
 export * from './options.js';
 export * from './limits.js';
+export * from './admission.js';
 export * from './spawn.js';
 export * from './config.js';

@@ -8,6 +8,7 @@ import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
+import { DEFAULT_ADMISSION, resolveAdmission, type AdmissionNames, type AdmissionPolicy } from '../protocol/admission.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
 
@@ -40,6 +41,11 @@ export function registerServe(program: Command): void {
     .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
     .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
     .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
+    .option('--max-connections-per-uid <n>', `connections one uid may hold at once (default ${DEFAULT_ADMISSION.maxConnectionsPerUid})`, parseCount)
+    .option('--max-children <n>', `live children of this server, all clients together (default ${DEFAULT_ADMISSION.maxChildren}; with --uid-range at most, and by default, its count if that is smaller)`, parseCount)
+    .option('--max-children-per-uid <n>', 'live and queued children of one client uid (default: --max-children minus one for each other --allow-uid, at least 1)', parseCount)
+    .option('--max-queue <n>', `spawns that wait for a free child slot when the server is full (default ${DEFAULT_ADMISSION.maxQueue}; 0: refuse at once); each uid may hold --max-queue divided by the number of --allow-uid uids (at least 1)`, parseUint)
+    .option('--queue-timeout <ms>', `how long a spawn may wait in the queue before it is refused (default ${DEFAULT_ADMISSION.queueTimeoutMs})`, parseCount)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
@@ -47,6 +53,13 @@ export function registerServe(program: Command): void {
 Limits: a client may ask for less than each default, never more than its cap (a spawn above
 one is refused with a LimitCapError naming the field, the value and the cap). Sizes take a
 K, M, G or T suffix (KiB...). Without --max-X, the cap of X is its default.
+
+Room: a connection over --max-connections-per-uid, from a uid not in --allow-uid, or when the
+server is short of fds, is refused with a ZygoteRefusedError (.reason). A spawn past
+--max-children-per-uid is refused at once; one that finds the server at --max-children waits in
+the queue (fair: the uid with the fewest live children goes first) for at most --queue-timeout
+ms; each is a ZygoteBusyError naming the cap (children, children-per-uid, queue-full,
+queue-timeout). Refusals are logged once per uid every 10 s, with a count of the rest.
 
 The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
 safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
@@ -76,21 +89,29 @@ Example:
         return program.error(`error: ${(err as Error).message}`);
       }
       let limits: LimitPolicy;
+      let admission: AdmissionPolicy;
+      const allowUids = opts.allowUid ?? [process.getuid!()];
       try {
         limits = limitPolicy(opts, sandbox);
+        admission = resolveAdmission(
+          { maxConnectionsPerUid: opts.maxConnectionsPerUid, maxChildren: opts.maxChildren, maxChildrenPerUid: opts.maxChildrenPerUid, maxQueue: opts.maxQueue, queueTimeoutMs: opts.queueTimeout },
+          { uids: new Set(allowUids).size, uidRangeCount: sandbox.uidRange?.count ?? null },
+          FLAG_NAMES,
+        );
       } catch (err) {
         return program.error(`error: ${(err as Error).message}`);
       }
       const config: ZygoteConfig = {
         main,
         preload: opts.preload ?? [],
-        control: { kind: 'listen', path: resolve(opts.socket), allowUids: opts.allowUid ?? [process.getuid!()] },
+        control: { kind: 'listen', path: resolve(opts.socket), allowUids },
         name: 'zygote',
         verbose: !opts.quiet,
         setupTimeoutMs: 10_000,
         shutdownTimeoutMs: 5_000,
         sandbox,
         limits,
+        admission,
         // The CLI never serves unsandboxed children: that switch exists for tests only.
         allowUnsandboxed: false,
       };
@@ -121,6 +142,11 @@ interface ServeOptions {
   networkAllow?: string[];
   networkClientAllow?: string[];
   quiet?: boolean;
+  maxConnectionsPerUid?: number;
+  maxChildren?: number;
+  maxChildrenPerUid?: number;
+  maxQueue?: number;
+  queueTimeout?: number;
   // 'none', not null: commander turns an option's null into ''.
   defaultMemory?: number | 'none';
   maxMemory?: number | 'none';
@@ -131,6 +157,15 @@ interface ServeOptions {
   defaultCpuTime?: number | 'none';
   maxCpuTime?: number | 'none';
 }
+
+/** The admission caps as the command line names them. */
+const FLAG_NAMES: AdmissionNames = {
+  maxConnectionsPerUid: '--max-connections-per-uid',
+  maxChildren: '--max-children',
+  maxChildrenPerUid: '--max-children-per-uid',
+  maxQueue: '--max-queue',
+  queueTimeoutMs: '--queue-timeout',
+};
 
 /** Each limit's --default-X and --max-X, by the field they set. */
 const LIMIT_FLAGS = {
