@@ -61,21 +61,27 @@ export class Acceptor {
   /** The fds of pending connections (each below the threshold), until none is pending or this round had enough. */
   *connections(): Generator<number, void, void> {
     if (this.reserve < 0) this.openReserve();
-    for (let n = 0; n < MAX_PER_ROUND && this.watching(performance.now()); n++) {
-      let fd: number | null;
-      try {
-        fd = native.accept(this.listenFd);
-      } catch (err) {
-        this.onAcceptError(err as NodeJS.ErrnoException);
-        return;
+    let short = false;
+    try {
+      for (let n = 0; n < MAX_PER_ROUND && this.watching(performance.now()); n++) {
+        let fd: number | null;
+        try {
+          fd = native.accept(this.listenFd);
+        } catch (err) {
+          this.onAcceptError(err as NodeJS.ErrnoException, MAX_PER_ROUND - n);
+          return;
+        }
+        if (fd === null) return;
+        if (fd >= this.threshold) {
+          // Each refusal frees its fd at once: the rest of the round's pending connections are told too.
+          this.hooks.refuseForFds(fd);
+          short = true;
+          continue;
+        }
+        yield fd;
       }
-      if (fd === null) return;
-      if (fd >= this.threshold) {
-        this.hooks.refuseForFds(fd);
-        this.backOff();
-        return;
-      }
-      yield fd;
+    } finally {
+      if (short) this.backOff();
     }
   }
 
@@ -89,30 +95,33 @@ export class Acceptor {
     this.reserve = -1;
   }
 
-  private onAcceptError(err: NodeJS.ErrnoException): void {
+  private onAcceptError(err: NodeJS.ErrnoException, budget: number): void {
     const code = typeof err.code === 'string' ? err.code : 'unknown';
     this.backOff();
-    if (code === 'EMFILE' || code === 'ENFILE') {
-      const before = this.threshold;
-      this.readLimit();
+    if (code !== 'EMFILE' && code !== 'ENFILE') {
+      // ENOBUFS, ENOMEM, or anything else: nothing to do but wait a little.
       this.hooks.failed(code, err.message, this.fdLimit);
-      // The reserve fd makes room for one: the pending connection learns why, and is gone.
-      if (this.reserve >= 0) {
-        native.close(this.reserve);
-        this.reserve = -1;
-        try {
-          const fd = native.accept(this.listenFd);
-          if (fd !== null) this.hooks.refuseForFds(fd);
-        } catch {
-          // Still none (ENFILE: another process took it): the back-off stands.
-        }
-        this.openReserve();
-      }
-      if (this.threshold < before) this.hooks.shed(this.threshold);
       return;
     }
-    // ENOBUFS, ENOMEM, or anything else: nothing to do but wait a little.
+    // The reserve fd makes room for one at a time: reading the limit, then each pending
+    // connection, which learns why and is closed at once.
+    const hadReserve = this.reserve >= 0;
+    this.close();
+    const before = this.threshold;
+    this.readLimit();
     this.hooks.failed(code, err.message, this.fdLimit);
+    for (let n = 0; hadReserve && n < budget; n++) {
+      let fd: number | null = null;
+      try {
+        fd = native.accept(this.listenFd);
+      } catch {
+        // Still none (ENFILE: another process took it): the back-off stands.
+      }
+      if (fd === null) break;
+      this.hooks.refuseForFds(fd);
+    }
+    this.openReserve();
+    if (this.threshold < before) this.hooks.shed(this.threshold);
   }
 
   private backOff(): void {
