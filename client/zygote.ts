@@ -245,7 +245,13 @@ export class Zygote {
       return;
     }
     const child = new ZygoteChild(id, pid, p.name, fds, { ...granted, ...p.output }, (cid, sig) => {
-      if (!this.closedBy) this.conn.send({ kind: 'kill', id: cid, signal: sig });
+      // Also while close() runs (closedBy is set by then): that is how it kills a child this
+      // process may not signal itself (another uid's). Once the connection is gone, so is the child.
+      try {
+        this.conn.send({ kind: 'kill', id: cid, signal: sig });
+      } catch {
+        // Closed: the zygote kills a gone client's children itself.
+      }
     });
     this.live.set(id, child);
     this.updateRef();

@@ -2,7 +2,7 @@
 // RLIMIT_NOFILE), and clients as unprivileged uids (setpriv) running test/fixtures/tenant-client.mjs,
 // driven a command at a time, or test/fixtures/flood-client.mjs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bounded, collect, ECHO_MAIN, ROOT, waitFor } from './index.js';
@@ -125,11 +125,26 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/** pid's fds and what each is, for messages. */
+export function fdList(pid: number): string {
+  const what = (fd: string) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '?';
+    }
+  };
+  return readdirSync(`/proc/${pid}/fd`)
+    .map((fd) => `${fd} ${what(fd)}`)
+    .join(', ');
+}
+
 /** CPU time (user + system) pid has used, in milliseconds. */
 export function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat(5), counted from the state (field 3).
+  // utime and stime are fields 14 and 15 of stat(5), counted from the state (field 3), in
+  // clock ticks of 100 Hz (USER_HZ, fixed for x86-64 user space).
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
