@@ -1,9 +1,11 @@
 // Who gets the zygote's next child: the caps on live children (in all and per client uid), and
-// the bounded queue a spawn waits in while the zygote is full. Fair: when a child is reaped,
-// the waiting spawn of the uid with the fewest live children goes first (round robin among
-// equals, first come first served within a uid), and no uid may hold the slots every other
-// uid needs (maxChildrenPerUid leaves each of them one). Pure bookkeeping: the serve loop forks,
-// replies, and closes the fds of what it is handed back (zygote/server.ts).
+// the bounded queue a spawn waits in while it does not fit (the zygote is full, or its uid has
+// its most live children). Fair: when a child is reaped, of the waiting spawns that fit, the
+// one of the uid with the fewest live children goes first (round robin among equals, first
+// come first served within a uid), and no uid may hold the slots every other uid needs
+// (maxChildrenPerUid leaves each of them one). Each uid may fill only its share of the queue.
+// Pure bookkeeping: the serve loop forks, replies, and closes the fds of what it is handed
+// back (zygote/server.ts).
 import type { AdmissionPolicy, CapacityCap } from '../protocol/admission.js';
 
 /** A spawn waiting for a slot. fds: its mount sources, owned by the queue while it waits. */
@@ -53,20 +55,35 @@ export class Admission<Owner, Request> {
     return n;
   }
 
-  /** What to do with a new spawn of uid: fork it now, queue it, or refuse it (which cap). */
+  /** Whether a spawn of uid could be forked now, as far as the caps go. */
+  private fits(uid: number): boolean {
+    return this.live < this.policy.maxChildren && this.liveOf(uid) < this.policy.maxChildrenPerUid;
+  }
+
+  /**
+   * What to do with a new spawn of uid: fork it now, queue it, or refuse it (which cap). It is
+   * forked now only if it fits and no waiting spawn that fits would be passed over (those are
+   * served at the end of this round, in their fair order, this one among them).
+   */
   consider(uid: number): Verdict {
     const p = this.policy;
-    const live = this.liveOf(uid);
+    if (this.fits(uid) && !this.waiting.some((w) => this.fits(w.uid))) return { kind: 'admit' };
     const queued = this.queuedOf(uid);
-    if (live + queued >= p.maxChildrenPerUid) {
-      return refuse('children-per-uid', p.maxChildrenPerUid, `uid ${uid} has ${live} live children${queued > 0 ? ` and ${queued} spawns waiting` : ''}, the most one client uid may have (${p.maxChildrenPerUid})`);
+    if (p.maxQueue === 0) {
+      if (this.live >= p.maxChildren) return refuse('children', p.maxChildren, `the zygote has ${this.live} live children, its cap (${p.maxChildren}), and no queue`);
+      return refuse('children-per-uid', p.maxChildrenPerUid, `uid ${uid} has ${this.liveOf(uid)} live children, the most one client uid may have (${p.maxChildrenPerUid}), and the zygote has no queue`);
     }
-    // Nobody waits (or the queue is about to be served this round): a free slot is this spawn's.
-    if (this.live < p.maxChildren && this.waiting.length === 0) return { kind: 'admit' };
-    if (p.maxQueue === 0) return refuse('children', p.maxChildren, `the zygote has ${this.live} live children, its cap (${p.maxChildren}), and no queue`);
-    if (this.waiting.length >= p.maxQueue) return refuse('queue-full', p.maxQueue, `the zygote has ${this.live} live children, its cap (${p.maxChildren}), and ${this.waiting.length} spawns waiting, as many as its queue holds (${p.maxQueue})`);
-    if (queued >= p.maxQueuePerUid) return refuse('queue-full', p.maxQueuePerUid, `the zygote is full and uid ${uid} has ${queued} spawns waiting, its share of the queue (${p.maxQueuePerUid})`);
+    if (this.waiting.length >= p.maxQueue) return refuse('queue-full', p.maxQueue, `${this.fullness(uid)}, and ${this.waiting.length} spawns waiting, as many as its queue holds (${p.maxQueue})`);
+    if (queued >= p.maxQueuePerUid) return refuse('queue-full', p.maxQueuePerUid, `${this.fullness(uid)}, and uid ${uid} has ${queued} spawns waiting, its share of the queue (${p.maxQueuePerUid})`);
     return { kind: 'queue' };
+  }
+
+  /** Why a spawn of uid does not fit now, for messages. */
+  fullness(uid: number): string {
+    const p = this.policy;
+    if (this.live >= p.maxChildren) return `the zygote has ${this.live} live children, its cap (${p.maxChildren})`;
+    if (this.liveOf(uid) >= p.maxChildrenPerUid) return `uid ${uid} has ${this.liveOf(uid)} live children, the most one client uid may have (${p.maxChildrenPerUid})`;
+    return 'spawns that came first are waiting';
   }
 
   /** Queues a spawn consider() said may wait. */
@@ -80,20 +97,22 @@ export class Admission<Owner, Request> {
   }
 
   /**
-   * The waiting spawn to fork now, taken off the queue, or null when there is no free slot or
-   * nobody waits. The caller forks it (or refuses it for another reason) before asking again.
+   * The waiting spawn to fork now, taken off the queue, or null when none fits. Of those that
+   * fit: the uid with the fewest live children, then the one served least recently, then the
+   * first to come. The caller forks it (or refuses it for another reason) before asking again.
    */
   next(): Waiting<Owner, Request> | null {
-    if (this.live >= this.policy.maxChildren || this.waiting.length === 0) return null;
     let best = -1;
     let key: [number, number, number] = [Infinity, Infinity, Infinity];
     for (const [i, w] of this.waiting.entries()) {
+      if (!this.fits(w.uid)) continue;
       const k: [number, number, number] = [this.liveOf(w.uid), this.lastServed.get(w.uid) ?? -1, w.seq];
       if (k[0] < key[0] || (k[0] === key[0] && (k[1] < key[1] || (k[1] === key[1] && k[2] < key[2])))) {
         best = i;
         key = k;
       }
     }
+    if (best < 0) return null;
     const [w] = this.waiting.splice(best, 1);
     this.lastServed.set(w.uid, this.serial++);
     return w;

@@ -31,6 +31,9 @@ import { RefusalLog } from './refusal-log.js';
 
 type SpawnMessage = Extract<ClientMessage, { kind: 'spawn' }>;
 
+/** dangerouslyInjectFailure.step that makes the serve loop throw while handling the spawn (allowUnsandboxed zygotes only). */
+const SERVE_LOOP_FAULT = 'serve-loop';
+
 /** Mount fds all queued spawns together may hold (each spawn carries at most 32). */
 const MAX_QUEUED_FDS = 256;
 
@@ -382,6 +385,9 @@ export class Server {
       );
       return;
     }
+    // Tests only: a request whose handling throws, to show it ends its connection and nothing
+    // else (test/zygote/serve-isolation.test.ts).
+    if (this.config.allowUnsandboxed && msg.sandbox.injectStep === SERVE_LOOP_FAULT) throw new Error('a failure injected into the serve loop (tests only)');
     let limits: GrantedLimits;
     try {
       // The zygote's defaults fill in what the request leaves out; its caps bound the rest.
@@ -405,7 +411,7 @@ export class Server {
       this.admission.enqueue({ owner: conn, uid: conn.peer.uid, id: msg.id, request: { msg, limits }, fds: [...fds] }, performance.now());
       this.queuedFds += fds.length;
       this.guard(conn, () => conn.send({ kind: 'queued', id: msg.id, timeoutMs: this.config.admission.queueTimeoutMs }));
-      if (this.config.verbose) this.log.info(`spawn id=${msg.id} for ${conn.label} queued (${this.admission.live} live children, ${this.admission.queued} waiting)`);
+      if (this.config.verbose) this.log.info(`spawn id=${msg.id} for ${conn.label} queued: ${this.admission.fullness(conn.peer.uid)} (${this.admission.queued} waiting)`);
       return 'queued';
     }
     return this.spawnNow(conn, msg, fds, limits);
@@ -444,7 +450,7 @@ export class Server {
       this.queuedFds -= w.fds.length;
       closeClientFds(w.fds);
       const ms = this.config.admission.queueTimeoutMs;
-      this.refuseSpawn(w.owner, w.id, 'queue-timeout', ms, `no child slot came free within ${ms} ms (${this.admission.live} live children, the cap ${this.config.admission.maxChildren})`);
+      this.refuseSpawn(w.owner, w.id, 'queue-timeout', ms, `no child slot came free within ${ms} ms: ${this.admission.fullness(w.uid)}`);
     }
   }
 

@@ -125,6 +125,22 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/**
+ * How many fds pid has once that stops changing (the same over 100 ms): a zygote closes a
+ * child's stdio just after sending them, and a client can ask in between.
+ */
+export async function steadyFdCount(pid: number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  let last = fdCount(pid);
+  for (let same = 0; same < 5 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now = fdCount(pid);
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** pid's fds and what each is, for messages. */
 export function fdList(pid: number): string {
   const what = (fd: string) => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { scratchPackage } from '../helpers/deputy.js';
 import { waitFor } from '../helpers/index.js';
-import { fdCount, fdList, serveAsRoot, Tenant, type Served } from '../helpers/tenant.js';
+import { fdCount, fdList, serveAsRoot, steadyFdCount, Tenant, type Served } from '../helpers/tenant.js';
 
 const A = 23472;
 const B = 23473;
@@ -105,38 +105,42 @@ describe('--max-children', () => {
 });
 
 describe('--max-children-per-uid', () => {
-  it('by default leaves a slot for each other uid: at --max-children 3 and two uids, one uid gets 2, its third is refused (children-per-uid, 2), and the other uid still spawns', async () => {
-    const s = await serve(['--max-children', '3']);
+  it('by default leaves a slot for each other uid: at --max-children 3 and two uids, one uid gets 2, its third is refused (children-per-uid, 2; no queue), and the other uid still spawns', async () => {
+    const s = await serve(['--max-children', '3', '--max-queue', '0']);
     const a = await tenant(A, s.socket);
     const b = await tenant(B, s.socket);
     await hold(a, 'a1');
     await hold(a, 'a2');
     const refused = await a.call('spawn', { tag: 'a3', args: HANG });
     expect(refused).toMatchObject(busy('children-per-uid', 2));
-    expect(refused.message).toContain(`uid ${A} has 2 live children, the most one client uid may have (2)`);
+    expect(refused.message).toContain(`uid ${A} has 2 live children, the most one client uid may have (2), and the zygote has no queue`);
     await hold(b, 'b1');
   });
 
   it('positive control: with --max-children-per-uid 3, the same third child is forked', async () => {
-    const s = await serve(['--max-children', '3', '--max-children-per-uid', '3']);
+    const s = await serve(['--max-children', '3', '--max-children-per-uid', '3', '--max-queue', '0']);
     const a = await tenant(A, s.socket);
     for (const tag of ['a1', 'a2', 'a3']) await hold(a, tag);
   });
 });
 
 describe(`--uid-range ${RANGE} shared by two client uids`, () => {
-  it('client A holds what it may (2 of the 3 uids); client B still gets a child, and its next spawn waits in the queue until one exits', async () => {
+  it("client A holds what it may (2 of the 3 uids), its next spawn waits; client B's spawn gets the last uid at once; each waiting spawn is forked when a child exits", async () => {
     const s = await serve(['--uid-range', RANGE]);
     const a = await tenant(A, s.socket);
     const b = await tenant(B, s.socket);
     await hold(a, 'a1');
     await hold(a, 'a2');
-    expect(await a.call('spawn', { tag: 'a3', args: HANG })).toMatchObject(busy('children-per-uid', 2));
+    expect(await a.call('start', { tag: 'a3', args: HANG })).toMatchObject({ ok: true });
+    await waitFor(() => new RegExp(`spawn id=3 for client fd=\\d+ uid=${A} pid=\\d+ queued: uid ${A} has 2 live children, the most one client uid may have \\(2\\)`).test(s.stderr()), 10_000, "A's spawn to be queued");
+    // A waits, yet the last uid of the range is B's.
     await hold(b, 'b1');
-    // Every uid of the range is in use: B's next spawn is queued, not refused.
-    expect(await b.call('start', { tag: 'b2', args: ['exit', 0] })).toMatchObject({ ok: true });
-    await waitFor(() => s.stderr().includes(`for client fd=`) && /spawn id=2 for client fd=\d+ uid=23473 pid=\d+ queued/.test(s.stderr()), 10_000, "B's spawn to be queued");
     expect(await a.call('kill', { tag: 'a1' })).toMatchObject({ ok: true });
+    expect(await a.call('result', { tag: 'a3' })).toMatchObject({ ok: true });
+    // Every uid is in use: B's next waits for one, too.
+    expect(await b.call('start', { tag: 'b2', args: ['exit', 0] })).toMatchObject({ ok: true });
+    await waitFor(() => new RegExp(`spawn id=2 for client fd=\\d+ uid=${B} pid=\\d+ queued: the zygote has 3 live children, its cap \\(3\\)`).test(s.stderr()), 10_000, "B's spawn to be queued");
+    expect(await a.call('kill', { tag: 'a2' })).toMatchObject({ ok: true });
     expect(await b.call('result', { tag: 'b2' })).toMatchObject({ ok: true });
   });
 
@@ -183,7 +187,7 @@ describe(`--uid-range ${RANGE} shared by two client uids`, () => {
     for (const [t, tag] of [[a, 'a2'], [b, 'b3']] as const) {
       const timedOut = await t.call('result', { tag });
       expect(timedOut).toMatchObject(busy('queue-timeout', 1500));
-      expect(timedOut.message).toContain('no child slot came free within 1500 ms');
+      expect(timedOut.message).toContain('no child slot came free within 1500 ms: the zygote has 3 live children, its cap (3)');
     }
     // The queue is empty again, the slots still taken: the next spawn waits, and gets the first free one.
     expect(await a.call('start', { tag: 'a5', args: ['exit', 0] })).toMatchObject({ ok: true });
@@ -199,11 +203,11 @@ describe(`--uid-range ${RANGE} shared by two client uids`, () => {
     const input = join(scratch, `b-input-${n}`);
     mkdirSync(input);
     chmodSync(input, 0o755);
+    const flat = await steadyFdCount(s.pid);
     const flatList = fdList(s.pid);
-    const flat = fdCount(s.pid);
     const b = await tenant(B, s.socket);
     await hold(b, 'b1');
-    const held = fdCount(s.pid);
+    const held = await steadyFdCount(s.pid);
     // Two mounts each: the queue holds their fds while the spawns wait.
     const mounts = [{ source: input, target: '/in' }, { source: pkg, target: '/pkg' }];
     expect(await b.call('start', { tag: 'b2', args: HANG, mounts })).toMatchObject({ ok: true });
@@ -212,7 +216,10 @@ describe(`--uid-range ${RANGE} shared by two client uids`, () => {
     expect(fdCount(s.pid)).toBe(held + 4);
     b.kill();
     // B's connection, its child's fds and the queued mount fds all go: back to before B came.
-    await waitFor(() => fdCount(s.pid) === flat, 10_000, `the zygote's fds to be as before B came: ${flatList}; now ${fdList(s.pid)}`);
+    await waitFor(() => fdCount(s.pid) === flat, 10_000, "the zygote's fds to be as before B came").catch((err: Error) => {
+      throw new Error(`${err.message}: before ${flatList}; now ${fdList(s.pid)}`);
+    });
+    expect(fdList(s.pid)).not.toContain(input);
     // A, whose children were never touched, is served on, and so is a fresh B.
     expect(await a.call('kill', { tag: 'a1' })).toMatchObject({ ok: true });
     await hold(a, 'a3');
