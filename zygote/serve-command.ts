@@ -43,8 +43,8 @@ export function registerServe(program: Command): void {
     .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
     .option('--max-connections-per-uid <n>', `connections one uid may hold at once (default ${DEFAULT_ADMISSION.maxConnectionsPerUid})`, parseCount)
     .option('--max-children <n>', `live children of this server, all clients together (default ${DEFAULT_ADMISSION.maxChildren}; with --uid-range at most, and by default, its count if that is smaller)`, parseCount)
-    .option('--max-children-per-uid <n>', 'live and queued children of one client uid (default: --max-children minus one for each other --allow-uid, at least 1)', parseCount)
-    .option('--max-queue <n>', `spawns that wait for a free child slot when the server is full (default ${DEFAULT_ADMISSION.maxQueue}; 0: refuse at once); each uid may hold --max-queue divided by the number of --allow-uid uids (at least 1)`, parseUint)
+    .option('--max-children-per-uid <n>', 'live children of one client uid (default: --max-children minus one for each other --allow-uid, at least 1, so no uid takes the last slots)', parseCount)
+    .option('--max-queue <n>', `spawns that wait for a free child slot (default ${DEFAULT_ADMISSION.maxQueue}; 0: refuse at once); each uid may hold --max-queue divided by the number of --allow-uid uids (at least 1)`, parseUint)
     .option('--queue-timeout <ms>', `how long a spawn may wait in the queue before it is refused (default ${DEFAULT_ADMISSION.queueTimeoutMs})`, parseCount)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
@@ -55,11 +55,12 @@ one is refused with a LimitCapError naming the field, the value and the cap). Si
 K, M, G or T suffix (KiB...). Without --max-X, the cap of X is its default.
 
 Room: a connection over --max-connections-per-uid, from a uid not in --allow-uid, or when the
-server is short of fds, is refused with a ZygoteRefusedError (.reason). A spawn past
---max-children-per-uid is refused at once; one that finds the server at --max-children waits in
-the queue (fair: the uid with the fewest live children goes first) for at most --queue-timeout
-ms; each is a ZygoteBusyError naming the cap (children, children-per-uid, queue-full,
-queue-timeout). Refusals are logged once per uid every 10 s, with a count of the rest.
+server is short of fds, is refused with a ZygoteRefusedError (.reason). A spawn that does not
+fit (the server at --max-children, or its uid at --max-children-per-uid) waits in the queue
+for at most --queue-timeout ms; when a child is reaped, the uid with the fewest live children
+goes first. Past the queue, after the wait, or with --max-queue 0, it is refused with a
+ZygoteBusyError naming the cap (children, children-per-uid, queue-full, queue-timeout).
+Refusals are logged once per uid every 10 s, with a count of the rest.
 
 The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
 safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it

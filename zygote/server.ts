@@ -193,7 +193,10 @@ export class Server {
     }
   }
 
-  /** Last resort for a child whose events cannot be handled: killed, its fds closed, its slot freed. */
+  /**
+   * Last resort for a child whose events cannot be handled: killed, its fds closed, its slot
+   * freed. Its uid of the range is not given back: the child may live on, and no other may share it.
+   */
   private forgetChild(child: ChildRecord): void {
     try {
       killChild(child);
