@@ -277,7 +277,12 @@ export class Server {
       try {
         mountNs = native.peerMountNamespace(fd);
       } catch (err) {
-        this.log.error(`could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${(err as Error).message}`);
+        const e = err as NodeJS.ErrnoException;
+        this.refusals.note(
+          { key: `mount namespace uid ${peer.uid}`, verb: 'failed', what: `opens of the mount namespace of uid ${peer.uid}` },
+          e.code ?? 'error',
+          `error: could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${e.message}`,
+        );
       }
       if (mountNs >= 0 && this.acceptor.inHeadroom(mountNs)) {
         native.close(mountNs);
