@@ -3,7 +3,7 @@
 import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type ServerMessage } from '../protocol/control.js';
 import { native, type NativeChannel } from '../native/index.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { ZygoteClosedError, ZygoteStartError } from './errors.js';
+import { ZygoteClosedError, ZygoteRefusedError, ZygoteStartError } from './errors.js';
 
 export type Hello = Extract<ServerMessage, { kind: 'hello' }>;
 
@@ -30,7 +30,7 @@ export class ControlConnection {
     );
   }
 
-  /** Waits for the zygote's Hello; rejects with ZygoteStartError on timeout, refusal or hang-up. */
+  /** Waits for the zygote's Hello; rejects with ZygoteStartError on timeout or hang-up, ZygoteRefusedError on its refusal. */
   hello(timeoutMs: number): Promise<Hello> {
     return new Promise<Hello>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -91,6 +91,7 @@ export class ControlConnection {
       if (msg.kind === 'hello' && msg.protocolVersion === PROTOCOL_VERSION) g.resolve(msg);
       else if (msg.kind === 'hello') g.reject(new ZygoteStartError(`${this.describePeer()} speaks protocol ${msg.protocolVersion}; this client speaks ${PROTOCOL_VERSION}`));
       else if (msg.kind === 'startupFailed') g.reject(new ZygoteStartError(`zygote failed to start: ${msg.message}`));
+      else if (msg.kind === 'refused') g.reject(new ZygoteRefusedError(`${this.describePeer()} refused this connection (${msg.reason}): ${msg.message}`, msg.reason, msg.limit ?? null));
       else g.reject(new ZygoteStartError(`${this.describePeer()} sent ${msg.kind} before its greeting`));
       return;
     }

@@ -2,6 +2,8 @@
 // carries a stable `code` (Node's convention: match on err.code, never on the message), and a
 // `cause` where there is one (the errno of a failed step, the connect error, the abort reason).
 import type { ZygoteLimitKey } from '../protocol/limits.js';
+import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
+export type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 export { InvalidOptionError, ProtocolError, type ProtocolErrorReason } from '../protocol/errors.js';
 
 /** Base class of every error this package throws on purpose. */
@@ -14,7 +16,27 @@ export class ZygoteError extends Error {
 /** The zygote could not be started: bad options, a failed preload or main, a crash, a timeout; cause: the underlying error. */
 export class ZygoteStartError extends ZygoteError {
   override name = 'ZygoteStartError';
-  override readonly code = 'ERR_ZYGOTE_START';
+  override readonly code: string = 'ERR_ZYGOTE_START';
+}
+
+/**
+ * A served zygote refused this connection, and said why (instead of greeting): reason
+ * 'not-allowed' (this uid is not in its --allow-uid), 'connections-per-uid' (this uid holds
+ * --max-connections-per-uid already; limit is that cap), 'fds' (the zygote is short of file
+ * descriptors: try again later). From connect(); after the greeting it closes the handle
+ * (ZygoteClosedError, this as its cause).
+ */
+export class ZygoteRefusedError extends ZygoteStartError {
+  override name = 'ZygoteRefusedError';
+  override readonly code = 'ERR_ZYGOTE_REFUSED';
+  constructor(
+    message: string,
+    readonly reason: RefusalReason,
+    /** The cap, for 'connections-per-uid'; else null. */
+    readonly limit: number | null,
+  ) {
+    super(message);
+  }
 }
 
 /** The handle was closed, or the zygote died or hung up: nothing more can be done with it. */
@@ -80,6 +102,26 @@ export class LimitCapError extends SpawnError {
     readonly cap: number,
   ) {
     super(message, 'limits', '');
+  }
+}
+
+/**
+ * The zygote had no room for the spawn, and forked nothing: cap 'children' (it has its most
+ * live children and no queue), 'children-per-uid' (this client's uid has its most live and
+ * queued children), 'queue-full' (all of the queue, or this uid's share of it, is waiting),
+ * 'queue-timeout' (no slot came free while it waited). limit is the cap's value (children,
+ * spawns, or milliseconds for 'queue-timeout'). step is "admission", errno ''. Retrying
+ * later may succeed.
+ */
+export class ZygoteBusyError extends SpawnError {
+  override name = 'ZygoteBusyError';
+  override readonly code = 'ERR_ZYGOTE_BUSY';
+  constructor(
+    message: string,
+    readonly cap: CapacityCap,
+    readonly limit: number,
+  ) {
+    super(message, 'admission', '');
   }
 }
 

@@ -7,7 +7,7 @@ export { ZygoteChild, type ExitStatus, type ChildLimits, type OutputCaps } from 
 export type { StartZygoteOptions, ConnectOptions, SpawnOptions, SpawnSandboxOptions } from './options.js';
 export { DEFAULT_LIMITS, DEFAULT_NOFILE, MIN_MEMORY_BYTES, MIN_PIDS, type GrantedLimits } from '../protocol/limits.js';
 export { SANDBOX_LAYERS, type SandboxLayer, type SandboxDefaults, type RlimitOptions, type Limits, type Mount, type SandboxRequest, type NetworkRequest } from '../protocol/index.js';
-export { ZygoteError, ZygoteStartError, ZygoteClosedError, SpawnError, SandboxError, SpawnPolicyError, LimitCapError, AbortError, ProtocolError, InvalidOptionError, type ProtocolErrorReason, InvalidOutputError, type InvalidOutputReason } from './errors.js';
+export { ZygoteError, ZygoteStartError, ZygoteRefusedError, ZygoteClosedError, SpawnError, SandboxError, SpawnPolicyError, LimitCapError, ZygoteBusyError, type CapacityCap, type RefusalReason, AbortError, ProtocolError, InvalidOptionError, type ProtocolErrorReason, InvalidOutputError, type InvalidOutputReason } from './errors.js';
 export { readOutputFile, mapOutputFile, type OutputFileOptions, type MappedOutputFile } from './output-file.js';
 // Messages over a child's stdio: one Thrift frame written, or read from an untrusted stream
 // with bounds on size, time and nesting (protocol/messages.ts).

@@ -10,6 +10,7 @@ import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/option
 import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
 import { normalizeNetworkRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type SandboxRequest } from '../protocol/spawn.js';
 import { InvalidOptionError } from '../protocol/errors.js';
+import { resolveAdmission, type AdmissionPolicy } from '../protocol/admission.js';
 
 export interface StartZygoteOptions {
   /** The module whose default export each child runs: a file: URL or an absolute path. */
@@ -38,6 +39,15 @@ export interface StartZygoteOptions {
    * spawn (README, "Warm pool"). Default: none (every spawn forks).
    */
   pool?: PoolOptions | null;
+  /**
+   * Live children at once (default 256; with `sandbox.uidRange`, at most, and by default, its
+   * count if that is smaller). A spawn past it waits in the queue.
+   */
+  maxChildren?: number;
+  /** Spawns that may wait for a free slot (default 64; 0: refused at once with ZygoteBusyError). */
+  maxQueue?: number;
+  /** How long a spawn may wait in the queue before it is refused (default 30 s). */
+  queueTimeoutMs?: number;
   /**
    * DANGEROUS, for tests and positive controls only: let spawn() skip sandbox layers or
    * inject setup failures. Never set in production; `zygote serve` has no such option.
@@ -87,7 +97,7 @@ export interface SpawnOptions {
 /** What spawn({ sandbox }) may hold (mounts and network are spawn options of their own). */
 export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 'dangerouslySkip' | 'dangerouslyInjectFailure'>;
 
-const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
+const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'maxChildren', 'maxQueue', 'queueTimeoutMs', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
 const CONNECT_KEYS = ['timeoutMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
 const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
 export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
@@ -104,6 +114,7 @@ export interface NormalizedStart {
   allowUnsandboxed: boolean;
   limits: Limits;
   pool: ReturnType<typeof normalizePoolOptions>;
+  admission: AdmissionPolicy;
 }
 
 export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart {
@@ -122,6 +133,9 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     if (typeof v !== 'string' || v.includes('\0')) throw new InvalidOptionError(`Expected \`env.${k}\` to be a string without NUL, got ${describe(v)}`);
     cleanEnv[k] = v;
   }
+  const sandbox = normalizeSandboxDefaults(opts.sandbox, 'startZygote()');
+  // One client, the renderer: the per-uid caps are the zygote's own (and connections are not accepted).
+  const admission = resolveAdmission({ maxChildren: opts.maxChildren, maxQueue: opts.maxQueue, queueTimeoutMs: opts.queueTimeoutMs }, { uids: 1, uidRangeCount: sandbox.uidRange?.count ?? null });
   return {
     mainUrl,
     preload: [...preload],
@@ -130,7 +144,8 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     startupTimeoutMs: positiveInt(opts.startupTimeoutMs, 'startupTimeoutMs', 30_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
     verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
-    sandbox: normalizeSandboxDefaults(opts.sandbox, 'startZygote()'),
+    sandbox,
+    admission,
     allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),
     limits: normalizeLimits(opts.limits, 'limits', 'startZygote()'),
     pool: normalizePoolOptions(opts.pool, 'startZygote()'),

@@ -37,6 +37,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     sandbox: o.sandbox,
     // The built-in defaults and no caps: the renderer, this zygote's one client, is trusted.
     limits: builtinLimitPolicy(),
+    admission: o.admission,
     allowUnsandboxed: o.allowUnsandboxed,
     pool: o.pool,
   };
@@ -71,7 +72,11 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
   }
 }
 
-/** Connects to a zygote started with `zygote serve --socket PATH`. */
+/**
+ * Connects to a zygote started with `zygote serve --socket PATH`. A zygote that refuses the
+ * connection (this uid not allowed, too many connections, short of fds) rejects it with a
+ * ZygoteRefusedError saying why.
+ */
 export async function connect(path: string, options: ConnectOptions = {}): Promise<Zygote> {
   refuseUnsupportedNode();
   if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`Expected a socket path, got ${String(path)}`);
@@ -83,7 +88,14 @@ export async function connect(path: string, options: ConnectOptions = {}): Promi
     throw new ZygoteStartError(`cannot connect to the zygote at ${path}: ${(err as Error).message}`, { cause: err });
   }
   const conn = new ControlConnection(fd, () => `zygote at ${path}`);
-  const hello = await conn.hello(o.timeoutMs);
+  let hello;
+  try {
+    hello = await conn.hello(o.timeoutMs);
+  } catch (err) {
+    // Refused, or no greeting: the socket is closed here rather than when the zygote hangs up.
+    conn.close();
+    throw err;
+  }
   return new Zygote(conn, hello, o.spawnTimeoutMs, null, o.limits);
 }
 

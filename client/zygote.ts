@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS, type GrantedLimits } from '../protocol/limits.js';
 import { native } from '../native/index.js';
 import { ZygoteChild, type OutputCaps } from './child.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteClosedError } from './errors.js';
+import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteRefusedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 import type { Limits, Mount } from '../protocol/spawn.js';
 import { isAbsolute } from 'node:path';
@@ -20,6 +20,8 @@ interface PendingSpawn {
   signal?: AbortSignal;
   resolve(child: ZygoteChild): void;
   reject(err: Error): void;
+  /** The zygote queued it: its answer may take up to waitMs more than a spawn's own timeout. */
+  queued(waitMs: number): void;
 }
 
 /** How long close() waits for killed children to be reported before giving up on them. */
@@ -73,11 +75,13 @@ export class Zygote {
     }
     const id = this.nextId++;
     return new Promise<ZygoteChild>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
-        this.updateRef();
-        reject(new SpawnError(`spawn ${opts.name || id} got no answer from zygote ${this.pid} within ${this.spawnTimeoutMs} ms`, 'timeout', 'ETIMEDOUT'));
-      }, this.spawnTimeoutMs);
+      const expire = (ms: number) =>
+        setTimeout(() => {
+          if (!this.pending.delete(id)) return;
+          this.updateRef();
+          reject(new SpawnError(`spawn ${opts.name || id} got no answer from zygote ${this.pid} within ${ms} ms`, 'timeout', 'ETIMEDOUT'));
+        }, ms);
+      let timer = expire(this.spawnTimeoutMs);
       const done = () => clearTimeout(timer);
       this.pending.set(id, {
         name: opts.name,
@@ -86,6 +90,11 @@ export class Zygote {
         signal: opts.signal,
         resolve: (c) => (done(), resolve(c)),
         reject: (e) => (done(), reject(e)),
+        // The zygote answers within its queue timeout (a slot, or a refusal), then as usual.
+        queued: (waitMs) => {
+          done();
+          timer = expire(waitMs + this.spawnTimeoutMs);
+        },
       });
       this.updateRef();
       try {
@@ -178,6 +187,8 @@ export class Zygote {
         p.reject(
           msg.aboveCap
             ? new LimitCapError(`spawn ${p.name || msg.id} refused: ${msg.message}`, msg.aboveCap.field, msg.aboveCap.requested, msg.aboveCap.cap)
+            : msg.capacity
+              ? new ZygoteBusyError(`spawn ${p.name || msg.id} refused by zygote ${this.pid} (${msg.capacity.cap}): ${msg.message}`, msg.capacity.cap, msg.capacity.limit)
             : msg.sandbox
               ? new SandboxError(`${msg.message}${source}`, msg.step, msg.errnoName)
               : msg.step === 'sandbox policy'
@@ -195,10 +206,21 @@ export class Zygote {
         this.updateRef();
         return;
       }
+      case 'queued':
+        closeAll(fds);
+        this.pending.get(msg.id)?.queued(msg.timeoutMs);
+        return;
       case 'fault':
         closeAll(fds);
         this.conn.close(new ZygoteClosedError(`zygote ${this.pid} refused a frame from this client: ${msg.message}`));
         return;
+      case 'refused': {
+        // Shed after its greeting (the zygote ran short of fds): the handle is done for.
+        closeAll(fds);
+        const why = new ZygoteRefusedError(`zygote ${this.pid} dropped this connection (${msg.reason}): ${msg.message}`, msg.reason, msg.limit ?? null);
+        this.conn.close(new ZygoteClosedError(why.message, { cause: why }));
+        return;
+      }
       default:
         closeAll(fds);
         this.conn.close(new ZygoteClosedError(`zygote ${this.pid} sent an unexpected ${msg.kind} message`));
@@ -223,7 +245,13 @@ export class Zygote {
       return;
     }
     const child = new ZygoteChild(id, pid, p.name, fds, { ...granted, ...p.output }, (cid, sig) => {
-      if (!this.closedBy) this.conn.send({ kind: 'kill', id: cid, signal: sig });
+      // Also while close() runs (closedBy is set by then): that is how it kills a child this
+      // process may not signal itself (another uid's). Once the connection is gone, so is the child.
+      try {
+        this.conn.send({ kind: 'kill', id: cid, signal: sig });
+      } catch {
+        // Closed: the zygote kills a gone client's children itself.
+      }
     });
     this.live.set(id, child);
     this.updateRef();

@@ -1,4 +1,5 @@
 // The zygote process's configuration: what the client or the CLI hands it on its command line.
+import { checkAdmissionPolicy, type AdmissionPolicy } from './admission.js';
 import { InvalidOptionError, ProtocolError } from './errors.js';
 import { normalizeLimitPolicy, type LimitPolicy } from './limits.js';
 import { normalizeSandboxDefaults, type NormalizedSandboxDefaults, type SandboxDefaults } from './sandbox.js';
@@ -30,6 +31,8 @@ export interface ZygoteConfig {
    * nofile are the sandbox's) and the caps no spawn may exceed (zygote/sandbox/limits.ts).
    */
   limits: LimitPolicy;
+  /** Connections per uid, live children, the spawn queue (protocol/admission.ts). */
+  admission: AdmissionPolicy;
   /** DANGEROUS: honour spawns that skip sandbox layers (tests only; never the CLI). */
   allowUnsandboxed: boolean;
   /** How long shutdown waits for children to be reaped after SIGKILL. */
@@ -75,6 +78,13 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
   } catch (err) {
     bad('limits', (err as Error).message);
   }
+  try {
+    c.admission = checkAdmissionPolicy(c.admission);
+  } catch (err) {
+    bad('admission', (err as Error).message);
+  }
+  const range = c.sandbox!.uidRange;
+  if (range && c.admission!.maxChildren > range.count) bad('admission.maxChildren', `at most the uid range's count (${range.count})`);
   if (!Number.isInteger(c.setupTimeoutMs) || c.setupTimeoutMs! <= 0) bad('setupTimeoutMs', 'a positive integer');
   if (!Number.isInteger(c.shutdownTimeoutMs) || c.shutdownTimeoutMs! <= 0) bad('shutdownTimeoutMs', 'a positive integer');
   try {

@@ -8,6 +8,7 @@ import type * as Gen from './gen/zygote_types.cjs';
 import { decodeFrame, encodeFrame } from './framing.js';
 import { ProtocolError } from './errors.js';
 import { ZYGOTE_LIMIT_KEYS, type GrantedLimits, type ZygoteLimitKey } from './limits.js';
+import { CAPACITY_CAPS, REFUSAL_REASONS, type CapacityCap, type RefusalReason } from './admission.js';
 
 // Loaded with require: Node's ESM view of CommonJS misses exports the generator assigns
 // through an alias (ttypes.PROTOCOL_VERSION = ...).
@@ -74,6 +75,12 @@ export interface AboveCap {
   cap: number;
 }
 
+/** The cap a spawn found full, and its value (see protocol/zygote.thrift, Capacity). */
+export interface Capacity {
+  cap: CapacityCap;
+  limit: number;
+}
+
 /** The limit the zygote ended a child for. */
 export type ZygoteLimit = 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit';
 const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit', 'oom', 'pids-limit'];
@@ -86,7 +93,9 @@ export type ServerMessage =
   | { kind: 'hello'; protocolVersion: number; zygotePid: number; nodeVersion: string }
   | { kind: 'startupFailed'; message: string }
   | { kind: 'spawned'; id: number; pid: number; limits?: GrantedLimits }
-  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string; sandbox: boolean; aboveCap?: AboveCap }
+  | { kind: 'spawnFailed'; id: number; step: string; errnoName: string; message: string; sandbox: boolean; aboveCap?: AboveCap; capacity?: Capacity }
+  | { kind: 'queued'; id: number; timeoutMs: number }
+  | { kind: 'refused'; reason: RefusalReason; message: string; limit?: number }
   | {
       kind: 'exited';
       id: number;
@@ -155,9 +164,18 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
       break;
     }
     case 'spawnFailed': {
-      const { aboveCap, ...rest } = m;
+      const { aboveCap, capacity, ...rest } = m;
       const cap = aboveCap ? new gen.LimitAboveCap({ field: aboveCap.field, cap: aboveCap.cap, ...(aboveCap.requested === null ? {} : { requested: aboveCap.requested }) } as never) : undefined;
-      msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed({ ...rest, ...(cap ? { aboveCap: cap } : {}) }) });
+      const room = capacity ? new gen.Capacity(capacity as never) : undefined;
+      msg = new gen.ServerMessage({ spawnFailed: new gen.SpawnFailed({ ...rest, ...(cap ? { aboveCap: cap } : {}), ...(room ? { capacity: room } : {}) }) });
+      break;
+    }
+    case 'queued':
+      msg = new gen.ServerMessage({ queued: new gen.Queued({ id: m.id, timeoutMs: m.timeoutMs } as never) });
+      break;
+    case 'refused': {
+      const { kind: _kind, ...rest } = m;
+      msg = new gen.ServerMessage({ refused: new gen.Refused(rest as never) });
       break;
     }
     case 'exited': {
@@ -175,7 +193,7 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
 
 export function decodeServerMessage(frame: Buffer): ServerMessage {
   const msg = decodeFrame(frame, gen.ServerMessage, 'ServerMessage', MAX_CONTROL_FRAME_BYTES);
-  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault'], 'ServerMessage');
+  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault', 'refused', 'queued'], 'ServerMessage');
   switch (which) {
     case 'hello': {
       const h = msg.hello!;
@@ -202,7 +220,20 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         message: str(f.message, 'SpawnFailed.message'),
         sandbox: f.sandbox === true,
         ...(f.aboveCap == null ? {} : { aboveCap: aboveCap(f.aboveCap) }),
+        ...(f.capacity == null ? {} : { capacity: capacity(f.capacity) }),
       };
+    }
+    case 'queued': {
+      const q = msg.queued!;
+      const timeoutMs = int64(q.timeoutMs, 'Queued.timeoutMs');
+      if (timeoutMs <= 0) throw new ProtocolError('invalid', 'Queued.timeoutMs must be positive');
+      return { kind: 'queued', id: int32(q.id, 'Queued.id'), timeoutMs };
+    }
+    case 'refused': {
+      const r = msg.refused!;
+      const reason = str(r.reason, 'Refused.reason');
+      if (!(REFUSAL_REASONS as readonly string[]).includes(reason)) throw new ProtocolError('invalid', `Refused.reason must be one of ${REFUSAL_REASONS.join(', ')}`);
+      return { kind: 'refused', reason: reason as RefusalReason, message: str(r.message, 'Refused.message'), ...(r.limit == null ? {} : { limit: int64(r.limit, 'Refused.limit') }) };
     }
     case 'exited': {
       const e = msg.exited!;
@@ -260,6 +291,12 @@ function aboveCap(a: Gen.LimitAboveCap): AboveCap {
   const field = str(a.field, 'LimitAboveCap.field');
   if (!(ZYGOTE_LIMIT_KEYS as readonly string[]).includes(field)) throw new ProtocolError('invalid', `LimitAboveCap.field must be one of ${ZYGOTE_LIMIT_KEYS.join(', ')}`);
   return { field: field as ZygoteLimitKey, requested: a.requested == null ? null : int64(a.requested, 'LimitAboveCap.requested'), cap: int64(a.cap, 'LimitAboveCap.cap') };
+}
+
+function capacity(c: Gen.Capacity): Capacity {
+  const cap = str(c.cap, 'Capacity.cap');
+  if (!(CAPACITY_CAPS as readonly string[]).includes(cap)) throw new ProtocolError('invalid', `Capacity.cap must be one of ${CAPACITY_CAPS.join(', ')}`);
+  return { cap: cap as CapacityCap, limit: int64(c.limit, 'Capacity.limit') };
 }
 
 function zygoteLimit(v: unknown): ZygoteLimit {

@@ -14,5 +14,6 @@ export * from './sandbox.js';
 export * from './options.js';
 export * from './limits.js';
 export * from './pool.js';
+export * from './admission.js';
 export * from './spawn.js';
 export * from './config.js';

@@ -9,7 +9,7 @@
  */
 namespace js zygote.protocol
 
-const i32 PROTOCOL_VERSION = 1
+const i32 PROTOCOL_VERSION = 2
 
 /**
  * A host path shown to one child (see zygote/sandbox/root.ts). Its source travels as an fd: the
@@ -145,6 +145,17 @@ struct LimitAboveCap {
   3: required i64 cap
 }
 
+/**
+ * The zygote had no room for a spawn (zygote serve --max-children, --max-children-per-uid,
+ * --max-queue, --queue-timeout): nothing was forked.
+ */
+struct Capacity {
+  /** The cap: "children", "children-per-uid", "queue-full" or "queue-timeout". */
+  1: required string cap
+  /** Its value: a number of children or spawns, or the queue timeout in milliseconds. */
+  2: required i64 limit
+}
+
 /** The fork or the child's setup failed; no untrusted code ran. */
 struct SpawnFailed {
   1: required i32 id
@@ -157,6 +168,29 @@ struct SpawnFailed {
   5: optional bool sandbox
   /** Set when the spawn asked for a limit above a cap (step "limits"). */
   6: optional LimitAboveCap aboveCap
+  /** Set when the zygote had no room for the spawn (step "admission"). */
+  7: optional Capacity capacity
+}
+
+/**
+ * The zygote is full: the spawn waits in its queue for a child to be reaped, for at most
+ * timeoutMs, after which it gets Spawned or SpawnFailed (capacity "queue-timeout").
+ */
+struct Queued {
+  1: required i32 id
+  2: required i64 timeoutMs
+}
+
+/**
+ * Zygote -> client, instead of Hello: this connection is refused, and closed after this frame.
+ * reason: "not-allowed" (the peer's uid is not in --allow-uid), "connections-per-uid" (it holds
+ * --max-connections-per-uid already), "fds" (the zygote is short of file descriptors).
+ */
+struct Refused {
+  1: required string reason
+  2: required string message
+  /** The cap, for "connections-per-uid". */
+  3: optional i64 limit
 }
 
 /** A child of this connection was reaped. */
@@ -194,4 +228,6 @@ union ServerMessage {
   4: SpawnFailed spawnFailed
   5: Exited exited
   6: Fault fault
+  7: Refused refused
+  8: Queued queued
 }

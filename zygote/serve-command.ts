@@ -9,6 +9,7 @@ import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protoc
 import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
 import { DEFAULT_POOL_MAX_IDLE_MS, MAX_POOL_SIZE, normalizePoolOptions } from '../protocol/pool.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
+import { DEFAULT_ADMISSION, resolveAdmission, type AdmissionNames, type AdmissionPolicy } from '../protocol/admission.js';
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
 
@@ -43,6 +44,11 @@ export function registerServe(program: Command): void {
     .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
     .option('--pool <n>', `keep n children forked and sandboxed ahead of spawns, each claimed by one spawn (1 to ${MAX_POOL_SIZE}; default: none)`, parseCount)
     .option('--pool-max-idle <ms>', `replace a pool child idle longer than this (default ${DEFAULT_POOL_MAX_IDLE_MS})`, parseCount)
+    .option('--max-connections-per-uid <n>', `connections one uid may hold at once (default ${DEFAULT_ADMISSION.maxConnectionsPerUid})`, parseCount)
+    .option('--max-children <n>', `live children of this server, all clients together (default ${DEFAULT_ADMISSION.maxChildren}; with --uid-range at most, and by default, its count if that is smaller)`, parseCount)
+    .option('--max-children-per-uid <n>', 'live children of one client uid (default: --max-children minus one for each other --allow-uid, at least 1, so no uid takes the last slots)', parseCount)
+    .option('--max-queue <n>', `spawns that wait for a free child slot (default ${DEFAULT_ADMISSION.maxQueue}; 0: refuse at once); each uid may hold --max-queue divided by the number of --allow-uid uids (at least 1)`, parseUint)
+    .option('--queue-timeout <ms>', `how long a spawn may wait in the queue before it is refused (default ${DEFAULT_ADMISSION.queueTimeoutMs})`, parseCount)
     .option('--quiet', 'log only errors, not every spawn and exit')
     .addHelpText(
       'after',
@@ -50,6 +56,14 @@ export function registerServe(program: Command): void {
 Limits: a client may ask for less than each default, never more than its cap (a spawn above
 one is refused with a LimitCapError naming the field, the value and the cap). Sizes take a
 K, M, G or T suffix (KiB...). Without --max-X, the cap of X is its default.
+
+Room: a connection over --max-connections-per-uid, from a uid not in --allow-uid, or when the
+server is short of fds, is refused with a ZygoteRefusedError (.reason). A spawn that does not
+fit (the server at --max-children, or its uid at --max-children-per-uid) waits in the queue
+for at most --queue-timeout ms; when a child is reaped, the uid with the fewest live children
+goes first. Past the queue, after the wait, or with --max-queue 0, it is refused with a
+ZygoteBusyError naming the cap (children, children-per-uid, queue-full, queue-timeout).
+Refusals are logged once per uid every 10 s, with a count of the rest.
 
 The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
 safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
@@ -79,8 +93,15 @@ Example:
         return program.error(`error: ${(err as Error).message}`);
       }
       let limits: LimitPolicy;
+      let admission: AdmissionPolicy;
+      const allowUids = opts.allowUid ?? [process.getuid!()];
       try {
         limits = limitPolicy(opts, sandbox);
+        admission = resolveAdmission(
+          { maxConnectionsPerUid: opts.maxConnectionsPerUid, maxChildren: opts.maxChildren, maxChildrenPerUid: opts.maxChildrenPerUid, maxQueue: opts.maxQueue, queueTimeoutMs: opts.queueTimeout },
+          { uids: new Set(allowUids).size, uidRangeCount: sandbox.uidRange?.count ?? null },
+          FLAG_NAMES,
+        );
       } catch (err) {
         return program.error(`error: ${(err as Error).message}`);
       }
@@ -94,13 +115,14 @@ Example:
       const config: ZygoteConfig = {
         main,
         preload: opts.preload ?? [],
-        control: { kind: 'listen', path: resolve(opts.socket), allowUids: opts.allowUid ?? [process.getuid!()] },
+        control: { kind: 'listen', path: resolve(opts.socket), allowUids },
         name: 'zygote',
         verbose: !opts.quiet,
         setupTimeoutMs: 10_000,
         shutdownTimeoutMs: 5_000,
         sandbox,
         limits,
+        admission,
         // The CLI never serves unsandboxed children: that switch exists for tests only.
         allowUnsandboxed: false,
         pool,
@@ -134,6 +156,11 @@ interface ServeOptions {
   quiet?: boolean;
   pool?: number;
   poolMaxIdle?: number;
+  maxConnectionsPerUid?: number;
+  maxChildren?: number;
+  maxChildrenPerUid?: number;
+  maxQueue?: number;
+  queueTimeout?: number;
   // 'none', not null: commander turns an option's null into ''.
   defaultMemory?: number | 'none';
   maxMemory?: number | 'none';
@@ -144,6 +171,15 @@ interface ServeOptions {
   defaultCpuTime?: number | 'none';
   maxCpuTime?: number | 'none';
 }
+
+/** The admission caps as the command line names them. */
+const FLAG_NAMES: AdmissionNames = {
+  maxConnectionsPerUid: '--max-connections-per-uid',
+  maxChildren: '--max-children',
+  maxChildrenPerUid: '--max-children-per-uid',
+  maxQueue: '--max-queue',
+  queueTimeoutMs: '--queue-timeout',
+};
 
 /** Each limit's --default-X and --max-X, by the field they set. */
 const LIMIT_FLAGS = {

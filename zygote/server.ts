@@ -3,7 +3,8 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { decodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
+import { decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
+import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
@@ -26,7 +27,18 @@ import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import { Idmaps } from './sandbox/idmaps.js';
 import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
+import { Acceptor, BACKOFF_MS, FDS_PER_CHILD } from './accept.js';
+import { Admission } from './admission.js';
+import { RefusalLog } from './refusal-log.js';
 
+
+type SpawnMessage = Extract<ClientMessage, { kind: 'spawn' }>;
+
+/** dangerouslyInjectFailure.step that makes the serve loop throw while handling the spawn (allowUnsandboxed zygotes only). */
+const SERVE_LOOP_FAULT = 'serve-loop';
+
+/** Mount fds all queued spawns together may hold (each spawn carries at most 32). */
+const MAX_QUEUED_FDS = 256;
 
 type Watch =
   | { kind: 'signals' }
@@ -64,6 +76,17 @@ export class Server {
   private poolForkFailures = 0;
   /** When the pool may be refilled again after failures (performance.now()). */
   private poolRetryAt = 0;
+  /** Who gets the next child, and the spawns waiting for one (zygote/admission.ts). */
+  private readonly admission: Admission<Connection, { msg: SpawnMessage; limits: GrantedLimits }>;
+  /** Mount fds held by queued spawns. */
+  private queuedFds = 0;
+  /** The listening socket's accept policy (zygote/accept.ts); null for an embedded zygote. */
+  private acceptor: Acceptor | null = null;
+  /** Connections per peer uid. */
+  private readonly connectionsOf = new Map<number, number>();
+  private readonly refusals: RefusalLog;
+  /** Set in a freshly forked child on its way out of the loop: nothing may catch its exceptions. */
+  private forked = false;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -82,6 +105,8 @@ export class Server {
     this.sweepDeadZygotes();
     this.pool = config.pool ? new WarmPool(config.pool) : null;
     this.devNull = this.pool ? openSync('/dev/null', 'r+') : -1;
+    this.admission = new Admission(config.admission);
+    this.refusals = new RefusalLog(log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -91,6 +116,13 @@ export class Server {
     } else {
       this.listenFd = listenReplacingStale(ctl.path, log);
       this.socketIno = lstatSync(ctl.path).ino;
+      // The fds kept from connections: every child's while it sets up, and the queue's mount fds.
+      this.acceptor = new Acceptor(this.listenFd, config.admission.maxChildren * FDS_PER_CHILD + MAX_QUEUED_FDS, {
+        refuseForFds: (fd) => this.refuseConnection(fd, null, 'fds', `the zygote is short of file descriptors`),
+        failed: (code, message, limit) =>
+          this.refusals.note({ key: `accept ${code}`, verb: 'failed', what: `accepts (${code})` }, code, `cannot accept a connection: ${message} (RLIMIT_NOFILE ${limit}); not accepting for ${BACKOFF_MS} ms`),
+        shed: (threshold) => this.shedConnections(threshold),
+      });
       // The socket is root's, 0600: the other allowed uids get an ACL entry each, so they can
       // connect and nobody else can; SO_PEERCRED still checks every connection (acceptAll).
       const others = ctl.allowUids.filter((u) => u !== process.getuid!());
@@ -170,7 +202,7 @@ export class Server {
         watches.push(w);
       };
       watch(this.signalFd, POLLIN, { kind: 'signals' });
-      if (this.listenFd >= 0) watch(this.listenFd, POLLIN, { kind: 'listen' });
+      if (this.listenFd >= 0 && this.acceptor?.watching(performance.now())) watch(this.listenFd, POLLIN, { kind: 'listen' });
       for (const conn of this.connections.values()) watch(conn.fd, POLLIN | (conn.wantsWrite ? POLLOUT : 0), { kind: 'connection', conn });
       for (const child of this.children.values()) {
         if (child.reportFd >= 0) watch(child.reportFd, POLLIN, { kind: 'report', child });
@@ -184,11 +216,16 @@ export class Server {
       if (ready === 0 && this.network?.removalPending) this.network.sweep();
       if (ready === 0 && this.idmaps.sweepPending) this.idmaps.sweep();
       this.expireDeadlines();
+      this.expireQueue();
+      this.refusals.flushDue();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
-        const task = this.dispatch(watches[i], revents[i]);
+        const task = this.isolated(watches[i], () => this.dispatch(watches[i], revents[i]));
         if (task) return task;
       }
+      // Children reaped this round made room: the queue goes first, in its fair order.
+      const task = this.admitWaiting();
+      if (task) return task;
       // Idle: refill the pool, one child a round, so a spawn that arrives meanwhile waits for
       // one fork at most; and not while a child is setting up, whose report would wait for it.
       if (ready === 0 && this.pool?.wantsChild && !this.shuttingDown && !this.anyInSetup()) {
@@ -198,10 +235,58 @@ export class Server {
     }
   }
 
+  /**
+   * Runs one event's handling so that nothing it throws ends the serve loop: a connection's
+   * failure drops that connection (and its children), a child's forgets that child (its fd
+   * would wake the loop forever), the listening socket's backs off. In a freshly forked child
+   * the exception is its own, and goes on up.
+   */
+  private isolated(w: Watch, fn: () => ChildTask | undefined): ChildTask | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      if (this.forked) throw err;
+      const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      switch (w.kind) {
+        case 'connection':
+          this.log.error(`handling ${w.conn.label} failed, dropping it: ${what}`);
+          this.dropConnection(w.conn, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+          return;
+        case 'report':
+        case 'pidfd':
+          this.log.error(`handling child pid=${w.child.pid} failed, killing and forgetting it: ${what}`);
+          this.forgetChild(w.child);
+          return;
+        default:
+          this.log.error(`handling the ${w.kind} event failed: ${what}`);
+      }
+    }
+  }
+
+  /**
+   * Last resort for a child whose events cannot be handled: killed, its fds closed, its slot
+   * freed. Its uid of the range is not given back: the child may live on, and no other may share it.
+   */
+  private forgetChild(child: ChildRecord): void {
+    try {
+      killChild(child);
+    } catch {
+      // Gone already.
+    }
+    if (this.children.get(child.pid) === child) this.children.delete(child.pid);
+    this.admission.reaped(child.pid);
+    closeHandover(child);
+    if (child.pidfd >= 0) native.close(child.pidfd);
+    child.pidfd = -1;
+  }
+
   private pollTimeout(): number {
     if (this.cgroups.removalPending || this.network?.removalPending) return 0;
     if (this.pool?.wantsChild && !this.shuttingDown && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF && !this.anyInSetup()) return 0;
     let next = Infinity;
+    const now = performance.now();
+    // The end of an accept back-off, a queued spawn's deadline, a refusal count due in the log.
+    for (const t of [this.acceptor?.wakeAt(now), this.admission.nextDeadline(), this.refusals.nextFlush()]) if (t != null) next = Math.min(next, t);
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
@@ -241,20 +326,9 @@ export class Server {
   }
 
   private acceptAll(): void {
-    if (this.shuttingDown) return;
     const ctl = this.config.control;
-    if (ctl.kind !== 'listen') return;
-    for (;;) {
-      let fd: number | null;
-      try {
-        fd = native.accept(this.listenFd);
-      } catch (err) {
-        // Out of fds (EMFILE, ENFILE) or memory: the clients already here are served on; the
-        // pending connection waits for the next round.
-        this.log.error(`cannot accept a connection: ${(err as Error).message}`);
-        return;
-      }
-      if (fd === null) return;
+    if (this.shuttingDown || !this.acceptor || ctl.kind !== 'listen') return;
+    for (const fd of this.acceptor.connections()) {
       let peer;
       try {
         peer = native.peerCred(fd);
@@ -264,14 +338,13 @@ export class Server {
         continue;
       }
       if (!ctl.allowUids.includes(peer.uid)) {
-        this.log.info(`refused connection from uid ${peer.uid} pid ${peer.pid}: not in --allow-uid`);
-        native.close(fd);
+        this.refuseConnection(fd, peer, 'not-allowed', `uid ${peer.uid} is not in --allow-uid`);
         continue;
       }
       // One uid cannot take all of the zygote's fds (and with them every other client's spawns).
-      if ([...this.connections.values()].filter((c) => c.peer.uid === peer.uid).length >= MAX_CONNECTIONS_PER_UID) {
-        this.log.error(`refused connection from uid ${peer.uid} pid ${peer.pid}: it has ${MAX_CONNECTIONS_PER_UID} connections already`);
-        native.close(fd);
+      const max = this.config.admission.maxConnectionsPerUid;
+      if ((this.connectionsOf.get(peer.uid) ?? 0) >= max) {
+        this.refuseConnection(fd, peer, 'connections-per-uid', `uid ${peer.uid} has ${max} connections already, the most one uid may hold`, max);
         continue;
       }
       // A client in a mount namespace of its own (a sidecar container) passes fds of mounts of
@@ -280,15 +353,58 @@ export class Server {
       try {
         mountNs = native.peerMountNamespace(fd);
       } catch (err) {
-        this.log.error(`could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${(err as Error).message}`);
+        const e = err as NodeJS.ErrnoException;
+        this.refusals.note(
+          { key: `mount namespace uid ${peer.uid}`, verb: 'failed', what: `opens of the mount namespace of uid ${peer.uid}` },
+          e.code ?? 'error',
+          `error: could not open the mount namespace of uid ${peer.uid} pid ${peer.pid} (its mounts will be refused unless it shares ours): ${e.message}`,
+        );
+      }
+      if (mountNs >= 0 && this.acceptor.inHeadroom(mountNs)) {
+        native.close(mountNs);
+        this.refuseConnection(fd, peer, 'fds', 'the zygote is short of file descriptors');
+        continue;
       }
       this.addConnection(fd, peer, mountNs);
+    }
+  }
+
+  /**
+   * Tells a peer why it is refused (a Refused frame instead of Hello), then closes it. Logged
+   * once per uid and interval, with a count of the rest (zygote/refusal-log.ts).
+   */
+  private refuseConnection(fd: number, peer: { pid: number; uid: number } | null, reason: RefusalReason, message: string, limit?: number): void {
+    if (!peer) {
+      try {
+        peer = native.peerCred(fd);
+      } catch {
+        // Nameless: logged under "unknown".
+      }
+    }
+    const who = peer ? `uid ${peer.uid}` : 'an unknown uid';
+    this.refusals.note({ key: `connection ${who}`, verb: 'refused', what: `connections from ${who}` }, reason, `refused connection from ${who}${peer ? ` pid ${peer.pid}` : ''}: ${message} (${reason})`);
+    try {
+      native.sendPacket(fd, encodeServerMessage({ kind: 'refused', reason, message, ...(limit === undefined ? {} : { limit }) }), []);
+    } catch {
+      // The peer is gone already.
+    }
+    native.close(fd);
+  }
+
+  /** RLIMIT_NOFILE was lowered under the zygote: connections now in the fds kept for spawns go. */
+  private shedConnections(threshold: number): void {
+    for (const conn of [...this.connections.values()]) {
+      if (conn.fd < threshold && conn.mountNs < threshold) continue;
+      this.guard(conn, () => conn.send({ kind: 'refused', reason: 'fds', message: 'the zygote is short of file descriptors (its RLIMIT_NOFILE was lowered)' }));
+      this.refusals.note({ key: `connection uid ${conn.peer.uid}`, verb: 'refused', what: `connections from uid ${conn.peer.uid}` }, 'fds', `dropped ${conn.label}: the zygote is short of file descriptors (its RLIMIT_NOFILE was lowered)`);
+      this.dropConnection(conn, 'short of file descriptors');
     }
   }
 
   private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }, mountNs = -1): void {
     const conn = new Connection(fd, peer, mountNs);
     this.connections.set(fd, conn);
+    this.connectionsOf.set(peer.uid, (this.connectionsOf.get(peer.uid) ?? 0) + 1);
     this.guard(conn, () => conn.send({ kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: process.pid, nodeVersion: process.version }));
   }
 
@@ -315,21 +431,24 @@ export class Server {
         this.fault(conn, (err as Error).message);
         return;
       }
-      let forked = false;
+      let kept = false;
       try {
         const task = this.handle(conn, msg, packet.fds);
         // A freshly forked child: it closed its copies itself (native/fork.cc); the numbers may
-        // be reused already.
-        forked = task !== undefined;
-        if (task) return task;
+        // be reused already. A queued spawn's fds are the queue's until it is served.
+        kept = task !== undefined;
+        if (task && task !== 'queued') return task;
       } finally {
-        if (!forked) closeClientFds(packet.fds);
+        if (!kept) closeClientFds(packet.fds);
       }
     }
   }
 
-  /** fds: a spawn's mount sources, in the order of its mounts (closed by the caller). */
-  private handle(conn: Connection, msg: ClientMessage, fds: readonly number[]): ChildTask | undefined {
+  /**
+   * fds: a spawn's mount sources, in the order of its mounts, closed by the caller unless the
+   * spawn was queued (then the queue holds them).
+   */
+  private handle(conn: Connection, msg: ClientMessage, fds: readonly number[]): ChildTask | 'queued' | undefined {
     if (msg.kind === 'kill') {
       const pid = conn.children.get(msg.id);
       const child = pid === undefined ? undefined : this.children.get(pid);
@@ -340,7 +459,7 @@ export class Server {
       this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
       return;
     }
-    if (conn.children.has(msg.id)) {
+    if (conn.children.has(msg.id) || this.admission.isWaiting(conn, msg.id)) {
       this.fault(conn, `spawn id ${msg.id} is already in use on this connection`);
       return;
     }
@@ -350,26 +469,88 @@ export class Server {
       );
       return;
     }
-    const refuse = (step: string, message: string, errnoName = '') =>
-      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step, errnoName, message, sandbox: false }));
-    const pooledUid = this.uidPool ? this.uidPool.take() : null;
-    if (this.uidPool && pooledUid === null) {
-      refuse('uid', `every uid of the sandbox's uid range is in use by a live child`, 'EAGAIN');
-      return;
-    }
-    const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
-    let sandbox;
-    let networkAllow;
+    // Tests only: a request whose handling throws, to show it ends its connection and nothing
+    // else (test/zygote/serve-isolation.test.ts).
+    if (this.config.allowUnsandboxed && msg.sandbox.injectStep === SERVE_LOOP_FAULT) throw new Error('a failure injected into the serve loop (tests only)');
     let limits: GrantedLimits;
     try {
       // The zygote's defaults fill in what the request leaves out; its caps bound the rest.
       limits = grantLimits(this.config, msg.limits, msg.sandbox);
     } catch (err) {
-      if (pooledUid !== null) this.uidPool!.release(pooledUid);
-      if (!(err instanceof AboveCapError)) refuse('limits', (err as Error).message);
+      if (!(err instanceof AboveCapError)) this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'limits', errnoName: '', message: (err as Error).message, sandbox: false }));
       else this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'limits', errnoName: '', message: err.message, sandbox: false, aboveCap: err.aboveCap }));
       return;
     }
+    // Room for it: now, after a wait in the queue, or none (zygote/admission.ts).
+    const verdict = this.admission.consider(conn.peer.uid);
+    if (verdict.kind === 'queue' && this.queuedFds + fds.length > MAX_QUEUED_FDS) {
+      this.refuseSpawn(conn, msg.id, 'queue-full', MAX_QUEUED_FDS, `the zygote is full and its queued spawns hold ${this.queuedFds} mount fds; ${fds.length} more would pass ${MAX_QUEUED_FDS}`);
+      return;
+    }
+    if (verdict.kind === 'refuse') {
+      this.refuseSpawn(conn, msg.id, verdict.cap, verdict.limit, verdict.message);
+      return;
+    }
+    if (verdict.kind === 'queue') {
+      this.admission.enqueue({ owner: conn, uid: conn.peer.uid, id: msg.id, request: { msg, limits }, fds: [...fds] }, performance.now());
+      this.queuedFds += fds.length;
+      this.guard(conn, () => conn.send({ kind: 'queued', id: msg.id, timeoutMs: this.config.admission.queueTimeoutMs }));
+      if (this.config.verbose) this.log.info(`spawn id=${msg.id} for ${conn.label} queued: ${this.admission.fullness(conn.peer.uid)} (${this.admission.queued} waiting)`);
+      return 'queued';
+    }
+    return this.spawnNow(conn, msg, fds, limits);
+  }
+
+  /** A spawn refused for lack of room: a typed reply naming the cap, and a log line (rate-limited per uid). */
+  private refuseSpawn(conn: Connection, id: number, cap: CapacityCap, limit: number, message: string): void {
+    this.guard(conn, () => conn.send({ kind: 'spawnFailed', id, step: 'admission', errnoName: '', message, sandbox: false, capacity: { cap, limit } }));
+    const uid = conn.peer.uid;
+    this.refusals.note({ key: `spawn uid ${uid}`, verb: 'refused', what: `spawns of uid ${uid}` }, cap, `refused spawn id=${id} of ${conn.label}: ${message} (${cap})`);
+  }
+
+  /** Serves the queue while there is room: each spawn forked, or refused for another reason. */
+  private admitWaiting(): ChildTask | undefined {
+    for (let w = this.admission.next(); w; w = this.admission.next()) {
+      this.queuedFds -= w.fds.length;
+      const conn = w.owner;
+      if (conn.closed) {
+        closeClientFds(w.fds);
+        continue;
+      }
+      let forked = false;
+      try {
+        const task = this.isolated({ kind: 'connection', conn }, () => this.spawnNow(conn, w!.request.msg, w!.fds, w!.request.limits));
+        forked = task !== undefined;
+        if (task) return task;
+      } finally {
+        if (!forked) closeClientFds(w.fds);
+      }
+    }
+  }
+
+  /** Refuses the queued spawns that waited too long. */
+  private expireQueue(): void {
+    for (const w of this.admission.expired(performance.now())) {
+      this.queuedFds -= w.fds.length;
+      closeClientFds(w.fds);
+      const ms = this.config.admission.queueTimeoutMs;
+      this.refuseSpawn(w.owner, w.id, 'queue-timeout', ms, `no child slot came free within ${ms} ms: ${this.admission.fullness(w.uid)}`);
+    }
+  }
+
+  /** Forks a spawn that was admitted; fds as for handle(). */
+  private spawnNow(conn: Connection, msg: SpawnMessage, fds: readonly number[], limits: GrantedLimits): ChildTask | undefined {
+    const refuse = (step: string, message: string, errnoName = '') =>
+      this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step, errnoName, message, sandbox: false }));
+    const pooledUid = this.uidPool ? this.uidPool.take() : null;
+    if (this.uidPool && pooledUid === null) {
+      // Not reached while maxChildren is at most the range's count (protocol/config.ts checks).
+      this.refuseSpawn(conn, msg.id, 'children', this.config.admission.maxChildren, `every uid of the sandbox's uid range is in use by a live child`);
+      return;
+    }
+    const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
+    let sandbox;
+    let networkAllow;
     try {
       const request = sandboxRequest(msg.sandbox, limits);
       networkAllow = resolveNetwork(this.config.sandbox, request, this.config.control.kind === 'fd');
@@ -403,6 +584,7 @@ export class Server {
       claimed.pooledUid = pooledUid;
       this.children.set(claimed.pid, claimed);
       conn.children.set(msg.id, claimed.pid);
+      this.admission.started(claimed.pid, conn.peer.uid);
       if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${claimed.pid} name=${JSON.stringify(msg.name)} for ${conn.label} (from the pool)`);
       return;
     }
@@ -420,7 +602,10 @@ export class Server {
       sandbox.cgroupProcs = cgroup.procsFds;
     }
     const out = forkChild(msg, sandbox, conn.fd);
-    if (out.role === 'child') return out.task;
+    if (out.role === 'child') {
+      this.forked = true;
+      return out.task;
+    }
     // The child has joined (or failed to); the zygote's copies of cgroup.procs are done with.
     for (const fd of cgroup?.procsFds ?? []) closeSync(fd);
     if (cgroup && out.role === 'failed') this.cgroups.finish(cgroup);
@@ -438,6 +623,7 @@ export class Server {
     if (limits.wallTimeMs !== null) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
+    this.admission.started(out.child.pid, conn.peer.uid);
     conn.children.set(msg.id, out.child.pid);
     if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
   }
@@ -509,7 +695,10 @@ export class Server {
     }
     if (cgroup) sandbox.cgroupProcs = cgroup.procsFds;
     const out = forkPoolChild(sandbox, this.devNull);
-    if (out.role === 'child') return out.task;
+    if (out.role === 'child') {
+      this.forked = true;
+      return out.task;
+    }
     for (const fd of cgroup?.procsFds ?? []) closeSync(fd);
     if (cgroup) cgroup.procsFds = [];
     if (out.role === 'failed') {
@@ -631,6 +820,8 @@ export class Server {
     child.pidfd = -1;
     if (child.stepPidfd >= 0) native.close(child.stepPidfd);
     child.stepPidfd = -1;
+    // Its slot (and uid) is free only now: admitWaiting() gives it to the queue this round.
+    this.admission.reaped(child.pid);
     if (child.pooledUid !== null) this.uidPool!.release(child.pooledUid);
     // Every process of its network namespace is gone: its /30 is free once its allow rules go.
     if (child.network) this.network!.detach(child.network);
@@ -684,6 +875,14 @@ export class Server {
     if (conn.closed) return;
     conn.close();
     this.connections.delete(conn.fd);
+    const held = (this.connectionsOf.get(conn.peer.uid) ?? 1) - 1;
+    if (held > 0) this.connectionsOf.set(conn.peer.uid, held);
+    else this.connectionsOf.delete(conn.peer.uid);
+    // Its waiting spawns go with it, and the fds they held.
+    for (const w of this.admission.dropOwner(conn)) {
+      this.queuedFds -= w.fds.length;
+      closeClientFds(w.fds);
+    }
     for (const pid of conn.children.values()) {
       const child = this.children.get(pid);
       if (!child) continue;
@@ -705,6 +904,11 @@ export class Server {
     // Connections stay open until the children are reaped, so clients learn how each ended.
     for (const child of this.children.values()) killChild(child);
     for (const pc of [...(this.pool?.all() ?? [])]) this.retire(pc);
+    for (const w of this.admission.drain()) {
+      this.queuedFds -= w.fds.length;
+      closeClientFds(w.fds);
+      this.guard(w.owner, () => w.owner.send({ kind: 'spawnFailed', id: w.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
+    }
   }
 
   /** Stops listening and removes the socket this zygote bound (and nothing that replaced it). */
@@ -721,6 +925,8 @@ export class Server {
   }
 
   private exit(): never {
+    this.refusals.flushAll();
+    this.acceptor?.close();
     for (const problem of this.cgroups.removeAll()) this.log.error(`left a cgroup behind: ${problem}`);
     this.network?.close();
     for (const conn of this.connections.values()) {
@@ -776,9 +982,6 @@ function fileKind(st: Stats): string {
   if (st.isFIFO()) return 'FIFO';
   return 'device';
 }
-
-/** Connections one uid may hold at once (each costs the zygote an fd, and its children more). */
-const MAX_CONNECTIONS_PER_UID = 64;
 
 /** Pool children that may fail in a row before the pool waits POOL_RETRY_MS to refill. */
 const POOL_FORK_FAILURES_BEFORE_BACKOFF = 3;

@@ -1179,6 +1179,75 @@ const LimitAboveCap = module.exports.LimitAboveCap = class {
   }
 
 };
+const Capacity = module.exports.Capacity = class {
+  constructor(args) {
+    this.cap = null;
+    this.limit = null;
+    if (args) {
+      if (args.cap !== undefined && args.cap !== null) {
+        this.cap = args.cap;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cap is unset!');
+      }
+      if (args.limit !== undefined && args.limit !== null) {
+        this.limit = args.limit;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field limit is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.cap = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.limit = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Capacity');
+    if (this.cap !== null && this.cap !== undefined) {
+      output.writeFieldBegin('cap', Thrift.Type.STRING, 1);
+      output.writeString(this.cap);
+      output.writeFieldEnd();
+    }
+    if (this.limit !== null && this.limit !== undefined) {
+      output.writeFieldBegin('limit', Thrift.Type.I64, 2);
+      output.writeI64(this.limit);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SpawnFailed = module.exports.SpawnFailed = class {
   constructor(args) {
     this.id = null;
@@ -1187,6 +1256,7 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     this.message = null;
     this.sandbox = null;
     this.aboveCap = null;
+    this.capacity = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -1213,6 +1283,9 @@ const SpawnFailed = module.exports.SpawnFailed = class {
       }
       if (args.aboveCap !== undefined && args.aboveCap !== null) {
         this.aboveCap = new ttypes.LimitAboveCap(args.aboveCap);
+      }
+      if (args.capacity !== undefined && args.capacity !== null) {
+        this.capacity = new ttypes.Capacity(args.capacity);
       }
     }
   }
@@ -1270,6 +1343,14 @@ const SpawnFailed = module.exports.SpawnFailed = class {
           input.skip(ftype);
         }
         break;
+        case 7:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.capacity = new ttypes.Capacity();
+          this.capacity.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1309,6 +1390,165 @@ const SpawnFailed = module.exports.SpawnFailed = class {
     if (this.aboveCap !== null && this.aboveCap !== undefined) {
       output.writeFieldBegin('aboveCap', Thrift.Type.STRUCT, 6);
       this.aboveCap.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.capacity !== null && this.capacity !== undefined) {
+      output.writeFieldBegin('capacity', Thrift.Type.STRUCT, 7);
+      this.capacity.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const Queued = module.exports.Queued = class {
+  constructor(args) {
+    this.id = null;
+    this.timeoutMs = null;
+    if (args) {
+      if (args.id !== undefined && args.id !== null) {
+        this.id = args.id;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field id is unset!');
+      }
+      if (args.timeoutMs !== undefined && args.timeoutMs !== null) {
+        this.timeoutMs = args.timeoutMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field timeoutMs is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.id = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.timeoutMs = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Queued');
+    if (this.id !== null && this.id !== undefined) {
+      output.writeFieldBegin('id', Thrift.Type.I32, 1);
+      output.writeI32(this.id);
+      output.writeFieldEnd();
+    }
+    if (this.timeoutMs !== null && this.timeoutMs !== undefined) {
+      output.writeFieldBegin('timeoutMs', Thrift.Type.I64, 2);
+      output.writeI64(this.timeoutMs);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const Refused = module.exports.Refused = class {
+  constructor(args) {
+    this.reason = null;
+    this.message = null;
+    this.limit = null;
+    if (args) {
+      if (args.reason !== undefined && args.reason !== null) {
+        this.reason = args.reason;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field reason is unset!');
+      }
+      if (args.message !== undefined && args.message !== null) {
+        this.message = args.message;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field message is unset!');
+      }
+      if (args.limit !== undefined && args.limit !== null) {
+        this.limit = args.limit;
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.reason = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.message = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.limit = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Refused');
+    if (this.reason !== null && this.reason !== undefined) {
+      output.writeFieldBegin('reason', Thrift.Type.STRING, 1);
+      output.writeString(this.reason);
+      output.writeFieldEnd();
+    }
+    if (this.message !== null && this.message !== undefined) {
+      output.writeFieldBegin('message', Thrift.Type.STRING, 2);
+      output.writeString(this.message);
+      output.writeFieldEnd();
+    }
+    if (this.limit !== null && this.limit !== undefined) {
+      output.writeFieldBegin('limit', Thrift.Type.I64, 3);
+      output.writeI64(this.limit);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -1566,6 +1806,8 @@ const ServerMessage = module.exports.ServerMessage = class {
     this.spawnFailed = null;
     this.exited = null;
     this.fault = null;
+    this.refused = null;
+    this.queued = null;
     if (args) {
       if (args.hello !== undefined && args.hello !== null) {
         this.hello = new ttypes.Hello(args.hello);
@@ -1584,6 +1826,12 @@ const ServerMessage = module.exports.ServerMessage = class {
       }
       if (args.fault !== undefined && args.fault !== null) {
         this.fault = new ttypes.Fault(args.fault);
+      }
+      if (args.refused !== undefined && args.refused !== null) {
+        this.refused = new ttypes.Refused(args.refused);
+      }
+      if (args.queued !== undefined && args.queued !== null) {
+        this.queued = new ttypes.Queued(args.queued);
       }
     }
   }
@@ -1646,6 +1894,22 @@ const ServerMessage = module.exports.ServerMessage = class {
           input.skip(ftype);
         }
         break;
+        case 7:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.refused = new ttypes.Refused();
+          this.refused.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.queued = new ttypes.Queued();
+          this.queued.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1687,10 +1951,20 @@ const ServerMessage = module.exports.ServerMessage = class {
       this.fault.write(output);
       output.writeFieldEnd();
     }
+    if (this.refused !== null && this.refused !== undefined) {
+      output.writeFieldBegin('refused', Thrift.Type.STRUCT, 7);
+      this.refused.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.queued !== null && this.queued !== undefined) {
+      output.writeFieldBegin('queued', Thrift.Type.STRUCT, 8);
+      this.queued.write(output);
+      output.writeFieldEnd();
+    }
     output.writeFieldStop();
     output.writeStructEnd();
     return;
   }
 
 };
-ttypes.PROTOCOL_VERSION = 1;
+ttypes.PROTOCOL_VERSION = 2;

@@ -177,6 +177,19 @@ export declare class LimitAboveCap {
   }
 
 /**
+ * The zygote had no room for a spawn (zygote serve --max-children, --max-children-per-uid,
+ * --max-queue, --queue-timeout): nothing was forked.
+ */
+export declare class Capacity {
+    public cap: string;
+    public limit: Int64;
+
+      constructor(args?: { cap: string; limit: Int64; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * The fork or the child's setup failed; no untrusted code ran.
  */
 export declare class SpawnFailed {
@@ -186,8 +199,37 @@ export declare class SpawnFailed {
     public message: string;
     public sandbox?: boolean;
     public aboveCap?: LimitAboveCap;
+    public capacity?: Capacity;
 
-      constructor(args?: { id: number; step: string; errnoName: string; message: string; sandbox?: boolean; aboveCap?: LimitAboveCap; });
+      constructor(args?: { id: number; step: string; errnoName: string; message: string; sandbox?: boolean; aboveCap?: LimitAboveCap; capacity?: Capacity; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
+ * The zygote is full: the spawn waits in its queue for a child to be reaped, for at most
+ * timeoutMs, after which it gets Spawned or SpawnFailed (capacity "queue-timeout").
+ */
+export declare class Queued {
+    public id: number;
+    public timeoutMs: Int64;
+
+      constructor(args?: { id: number; timeoutMs: Int64; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
+ * Zygote -> client, instead of Hello: this connection is refused, and closed after this frame.
+ * reason: "not-allowed" (the peer's uid is not in --allow-uid), "connections-per-uid" (it holds
+ * --max-connections-per-uid already), "fds" (the zygote is short of file descriptors).
+ */
+export declare class Refused {
+    public reason: string;
+    public message: string;
+    public limit?: Int64;
+
+      constructor(args?: { reason: string; message: string; limit?: Int64; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -229,8 +271,10 @@ export declare class ServerMessage {
     public spawnFailed?: SpawnFailed;
     public exited?: Exited;
     public fault?: Fault;
+    public refused?: Refused;
+    public queued?: Queued;
 
-      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; });
+      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; refused?: Refused; queued?: Queued; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -30,6 +30,17 @@ function poolPids(zpid: number): number[] {
   });
 }
 
+/** Pool children whose setup is done: their init has split off the step-to-be. */
+function readyPoolPids(zpid: number): number[] {
+  return poolPids(zpid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '';
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** When a process started, in clock ticks since boot (/proc/PID/stat field 22). */
 function startTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -44,8 +55,8 @@ async function run(zy: Zygote, args: unknown[], opts: Parameters<Zygote['spawn']
 
 describe('a warm pool', () => {
   it('keeps its size of children forked ahead, and serves a spawn with one of them (forked before the spawn was asked for)', async () => {
-    await waitFor(() => poolPids(z.pid).length === 2, 10_000, 'the pool to fill');
-    const ahead = poolPids(z.pid);
+    await waitFor(() => readyPoolPids(z.pid).length === 2, 10_000, 'the pool to fill');
+    const ahead = readyPoolPids(z.pid);
     const before = ahead.map(startTicks);
     // Ticks are 10 ms: wait two so a child forked for this spawn would start later than these.
     await new Promise((r) => setTimeout(r, 30));
@@ -105,7 +116,7 @@ describe('a warm pool', () => {
       writeFileSync(join(dir, 'in.txt'), 'from the client');
       const dz = await startZygote({ main: DEPUTY_MAIN, pool: { size: 1 } });
       try {
-        await waitFor(() => poolPids(dz.pid).length === 1, 10_000, 'the pool to fill');
+        await waitFor(() => readyPoolPids(dz.pid).length === 1, 10_000, 'the pool to fill');
         const child = await dz.spawn({ args: [['read', '/input/in.txt'], ['write', '/input/x', 'no'], ['write', '/output/y', 'yes']], mounts: [{ source: dir, target: '/input' }, { source: join(dir), target: '/output', writable: true }] });
         const [out, err, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
         expect(status.code, err).toBe(0);
@@ -125,8 +136,8 @@ describe('a warm pool', () => {
   it('fails closed: a claimed child whose claim cannot be applied in full (seccomp, made to fail) never runs the step', async () => {
     const iz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 }, dangerouslyAllowUnsandboxed: true });
     try {
-      await waitFor(() => poolPids(iz.pid).length === 1, 10_000, 'the pool to fill');
-      const [pooled] = poolPids(iz.pid);
+      await waitFor(() => readyPoolPids(iz.pid).length === 1, 10_000, 'the pool child to be ready');
+      const [pooled] = readyPoolPids(iz.pid);
       const err = await iz.spawn({ args: ['echo-args', 'ran'], sandbox: { dangerouslyInjectFailure: { step: 'seccomp', errno: 'EPERM' } } }).then(
         () => null,
         (e: unknown) => e,

@@ -28,7 +28,7 @@ const main = ECHO_MAIN;
 
 /** [where, call, the exact message]; every call must throw or reject with a TypeError. */
 const UNKNOWN: [string, () => unknown, string][] = [
-  ['startZygote()', () => startZygote({ main, poolSize: 4 } as never), 'Unknown option `poolSize` in startZygote(); known: main, preload, env, name, startupTimeoutMs, spawnTimeoutMs, verbose, sandbox, limits, pool, dangerouslyAllowUnsandboxed'],
+  ['startZygote()', () => startZygote({ main, poolSize: 4 } as never), 'Unknown option `poolSize` in startZygote(); known: main, preload, env, name, startupTimeoutMs, spawnTimeoutMs, verbose, sandbox, limits, pool, maxChildren, maxQueue, queueTimeoutMs, dangerouslyAllowUnsandboxed'],
   ['startZygote() limits', () => startZygote({ main, limits: { memoryBytez: 1 } } as never), `Unknown option \`limits.memoryBytez\` in startZygote(); known: ${LIMITS}`],
   ['startZygote() sandbox', () => startZygote({ main, sandbox: { tmpbytes: 1 } } as never), 'Unknown option `sandbox.tmpbytes` in startZygote(); known: uid, gid, uidRange, rlimits, tmpBytes, readOnlyPaths, network'],
   ['startZygote() sandbox.rlimits', () => startZygote({ main, sandbox: { rlimits: { nofiles: 9 } } } as never), 'Unknown option `sandbox.rlimits.nofiles` in startZygote(); known: nofile, fsize'],

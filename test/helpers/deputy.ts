@@ -13,8 +13,9 @@ export interface ClientRun {
 
 /**
  * A 0755 scratch directory under /var/tmp holding the built package (hard links where the
- * filesystem allows: no data copied) and the deputy fixtures: the checkout may sit in a
- * directory another uid cannot enter. Returns the scratch directory and the package in it.
+ * filesystem allows: no data copied) and the client fixtures (deputy, tenant, flood): the
+ * checkout may sit in a directory another uid cannot enter. Returns the scratch directory and
+ * the package in it.
  */
 export function scratchPackage(prefix: string): { scratch: string; pkg: string } {
   const scratch = mkdtempSync(join('/var/tmp', prefix));
@@ -31,7 +32,7 @@ export function scratchPackage(prefix: string): { scratch: string; pkg: string }
   };
   for (const name of ['package.json', 'dist', 'node_modules']) link(join(ROOT, name), join(pkg, name));
   link(join(ROOT, 'build/Release/zygote_native.node'), join(pkg, 'build/Release/zygote_native.node'));
-  for (const name of ['deputy-main.mjs', 'deputy-client.mjs']) copyFileSync(join(ROOT, 'test/fixtures', name), join(pkg, 'test/fixtures', name));
+  for (const name of ['deputy-main.mjs', 'deputy-client.mjs', 'tenant-client.mjs', 'flood-client.mjs']) copyFileSync(join(ROOT, 'test/fixtures', name), join(pkg, 'test/fixtures', name));
   return { scratch, pkg };
 }
 

@@ -29,8 +29,8 @@ function doubleLE(x: number): number[] {
 }
 
 describe('control protocol constants', () => {
-  it('speaks protocol version 1 with a 128 KiB frame limit', () => {
-    expect(PROTOCOL_VERSION).toBe(1);
+  it('speaks protocol version 2 (1 had no Refused or Queued) with a 128 KiB frame limit', () => {
+    expect(PROTOCOL_VERSION).toBe(2);
     expect(MAX_CONTROL_FRAME_BYTES).toBe(128 * 1024);
   });
 });
@@ -92,6 +92,11 @@ describe('ServerMessage round-trips', () => {
     ['an exited with its cgroup\'s peak memory', { ...exitedBase, code: 0, signal: null, memoryPeakBytes: 812 * 1024 * 1024 }],
     ['an exited the zygote ended for a limit', { ...exitedBase, code: null, signal: 9, limit: 'timeout' as const }],
     ['a fault', { kind: 'fault', message: 'frame header claims 9 bytes but 3 followed' }],
+    ['a spawnFailed for lack of room', { kind: 'spawnFailed', id: 10, step: 'admission', errnoName: '', message: 'full', sandbox: false, capacity: { cap: 'children-per-uid', limit: 3 } }],
+    ['a spawnFailed after a queue timeout', { kind: 'spawnFailed', id: 11, step: 'admission', errnoName: '', message: 'waited', sandbox: false, capacity: { cap: 'queue-timeout', limit: 30_000 } }],
+    ['a queued', { kind: 'queued', id: 12, timeoutMs: 30_000 }],
+    ['a refused connection', { kind: 'refused', reason: 'not-allowed', message: 'uid 5 is not in --allow-uid' }],
+    ['a refused connection with its cap', { kind: 'refused', reason: 'connections-per-uid', message: 'too many', limit: 64 }],
   ];
   it.each(cases)('%s', (_, msg) => {
     const frame = encodeServerMessage(msg);
@@ -311,6 +316,14 @@ describe('decodeServerMessage rejects', () => {
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'LimitAboveCap.field must be one of wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes, nofile');
   });
 
+  it('attack: a spawnFailed naming an unknown capacity cap, a refusal with an unknown reason, a queued with no wait: invalid', () => {
+    const cap = encodeServerMessage({ kind: 'spawnFailed', id: 1, step: 'admission', errnoName: '', message: 'm', sandbox: false, capacity: { cap: 'cpu' as never, limit: 1 } });
+    expectProtocolError(() => decodeServerMessage(cap), 'invalid', 'Capacity.cap must be one of children, children-per-uid, queue-full, queue-timeout');
+    const refused = encodeServerMessage({ kind: 'refused', reason: 'bored' as never, message: 'm' });
+    expectProtocolError(() => decodeServerMessage(refused), 'invalid', 'Refused.reason must be one of not-allowed, connections-per-uid, fds');
+    expectProtocolError(() => decodeServerMessage(encodeServerMessage({ kind: 'queued', id: 1, timeoutMs: 0 })), 'invalid', 'Queued.timeoutMs must be positive');
+  });
+
   it('attack: a spawned whose granted limits are negative, as invalid', () => {
     const f = encodeServerMessage({ kind: 'spawned', id: 1, pid: 2, limits: { wallTimeMs: -1, cpuTimeMs: null, memoryBytes: null, pids: null, tmpBytes: 1, fileBytes: 1, nofile: 1 } });
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'GrantedLimits.wallTimeMs must not be negative');
@@ -380,7 +393,11 @@ describe('property: decoding arbitrary bytes', () => {
       case 'spawned':
         return isI32(m.id) && isI32(m.pid);
       case 'spawnFailed':
-        return isI32(m.id) && isStr(m.step) && isStr(m.errnoName) && isStr(m.message) && typeof m.sandbox === 'boolean';
+        return isI32(m.id) && isStr(m.step) && isStr(m.errnoName) && isStr(m.message) && typeof m.sandbox === 'boolean' && (m.capacity === undefined || Number.isSafeInteger(m.capacity.limit));
+      case 'queued':
+        return isI32(m.id) && Number.isSafeInteger(m.timeoutMs) && m.timeoutMs > 0;
+      case 'refused':
+        return isStr(m.reason) && isStr(m.message) && (m.limit === undefined || Number.isSafeInteger(m.limit));
       case 'exited':
         return (
           isI32(m.id) &&
@@ -406,6 +423,9 @@ describe('property: decoding arbitrary bytes', () => {
     encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'fork', errnoName: 'EAGAIN', message: 'no', sandbox: false }),
     encodeServerMessage({ kind: 'exited', id: 3, pid: 4, code: null, signal: 15, wallMs: 1.25, cpuMs: 0.5, maxRssBytes: 4096, memoryPeakBytes: 8192, limit: 'timeout' }),
     encodeServerMessage({ kind: 'fault', message: 'bad' }),
+    encodeServerMessage({ kind: 'spawnFailed', id: 3, step: 'admission', errnoName: '', message: 'full', sandbox: false, capacity: { cap: 'children', limit: 4 } }),
+    encodeServerMessage({ kind: 'queued', id: 3, timeoutMs: 100 }),
+    encodeServerMessage({ kind: 'refused', reason: 'fds', message: 'short' }),
   ];
 
   type Decoded =

@@ -14,6 +14,7 @@ import { connect, SandboxError, SpawnError, startZygote, type SpawnOptions, type
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
+import { resolveAdmission } from '../../dist/protocol/admission.js';
 import { asClient, scratchPackage } from '../helpers/deputy.js';
 import { bounded, CLI, collect, ROOT, waitFor } from '../helpers/index.js';
 import { describeNeeds, networkTestbed } from '../helpers/host.js';
@@ -129,6 +130,7 @@ function serveConfig(name: string, network: { subnet: string; allow?: string[]; 
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults({ network }),
     limits: NO_CGROUP_POLICY,
+    admission: resolveAdmission({}, { uids: 1, uidRangeCount: null }),
     allowUnsandboxed: true,
   };
   return serve(name, [process.execPath, ...FORK_SAFE_NODE_FLAGS, `${ROOT}dist/zygote/main.js`, encodeConfig(config)], sock);

@@ -13,6 +13,7 @@ import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, PROT
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../../dist/protocol/config.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
+import { resolveAdmission } from '../../dist/protocol/admission.js';
 import { bounded } from '../helpers/index.js';
 
 const ZYGOTE_MAIN = fileURLToPath(new URL('../../dist/zygote/main.js', import.meta.url));
@@ -160,6 +161,7 @@ beforeAll(async () => {
     shutdownTimeoutMs: 5_000,
     sandbox: normalizeSandboxDefaults(undefined),
     limits: builtinLimitPolicy(),
+    admission: resolveAdmission({}, { uids: 1, uidRangeCount: null }),
     allowUnsandboxed: false,
   };
   zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, ZYGOTE_MAIN, encodeConfig(config)], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });

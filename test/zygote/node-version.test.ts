@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS } from '../../dist/protocol/config.js';
 import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
+import { resolveAdmission } from '../../dist/protocol/admission.js';
 import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
 import { probeNode } from '../../dist/zygote/doctor/node.js';
 import { isRequired } from '../../dist/zygote/doctor/layers.js';
@@ -29,6 +30,7 @@ describe('the zygote process', () => {
       verbose: false,
       sandbox: normalizeSandboxDefaults({}),
       limits: builtinLimitPolicy(),
+      admission: resolveAdmission({}, { uids: 1, uidRangeCount: null }),
       allowUnsandboxed: false,
       shutdownTimeoutMs: 5_000,
     });

@@ -4,7 +4,7 @@ import { chownSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, ZygoteStartError } from '../../dist/client/index.js';
+import { connect, ZygoteRefusedError, ZygoteStartError } from '../../dist/client/index.js';
 import { native } from '../../dist/native/index.js';
 import { binary, itNeeds } from '../helpers/host.js';
 import { CLI, collect, ECHO_MAIN, isAlive, ROOT, waitFor } from '../helpers/index.js';
@@ -82,12 +82,15 @@ describe('zygote serve', () => {
     await steady.close();
   });
 
-  it('refuses a peer whose uid is not allowed (SO_PEERCRED), and says so in its log', async () => {
+  it('refuses a peer whose uid is not allowed (SO_PEERCRED) with a ZygoteRefusedError saying why, and says so in its log', async () => {
     const s = await serve(['--allow-uid', '4242']);
     const err = await connect(s.socket, { timeoutMs: 5000 }).catch((e: unknown) => e);
+    // Root passes the socket's 0600 mode and ACL; the peer check is what refuses it.
+    expect(err).toBeInstanceOf(ZygoteRefusedError);
     expect(err).toBeInstanceOf(ZygoteStartError);
-    expect((err as Error).message).toMatch(/closed the connection/);
-    expect(s.stderr()).toContain('refused connection from uid 0');
+    expect(err).toMatchObject({ code: 'ERR_ZYGOTE_REFUSED', reason: 'not-allowed', limit: null });
+    expect((err as Error).message).toContain('refused this connection (not-allowed): uid 0 is not in --allow-uid');
+    await waitFor(() => s.stderr().includes('refused connection from uid 0'), 5000, 'the refusal in the log');
   });
 
   it('positive control: the same server lets an allowed uid in', async () => {
@@ -96,16 +99,17 @@ describe('zygote serve', () => {
     await z.close();
   });
 
-  it('holds at most 64 connections of one uid: the next is closed at once, and the zygote serves on', async () => {
+  it('holds at most 64 connections of one uid by default: the next is refused at once, and the zygote serves on', async () => {
     const s = await serve();
     const held: number[] = [];
     try {
       // The backlog keeps their order: the zygote accepts these 64 before the next.
       for (let i = 0; i < 64; i++) held.push(native.connectUnix(s.socket));
       const err = await connect(s.socket, { timeoutMs: 5000 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ZygoteStartError);
-      expect(s.stderr()).toContain('refused connection from uid 0');
-      expect(s.stderr()).toContain('it has 64 connections already');
+      expect(err).toBeInstanceOf(ZygoteRefusedError);
+      expect(err).toMatchObject({ reason: 'connections-per-uid', limit: 64 });
+      await waitFor(() => s.stderr().includes('refused connection from uid 0'), 5000, 'the refusal in the log');
+      expect(s.stderr()).toContain('uid 0 has 64 connections already');
     } finally {
       for (const fd of held.splice(0)) native.close(fd);
     }
@@ -212,7 +216,8 @@ describe('zygote serve --pool', () => {
     try {
       const pooled = () => readFileSync(`/proc/${s.proc.pid}/task/${s.proc.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).filter((p) => {
         try {
-          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'zygote-pool';
+          // A pool child whose setup is done: its init has split off the step-to-be.
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'zygote-pool' && readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim() !== '';
         } catch {
           return false;
         }
