@@ -71,6 +71,8 @@ export interface NativeRootBind {
   fd?: number;
   /** A client's mount: its index in the spawn's mounts, for messages. */
   index?: number;
+  /** The spawn's output filesystem (fd: the detached tmpfs makeOutputFs made). */
+  output?: boolean;
 }
 
 /** The module files every child sees, copied into its root (see zygote/sandbox/root.ts). */
@@ -217,6 +219,13 @@ export interface NativeAddon {
   makeIdmapUserns(fromUid: number, toUid: number, fromGid: number, toGid: number): number;
   /** Reaps the helpers makeIdmapUserns left behind; how many are still to be reaped. */
   reapIdmapHelpers(): number;
+  // sandbox/outputfs.cc
+  /**
+   * A new tmpfs of at most bytes (whole pages) and inodes (its root included), its root owned
+   * by uid:gid with mode 0700, nosuid, nodev, noexec, attached nowhere: an O_PATH fd of its root.
+   * The kernel frees it when the last fd or mount of it goes.
+   */
+  makeOutputFs(bytes: number, inodes: number, uid: number, gid: number): number;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

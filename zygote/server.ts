@@ -21,6 +21,7 @@ import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import { Idmaps } from './sandbox/idmaps.js';
+import { makeOutput } from './sandbox/output.js';
 import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
 
@@ -294,6 +295,18 @@ export class Server {
       else this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'limits', errnoName: '', message: err.message, sandbox: false, aboveCap: err.aboveCap }));
       return;
     }
+    // Its output filesystem, when it asked for one: closed on every path below that forks no
+    // child, else handed to the client with `spawned`.
+    let output: FdMount | null = null;
+    if (msg.sandbox.output) {
+      try {
+        output = makeOutput(msg.sandbox.output.target, limits, conn.peer);
+      } catch (err) {
+        if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        refuse('output', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
+        return;
+      }
+    }
     try {
       const request = sandboxRequest(msg.sandbox, limits);
       networkAllow = resolveNetwork(this.config.sandbox, request, this.config.control.kind === 'fd');
@@ -302,10 +315,12 @@ export class Server {
         // The client's own ids, shown as the child's on its mounts: it gets its own rights there.
         idmapFd: () => this.idmaps.fd({ uid: conn.peer.uid, gid: conn.peer.gid }, ids),
         clientMountNs: conn.mountNs,
+        output,
       });
       if (limits.cpuTimeMs !== null) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      closeOutput(output);
       refuse('sandbox policy', (err as Error).message);
       return;
     }
@@ -316,6 +331,7 @@ export class Server {
         network = this.network!.attach(networkAllow);
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        closeOutput(output);
         refuse('network', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
         return;
       }
@@ -328,6 +344,7 @@ export class Server {
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
         if (network) this.network!.detach(network);
+        closeOutput(output);
         refuse('cgroup', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
         return;
       }
@@ -341,6 +358,7 @@ export class Server {
     if (out.role === 'failed') {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       if (network) this.network!.detach(network);
+      closeOutput(output);
       this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
       refuse(out.step, out.message, out.errnoName);
       return;
@@ -349,6 +367,7 @@ export class Server {
     out.child.cgroup = cgroup;
     out.child.network = network;
     out.child.limits = limits;
+    out.child.outputFd = output?.fd ?? -1;
     if (limits.wallTimeMs !== null) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
@@ -372,8 +391,9 @@ export class Server {
         killChild(child);
         return;
       }
-      const fds = [...child.stdio, child.pidfd];
+      const fds = [...child.stdio, child.pidfd, ...(child.outputFd >= 0 ? [child.outputFd] : [])];
       child.stdio = [-1, -1, -1]; // the connection closes them once sent
+      child.outputFd = -1;
       this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid, ...(child.limits ? { limits: child.limits } : {}) }, fds, new Set([child.pidfd])));
       return;
     }
@@ -578,6 +598,11 @@ function mountFds(mounts: readonly WireMount[], fds: readonly number[]): FdMount
     if (!native.isPathFd(fds[i])) throw new Error(`mounts[${i}] (${m.source}): its source fd was not opened with O_PATH`);
     return { source: m.source, target: m.target, writable: m.writable, fd: fds[i] };
   });
+}
+
+/** Closes a spawn's output filesystem that no child will use (the kernel frees it). */
+function closeOutput(output: FdMount | null): void {
+  if (output) native.close(output.fd);
 }
 
 /** Closes fds a client sent that the zygote does not keep. */

@@ -64,10 +64,12 @@ int Fail(const char** step, const char* name, int err) {
   return err;
 }
 
-// A step name for the spawn's mounts[index] (one child, one failure: a static buffer is enough).
-int FailMount(const char** step, int index, const char* what, int err) {
+// A step name for the spawn's mounts[index], or its output filesystem (one child, one failure:
+// a static buffer is enough).
+int FailMount(const char** step, const RootBind& b, const char* what, int err) {
   static char name[160];
-  snprintf(name, sizeof name, "mounts[%d]: %s", index, what);
+  if (b.output) snprintf(name, sizeof name, "output: %s", what);
+  else snprintf(name, sizeof name, "mounts[%d]: %s", b.index, what);
   *step = name;
   return err;
 }
@@ -157,9 +159,11 @@ int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& crea
 }
 
 // A client's source: checked, copied without its submounts (a recursive copy of "/" would bring
-// the host's /proc and /sys along), and idmapped to the child.
+// the host's /proc and /sys along), and idmapped to the child. The spawn's output filesystem
+// (outputfs.cc) takes the same path: its fd names a detached tmpfs owned by the client, which
+// open_tree copies from any namespace.
 int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
-  if (spec.idmap_userns < 0) return FailMount(step, b.index, "no idmap for a client's mount", EINVAL);
+  if (spec.idmap_userns < 0) return FailMount(step, b, "no idmap for a client's mount", EINVAL);
   // Step names fit the setup report (51 bytes).
   const char* fs = nullptr;
   int err = 0;
@@ -167,25 +171,25 @@ int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, c
     case SourceProblem::kNone:
       break;
     case SourceProblem::kUnexaminable:
-      return FailMount(step, b.index, "fstat(source)", err);
+      return FailMount(step, b, "fstat(source)", err);
     case SourceProblem::kSymlink:
-      return FailMount(step, b.index, "source is a symlink", err);
+      return FailMount(step, b, "source is a symlink", err);
     case SourceProblem::kNotDirOrFile:
-      return FailMount(step, b.index, "source not a directory or file", err);
+      return FailMount(step, b, "source not a directory or file", err);
     case SourceProblem::kPseudoFs: {
       static char what[48];
       snprintf(what, sizeof what, "pseudo filesystem (%s)", fs);
-      return FailMount(step, b.index, what, err);
+      return FailMount(step, b, what, err);
     }
   }
   int fd = static_cast<int>(syscall(SYS_open_tree, b.source_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
   // EINVAL: the fd names a mount outside the zygote's mount namespace (a client in a container
   // of its own), or an unbindable one.
-  if (fd < 0) return FailMount(step, b.index, "open_tree(source fd)", errno);
+  if (fd < 0) return FailMount(step, b, "open_tree(source fd)", errno);
   trees.Add(fd);
   unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
   // EINVAL: the source's filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can).
-  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b.index, "mount_setattr(idmap)", e);
+  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b, "mount_setattr(idmap)", e);
   return 0;
 }
 
@@ -194,11 +198,12 @@ int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creata
   for (size_t i = 0; i < spec.binds.size(); i++) {
     const RootBind& b = spec.binds[i];
     int mp = OpenMountPoint(root, b.target.c_str() + 1, IsDirectory(trees[i]), creatable);
-    if (mp < 0) return b.index >= 0 ? FailMount(step, b.index, "mount point", -mp) : Fail(step, "make mount point", -mp);
+    bool client = b.source_fd >= 0;
+    if (mp < 0) return client ? FailMount(step, b, "mount point", -mp) : Fail(step, "make mount point", -mp);
     // Onto exactly the mount point just checked, by fd: no path is looked up again.
     int err = syscall(SYS_move_mount, trees[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
     close(mp);
-    if (err) return b.index >= 0 ? FailMount(step, b.index, "move_mount", err) : Fail(step, "move_mount", err);
+    if (err) return client ? FailMount(step, b, "move_mount", err) : Fail(step, "move_mount", err);
     close(trees[i]);
     trees[i] = -1;
   }

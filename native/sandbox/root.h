@@ -21,6 +21,9 @@ struct RootBind {
   int source_fd = -1;
   // The spawn's mounts[index], for messages; -1 for the zygote's own binds.
   int index = -1;
+  // The spawn's output filesystem (source_fd a detached tmpfs the zygote made): named "output"
+  // in messages.
+  bool output = false;
 };
 
 // A symlink made in the root: path -> target.
