@@ -400,6 +400,7 @@ sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
     if (bind.source_fd <= STDERR_FILENO) throw Napi::RangeError::New(env, "forkChild: a mount's fd must be above 2");
     bind.index = b.Has("index") && b.Get("index").IsNumber() ? b.Get("index").As<Napi::Number>().Int32Value() : -1;
     bind.output = Flag(b, "output");
+    bind.no_idmap = bind.output && Flag(b, "noIdmap");
   }
   return bind;
 }

@@ -73,6 +73,8 @@ export interface NativeRootBind {
   index?: number;
   /** The spawn's output filesystem (fd: the detached tmpfs makeOutputFs made). */
   output?: boolean;
+  /** An output already the child's own (a kernel whose tmpfs takes no idmapping): shown as it is. */
+  noIdmap?: boolean;
 }
 
 /** The module files every child sees, copied into its root (see zygote/sandbox/root.ts). */
@@ -222,10 +224,12 @@ export interface NativeAddon {
   // sandbox/outputfs.cc
   /**
    * A new tmpfs of at most bytes (whole pages) and inodes (its root included), its root owned
-   * by uid:gid with mode 0700, nosuid, nodev, noexec, attached nowhere: an O_PATH fd of its root.
+   * by uid:gid with mode, nosuid, nodev, noexec, attached nowhere: an O_PATH fd of its root.
    * The kernel frees it when the last fd or mount of it goes.
    */
-  makeOutputFs(bytes: number, inodes: number, uid: number, gid: number): number;
+  makeOutputFs(bytes: number, inodes: number, uid: number, gid: number, mode: number): number;
+  /** Whether a copy of such a tmpfs takes an idmapping through the user namespace usernsFd (Linux 6.3+): null, or the errno's name. */
+  outputFsTakesIdmap(usernsFd: number): string | null;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

@@ -21,7 +21,7 @@ import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import { Idmaps } from './sandbox/idmaps.js';
-import { makeOutput } from './sandbox/output.js';
+import { makeOutput, outputOwnership, type OutputOwnership } from './sandbox/output.js';
 import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
 
@@ -52,6 +52,8 @@ export class Server {
   private readonly idmaps = new Idmaps();
   /** Networked children's host side (sandbox.network), or null: this zygote gives no network. */
   private readonly network: HostNetwork | null;
+  /** Whose output filesystems are (zygote/sandbox/output.ts): the client's where tmpfs takes an idmap. */
+  private readonly outputOwnership: OutputOwnership;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -66,6 +68,7 @@ export class Server {
       landlockAbi: landlockAbi(log),
     };
     this.compiled.rootTemplateFd = rootTemplate(this.compiled.root);
+    this.outputOwnership = probeOutputOwnership(this.idmaps, { uid: config.sandbox.uid, gid: config.sandbox.gid }, log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -300,7 +303,7 @@ export class Server {
     let output: FdMount | null = null;
     if (msg.sandbox.output) {
       try {
-        output = makeOutput(msg.sandbox.output.target, limits, conn.peer);
+        output = makeOutput(msg.sandbox.output.target, limits, this.outputOwnership, { client: conn.peer, child: ids });
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
         refuse('output', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
@@ -661,6 +664,22 @@ function readExitRecord(child: ChildRecord): { code: number | null; signal: numb
   } catch {
     return null;
   }
+}
+
+/**
+ * Whose output filesystems are on this kernel, tried once through an idmap namespace the
+ * children use anyway (root to the sandbox's ids). A kernel whose tmpfs takes no idmapping
+ * (before 6.3) is logged once: outputs are then the child's own.
+ */
+function probeOutputOwnership(idmaps: Idmaps, child: { uid: number; gid: number }, log: Log): OutputOwnership {
+  let probe;
+  try {
+    probe = outputOwnership(idmaps.fd({ uid: process.getuid!(), gid: process.getgid!() }, child));
+  } catch (err) {
+    probe = { ownership: 'child' as const, errno: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
+  if (probe.ownership === 'child') log.info(`this kernel's tmpfs takes no idmapped mounts (${probe.errno}; Linux 6.3+ does): a child's output filesystem is its own, and its client reads only what it leaves readable`);
+  return probe.ownership;
 }
 
 /** The kernel's Landlock ABI, or 0 (logged once: children then run without that layer). */

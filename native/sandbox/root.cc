@@ -163,7 +163,7 @@ int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& crea
 // (outputfs.cc) takes the same path: its fd names a detached tmpfs owned by the client, which
 // open_tree copies from any namespace.
 int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
-  if (spec.idmap_userns < 0) return FailMount(step, b, "no idmap for a client's mount", EINVAL);
+  if (spec.idmap_userns < 0 && !b.no_idmap) return FailMount(step, b, "no idmap for a client's mount", EINVAL);
   // Step names fit the setup report (51 bytes).
   const char* fs = nullptr;
   int err = 0;
@@ -187,9 +187,9 @@ int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, c
   // of its own), or an unbindable one.
   if (fd < 0) return FailMount(step, b, "open_tree(source fd)", errno);
   trees.Add(fd);
-  unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
+  unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.no_idmap ? 0 : MOUNT_ATTR_IDMAP) | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
   // EINVAL: the source's filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can).
-  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b, "mount_setattr(idmap)", e);
+  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, b.no_idmap ? -1 : spec.idmap_userns)) return FailMount(step, b, b.no_idmap ? "mount_setattr" : "mount_setattr(idmap)", e);
   return 0;
 }
 

@@ -24,6 +24,9 @@ struct RootBind {
   // The spawn's output filesystem (source_fd a detached tmpfs the zygote made): named "output"
   // in messages.
   bool output = false;
+  // An output the zygote made the child's own already (a kernel whose tmpfs takes no
+  // idmapping, before 6.3): shown without an idmap.
+  bool no_idmap = false;
 };
 
 // A symlink made in the root: path -> target.

@@ -130,6 +130,8 @@ export interface FdMount {
   target: string;
   writable: boolean;
   fd: number;
+  /** The output filesystem made the child's own (zygote/sandbox/output.ts): no idmap. */
+  noIdmap?: boolean;
 }
 
 /**
@@ -164,7 +166,7 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdM
         throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where nothing of that name exists to mount onto`);
       }
     }
-    out.push(isOutput ? { source: m.source, target, writable: true, fd: m.fd, index: i, output: true } : { source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
+    out.push(isOutput ? { source: m.source, target, writable: true, fd: m.fd, index: i, output: true, ...(m.noIdmap ? { noIdmap: true } : {}) } : { source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
   }
   return out;
 }
