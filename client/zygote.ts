@@ -135,8 +135,9 @@ export class Zygote {
   }
 
   /**
-   * Kills and reaps this handle's children, then disconnects; an embedded zygote exits too.
-   * Pending spawns reject with ZygoteClosedError. Idempotent.
+   * Kills and reaps this handle's children, closes their output filesystems still open
+   * (child.output), then disconnects; an embedded zygote exits too. Pending spawns reject with
+   * ZygoteClosedError. Idempotent.
    */
   close(): Promise<void> {
     if (!this.closing) this.closing = this.doClose();

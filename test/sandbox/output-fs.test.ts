@@ -2,19 +2,30 @@
 // limits.outputBytes and limits.outputFiles there (ENOSPC past either), none of it lands on a
 // host filesystem or in any mount table, and it is freed when the client closes its fd. Each
 // attack beside the positive control that shows the same writes succeeding with room.
-import { readFileSync, readlinkSync, statfsSync } from 'node:fs';
+import { readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpawnPolicyError, startZygote, type Limits, type SandboxLayer, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
+import { native } from '../../dist/native/index.js';
 import { collect, waitFor } from '../helpers/index.js';
 
 const MAIN = new URL('../fixtures/output-main.mjs', import.meta.url);
 const MiB = 2 ** 20;
 const TMPFS_MAGIC = 0x01021994;
+/** The uid children run as (startZygote's default). */
+const NOBODY = 65534;
 let z: Zygote;
+/** Whether this kernel's tmpfs takes idmapped mounts (6.3+; the guest's 6.1 does not). */
+let idmapped: boolean;
 
 beforeAll(async () => {
   z = await startZygote({ main: MAIN, dangerouslyAllowUnsandboxed: true });
+  const userns = native.makeIdmapUserns(0, NOBODY, 0, NOBODY);
+  try {
+    idmapped = native.outputFsTakesIdmap(userns) === null;
+  } finally {
+    native.close(userns);
+  }
 });
 afterAll(async () => {
   await z?.close();
@@ -93,15 +104,19 @@ describe('the inode cap', () => {
 });
 
 describe('ownership', () => {
-  it("what the child writes is the client's (root's here), and the child sees itself as its owner", async () => {
+  it("what the child writes is the client's (root's here) where tmpfs takes idmapped mounts (6.3+), else the child's own; the child sees itself as its owner either way", async () => {
     const { child, out } = await run([['private', '/output', 'only mine', 0o600, 0o500], ['stat', '/output/secret']]);
     const [made, seen] = await out;
     expect(made).toEqual({ ok: true });
-    // The child's view: its own file, through the idmap.
+    // The child's view: its own file (through the idmap, or its own outright).
     expect(seen.uid).toBe(seen.me);
     expect(seen.mode & 0o777).toBe(0o600);
-    // The client's view: its own uid's, readable.
+    // The client's view: the client's, in a 0700 root only it enters; or, without idmapped
+    // tmpfs, the child's uid's, in a 0755 root the client can enter.
     const path = child.output!.path;
+    const owner = idmapped ? process.getuid!() : NOBODY;
+    expect(statSync(`${path}/secret`).uid).toBe(owner);
+    expect(statSync(path)).toMatchObject({ uid: owner, mode: 0o40000 | (idmapped ? 0o700 : 0o755) });
     expect(readFileSync(`${path}/secret`, 'utf8')).toBe('only mine');
     expect(readFileSync(`${path}/locked/inner`, 'utf8')).toBe('only mine');
     child.output!.close();
