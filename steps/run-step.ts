@@ -194,7 +194,8 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       // Stack traces and messages name the step as the renderer knows it, not its mount point.
       return userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), stepDir === dirname(module) ? dirname(module) : null, module);
     } finally {
-      // The table's mapping keeps its own pages; the rest of the tmpfs goes with the fd.
+      // Gone with the fd, or, for a returned table, once its mapping is released (keepOnly left
+      // only its file).
       output.close();
     }
   } finally {
