@@ -220,7 +220,7 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
     for (const sandbox::RootBind& b : own_root.binds) {
       if (b.source_fd >= 0) close(b.source_fd);
     }
-    for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
+    for (int fd : {own_root.client_mnt_ns, own_root.own_mnt_ns}) {
       if (fd >= 0) close(fd);
     }
     if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
@@ -239,6 +239,8 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
       }
       s.Step(err ? step : "root", err);
     }
+    // Kept until now: the output's idmapped copy is made as the root is built.
+    if (own_root.idmap_userns >= 0) close(own_root.idmap_userns);
   }
   if (sb.root_template >= 0) close(sb.root_template);
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());

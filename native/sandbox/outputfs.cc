@@ -1,9 +1,10 @@
 // outputfs: a spawn's output filesystem (see outputfs.h).
 //
 // The mount is detached: it lives only as long as an fd or a mount of it does. The zygote sends
-// its fd to the client with `spawned` and closes its own; the child shows a clone of it at its
-// output target, idmapped to the child (sandbox/root.cc). When the child is gone and the client
-// closes the fd, the kernel frees the tmpfs and every page in it: nothing is ever written under
+// its fd to the client with `spawned` and closes its own; the child moves it into its own mount
+// namespace at its output target and covers it with an idmapped copy (sandbox/root.cc). When
+// the child is gone and the client closes the fd, the kernel frees the tmpfs and every page in
+// it: nothing is ever written under
 // a host path, nothing is left to remove, and no path is opened or mounted on the client's
 // behalf. The uid and gid are the client's, so what the step writes (whatever its mode) is the
 // client's to read, chmod and remove (on a kernel whose tmpfs takes no idmapping, before 6.3,
@@ -64,15 +65,11 @@ int OutputFsTakesIdmap(int userns) {
   const char* step = "output";
   int fs = MakeOutputFs(4096, 2, 0, 0, 0700, &step);
   if (fs < 0) return -fs;
-  int copy = static_cast<int>(syscall(SYS_open_tree, fs, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
-  int err = copy < 0 ? errno : 0;
-  if (!err) {
-    struct mount_attr attr = {};
-    attr.attr_set = MOUNT_ATTR_IDMAP;
-    attr.userns_fd = static_cast<__u64>(userns);
-    if (syscall(SYS_mount_setattr, copy, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) err = errno;
-    close(copy);
-  }
+  // A throwaway: idmapped itself (it is detached and not idmapped yet, as the kernel asks).
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<__u64>(userns);
+  int err = syscall(SYS_mount_setattr, fs, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0 ? errno : 0;
   close(fs);
   return err;
 }

@@ -159,9 +159,7 @@ int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& crea
 }
 
 // A client's source: checked, copied without its submounts (a recursive copy of "/" would bring
-// the host's /proc and /sys along), and idmapped to the child. The spawn's output filesystem
-// (outputfs.cc) takes the same path: its fd names a detached tmpfs owned by the client, which
-// open_tree copies from any namespace.
+// the host's /proc and /sys along), and idmapped to the child.
 int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
   if (spec.idmap_userns < 0 && !b.no_idmap) return FailMount(step, b, "no idmap for a client's mount", EINVAL);
   // Step names fit the setup report (51 bytes).
@@ -193,6 +191,28 @@ int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, c
   return 0;
 }
 
+// The spawn's output filesystem, attached (onto `mounted`, the root of the zygote's detached
+// tmpfs, which the caller has just moved onto its mount point: open_tree copies only a mount of
+// the caller's own namespace before Linux 6.15) and covered by an idmapped copy of itself, so the
+// child writes there as the client. The original stays beneath, unreachable by any path; the
+// client's fd still names it. Without an idmap (a kernel whose tmpfs takes none, before 6.3),
+// the original is the child's own and is shown as it is.
+int CoverOutput(const RootSpec& spec, const RootBind& b, int mounted, const char** step) {
+  if (b.no_idmap) return 0;
+  if (spec.idmap_userns < 0) return FailMount(step, b, "no idmap for the output", EINVAL);
+  int copy = static_cast<int>(syscall(SYS_open_tree, mounted, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (copy < 0) return FailMount(step, b, "open_tree(output)", errno);
+  int err = SetAttr(copy, "", AT_EMPTY_PATH, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_IDMAP, spec.idmap_userns);
+  if (err) {
+    close(copy);
+    return FailMount(step, b, "mount_setattr(idmap)", err);
+  }
+  // Onto the original's root: the copy covers it at the same place.
+  err = syscall(SYS_move_mount, copy, "", mounted, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
+  close(copy);
+  return err ? FailMount(step, b, "move_mount(idmapped output)", err) : 0;
+}
+
 // The captured trees moved onto mount points of their own kind under root, in order.
 int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creatable, const char** step) {
   for (size_t i = 0; i < spec.binds.size(); i++) {
@@ -204,6 +224,9 @@ int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creata
     int err = syscall(SYS_move_mount, trees[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
     close(mp);
     if (err) return client ? FailMount(step, b, "move_mount", err) : Fail(step, "move_mount", err);
+    if (b.output) {
+      if (int e = CoverOutput(spec, b, trees[i], step)) return e;
+    }
     close(trees[i]);
     trees[i] = -1;
   }
@@ -219,6 +242,14 @@ int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step) {
   // after them, by fd, from inside the client's namespace when that is another one.
   bool in_client_ns = false;
   for (const RootBind& b : spec.binds) {
+    if (b.output) {
+      // The zygote's own detached tmpfs (outputfs.cc): moved into the child's namespace itself
+      // when its root is built (Attach), so only a copy of the fd is kept here.
+      int fd = fcntl(b.source_fd, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return FailMount(step, b, "dup(output)", errno);
+      trees.Add(fd);
+      continue;
+    }
     if (b.source_fd >= 0) {
       if (!in_client_ns && spec.client_mnt_ns >= 0) {
         if (setns(spec.client_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(client mount namespace)", errno);

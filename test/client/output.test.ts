@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOutputError, mapOutputFile, readOutputFile, startZygote, ZygoteClosedError, type Zygote } from '../../dist/client/index.js';
-import { collect, fdsOf, waitFor } from '../helpers/index.js';
+import { collect, fdsOf, sharedOpenFiles, waitFor } from '../helpers/index.js';
 
 const MAIN = new URL('../fixtures/output-main.mjs', import.meta.url);
 let z: Zygote;
@@ -62,17 +62,22 @@ describe('the output fd', () => {
     await waitFor(() => fdsOf(z.pid).size <= zygotes, 10_000, `the zygote's fds back to ${zygotes}`);
   });
 
-  it('is never in another child: a sibling with its output open shares nothing of it', async () => {
+  it('is never in another child: a child spawned while a sibling holds its output has no fd of it', async () => {
     const sibling = await z.spawn({ args: [['hold']], output: {} });
-    const c = await z.spawn({ args: [['fds']] });
-    const [{ fds }] = JSON.parse(await collect(c.stdout)) as [{ fds: Record<string, string> }];
-    // A detached mount's root reads as "/": no fd of the child's is one.
-    expect(Object.values(fds).filter((t) => t === '/')).toEqual([]);
-    // Positive control: the same readlink of the sibling's output, here, is that "/".
-    expect(fdsOf(process.pid).get(sibling.output!.fd)).toBe('/');
-    sibling.stdin.end();
-    await sibling.exited;
-    sibling.output!.close();
+    const c = await z.spawn({ args: [['hold']], output: {} });
+    const mine = new Map([[sibling.output!.fd, 'sibling output'], [c.output!.fd, 'own output']]);
+    // kcmp(KCMP_FILE): no fd of either child (its init, and the step it forked) is the same
+    // open file as either output fd here.
+    const pids = [sibling, c].flatMap((child) => [child.pid, ...readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)]);
+    expect(pids).toHaveLength(4);
+    for (const pid of pids) expect(sharedOpenFiles(process.pid, pid, mine)).toEqual([]);
+    // Positive control: the same check finds an fd this process shares with itself.
+    expect(sharedOpenFiles(process.pid, process.pid, new Map([[c.output!.fd, 'own output']]))).toHaveLength(1);
+    for (const child of [sibling, c]) {
+      child.stdin.end();
+      await child.exited;
+      child.output!.close();
+    }
   });
 
   it('once closed, is refused with ZygoteClosedError, and closing again does nothing', async () => {

@@ -2,7 +2,7 @@
 // limits.outputBytes and limits.outputFiles there (ENOSPC past either), none of it lands on a
 // host filesystem or in any mount table, and it is freed when the client closes its fd. Each
 // attack beside the positive control that shows the same writes succeeding with room.
-import { readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { readFileSync, statfsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpawnPolicyError, startZygote, type Limits, type SandboxLayer, type Zygote, type ZygoteChild } from '../../dist/client/index.js';
@@ -69,8 +69,7 @@ describe('the size cap', () => {
     await waitFor(() => child.output!.usage().full, 30_000, 'the output to fill');
     expect(child.output!.usage()).toMatchObject({ bytes: 64 * MiB, maxBytes: 64 * MiB, full: true });
     expect(statfsSync(child.output!.path).type).toBe(TMPFS_MAGIC);
-    // Attached nowhere: its root has no path, and no mount table of the host's lists it.
-    expect(readlinkSync(child.output!.path)).toBe('/');
+    // On no host path: no mount table of the host's, or of the zygote's, lists it.
     expect({ self: tmpfsMounts('self').length, zygote: tmpfsMounts(z.pid).length }).toEqual(mounts);
     // TMPDIR's filesystem did not take the 64 MiB (other tests write there too: a margin).
     expect(free - freeInTmpdir()).toBeLessThan(32 * MiB);

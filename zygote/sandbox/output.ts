@@ -1,5 +1,6 @@
 // A spawn's output filesystem (spawn({ output })): a fresh tmpfs of the granted outputBytes and
-// outputFiles, made by the zygote with the new mount API and attached nowhere
+// outputFiles, made by the zygote with the new mount API and attached nowhere (the child moves it
+// into its own mount namespace)
 // (native/sandbox/outputfs.cc). Its root is the client's (uid and gid from SO_PEERCRED), so
 // whatever the step writes there, whatever its mode, the client can read, chmod and remove; the
 // child sees it through a mount idmapped to its own ids, like a writable client mount. The
