@@ -27,6 +27,7 @@
         "native/sandbox/mountsrc.cc",
         "native/sandbox/namespaces.cc",
         "native/sandbox/network.cc",
+        "native/sandbox/outputfs.cc",
         "native/sandbox/rlimits.cc",
         "native/sandbox/root.cc",
         "native/sandbox/seccomp.cc",

@@ -87,15 +87,14 @@ export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnS
   const what = skipped.length === 0 ? 'full sandbox' : skipped.length >= SANDBOX_LAYERS.length - 1 ? 'no sandbox' : `sandbox without ${skipped.join(', ')}`;
   return {
     name,
-    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}, ${limits?.memoryBytes === null && limits?.pids === null ? 'no memory or pids limit (no cgroup)' : 'the default limits (a memory+pids cgroup per child)'}${withMounts ? ', an input and an output mount' : ''}`,
+    description: `fork from a warm zygote (preload ${cfg.preload.join(', ')}), ${what}, ${limits?.memoryBytes === null && limits?.pids === null ? 'no memory or pids limit (no cgroup)' : 'the default limits (a memory+pids cgroup per child)'}${withMounts ? ', an input mount and an output filesystem (as runStep asks)' : ''}`,
     async start() {
       const dir = withMounts ? mkdtempSync('/var/tmp/zygote-bench-') : null;
       const mounts: Mount[] = [];
       if (dir) {
         mkdirSync(join(dir, 'in'));
-        mkdirSync(join(dir, 'out'));
         writeFileSync(join(dir, 'in', 'input.arrow'), '');
-        mounts.push({ source: join(dir, 'in'), target: '/input' }, { source: join(dir, 'out'), target: '/output', writable: true });
+        mounts.push({ source: join(dir, 'in'), target: '/input' });
       }
       const z: Zygote = await startZygote({
         main: cfg.main,
@@ -109,13 +108,13 @@ export function zygoteVariant(name: string, cfg: VariantConfig, sandbox?: SpawnS
       return {
         residentPid: z.pid,
         async launch(mode) {
-          const child = await z.spawn({ args: [mode], name: `${name}-${++n}`, sandbox, mounts });
+          const child = await z.spawn({ args: [mode], name: `${name}-${++n}`, sandbox, mounts, ...(withMounts ? { output: {} } : {}) });
           child.stderr.pipe(process.stderr, { end: false });
           return {
             pid: child.pid,
             stdin: child.stdin,
             stdout: child.stdout,
-            exited: child.exited.then(() => undefined),
+            exited: child.exited.then(() => child.output?.close()),
             kill: () => void child.kill(),
           };
         },

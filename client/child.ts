@@ -3,6 +3,7 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native/index.js';
+import type { ChildOutput } from './child-output.js';
 import { OutputLimit } from './output-limit.js';
 import type { GrantedLimits } from '../protocol/limits.js';
 import { signalName } from '../protocol/signals.js';
@@ -88,6 +89,12 @@ export class ZygoteChild {
     /** The limits it runs under. */
     readonly limits: ChildLimits,
     private readonly killViaZygote: KillViaZygote,
+    /**
+     * Its output filesystem (spawn({ output })), null when it asked for none: read it through
+     * `output.path` or readOutputFile(output, name), and close() it when done (the zygote
+     * handle's close() closes any still open).
+     */
+    readonly output: ChildOutput | null = null,
   ) {
     const [stdin, stdout, stderr, pidfd] = fds;
     this.pidfd = pidfd;

@@ -8,7 +8,7 @@ import { MAX_NETWORK_ALLOW } from '../protocol/control.js';
 import { normalizeLimits, type Limits } from '../protocol/limits.js';
 import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/options.js';
 import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
-import { normalizeNetworkRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type SandboxRequest } from '../protocol/spawn.js';
+import { normalizeNetworkRequest, normalizeOutputRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type OutputRequest, type SandboxRequest } from '../protocol/spawn.js';
 import { InvalidOptionError } from '../protocol/errors.js';
 import { resolveAdmission, type AdmissionPolicy } from '../protocol/admission.js';
 
@@ -88,6 +88,13 @@ export interface SpawnOptions {
    * child alone may reach despite them. Absent: loopback only.
    */
   network?: NetworkRequest;
+  /**
+   * An output filesystem of this child's own: a fresh tmpfs of `limits.outputBytes` (default
+   * 1 GiB) and `limits.outputFiles` (default 4096 files, directories and links), shown to the
+   * child writable at `target` (default '/output') and to this process as `child.output`, which
+   * you read and close. It has no host path; closing it (and the child's end) frees it.
+   */
+  output?: OutputRequest;
   /** Per-child rlimits and /tmp size, and (tests only) layers to skip. */
   sandbox?: SpawnSandboxOptions;
   /** Limits for this child, over the handle's defaults (null lifts one). */
@@ -99,7 +106,7 @@ export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 
 
 const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'maxChildren', 'maxQueue', 'queueTimeoutMs', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
 const CONNECT_KEYS = ['timeoutMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
-const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
+const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'output', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
 export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
 
 export interface NormalizedStart {
@@ -170,10 +177,11 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
   limits: Limits;
   mounts: Mount[];
   network: { allow: string[] } | null;
+  output: { target: string } | null;
 } {
   if (!isOptionsObject(opts)) throw new InvalidOptionError(`Expected spawn() options to be an object, got ${describe(opts)}`);
   refuseUnknownKeys(opts, SPAWN_KEYS, 'spawn()');
-  if (isOptionsObject(opts.sandbox)) refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'spawn() (mounts and network are spawn() options of their own)', 'sandbox.');
+  if (isOptionsObject(opts.sandbox)) refuseUnknownKeys(opts.sandbox, SPAWN_SANDBOX_KEYS, 'spawn() (mounts, network and output are spawn() options of their own)', 'sandbox.');
   const args = opts.args ?? [];
   if (!Array.isArray(args)) throw new InvalidOptionError(`Expected the \`args\` option to be an array, got ${describe(args)}`);
   let argsJson: string;
@@ -190,7 +198,8 @@ export function normalizeSpawnOptions(opts: SpawnOptions = {}): {
   const mounts = opts.mounts === undefined ? [] : (normalizeSandboxRequest({ mounts: [...(opts.mounts as Mount[])] }).mounts ?? []);
   const network = normalizeNetworkRequest(opts.network) ?? null;
   if (network && network.allow.length > MAX_NETWORK_ALLOW) throw new InvalidOptionError(`Expected \`network.allow\` to have at most ${MAX_NETWORK_ALLOW} entries, got ${network.allow.length}`);
-  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits', 'spawn()'), mounts, network };
+  const output = normalizeOutputRequest(opts.output) ?? null;
+  return { argsJson, name, signal: opts.signal, sandbox: normalizeSandboxRequest(opts.sandbox), limits: normalizeLimits(opts.limits, 'limits', 'spawn()'), mounts, network, output };
 }
 
 function toFileUrl(main: unknown): string {

@@ -7,6 +7,7 @@
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
 import { native, type NativeFileStat } from '../native/index.js';
+import { ChildOutput } from './child-output.js';
 import { refuseUnknownKeys } from '../protocol/options.js';
 import { InvalidOutputError, type InvalidOutputReason } from './errors.js';
 import { InvalidOptionError } from '../protocol/errors.js';
@@ -35,24 +36,27 @@ export interface MappedOutputFile {
   unmap(): void;
 }
 
+/** Where output files are read from: a directory's path, or a child's output filesystem (child.output). */
+export type OutputDir = string | ChildOutput;
+
 /**
  * Reads the output file `name` (a relative path such as 'out/result.arrow') from `dir`, refusing
  * it with an InvalidOutputError unless it is a regular file with one link, reached without
  * following a link or crossing a mount, of at most maxBytes. Never reads more than maxBytes,
  * even if the file grows while it is read.
  */
-export async function readOutputFile(dir: string, name: string, opts: OutputFileOptions): Promise<Buffer> {
+export async function readOutputFile(dir: OutputDir, name: string, opts: OutputFileOptions): Promise<Buffer> {
   const maxBytes = checkMaxBytes(opts, 'readOutputFile()');
   const { fd, stat } = openOutput(dir, name, maxBytes);
   try {
-    return await readAtMost(fd, stat.size, maxBytes, () => refuse(dir, name, 'too-large', `it grew past maxBytes (${maxBytes}) while being read`));
+    return await readAtMost(fd, stat.size, maxBytes, () => refuse(typeof dir === 'string' ? dir : "the child's output", name, 'too-large', `it grew past maxBytes (${maxBytes}) while being read`));
   } finally {
     native.close(fd);
   }
 }
 
 /** Like readOutputFile, but maps the file (its size when it was opened) instead of reading it. */
-export function mapOutputFile(dir: string, name: string, opts: OutputFileOptions): MappedOutputFile {
+export function mapOutputFile(dir: OutputDir, name: string, opts: OutputFileOptions): MappedOutputFile {
   const maxBytes = checkMaxBytes(opts, 'mapOutputFile()');
   const { fd, stat } = openOutput(dir, name, maxBytes);
   try {
@@ -70,17 +74,19 @@ export function mapOutputFile(dir: string, name: string, opts: OutputFileOptions
 }
 
 /** Opens and checks the file; the caller closes the fd it returns. */
-function openOutput(dir: string, name: string, maxBytes: number): { fd: number; stat: NativeFileStat } {
-  if (typeof dir !== 'string') throw new InvalidOptionError(`Expected the output directory to be a string, got ${describe(dir)}`);
+function openOutput(where: OutputDir, name: string, maxBytes: number): { fd: number; stat: NativeFileStat } {
+  if (typeof where !== 'string' && !(where instanceof ChildOutput)) throw new InvalidOptionError(`Expected the output directory to be a path or a child's output (child.output), got ${describe(where)}`);
+  const dir = typeof where === 'string' ? where : "the child's output";
   checkName(dir, name);
-  const dirFd = native.openDirectory(dir);
+  // A child's output is its fd already (O_PATH, the tmpfs's root): beneath it, no path at all.
+  const dirFd = typeof where === 'string' ? native.openDirectory(where) : where.open();
   let fd: number;
   try {
     fd = native.openBeneath(dirFd, name, 'read');
   } catch (err) {
     throw refusalFor(dir, name, err);
   } finally {
-    native.close(dirFd);
+    if (typeof where === 'string') native.close(dirFd);
   }
   try {
     const stat = native.fstatFile(fd);

@@ -5,6 +5,7 @@ import { NO_LIMIT, SPAWNED_FDS } from '../protocol/control.js';
 import { DEFAULT_LIMITS, type GrantedLimits } from '../protocol/limits.js';
 import { native } from '../native/index.js';
 import { ZygoteChild, type OutputCaps } from './child.js';
+import { ChildOutput } from './child-output.js';
 import type { ControlConnection, Hello } from './connection.js';
 import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteRefusedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
@@ -17,6 +18,8 @@ interface PendingSpawn {
   output: OutputCaps;
   /** The sources of its mounts, as named, for messages. */
   mountSources: string[];
+  /** It asked for an output filesystem: its fd rides on `spawned` after the four others. */
+  wantsOutput: boolean;
   signal?: AbortSignal;
   resolve(child: ZygoteChild): void;
   reject(err: Error): void;
@@ -33,6 +36,8 @@ export class Zygote {
   private nextId = 1;
   private readonly pending = new Map<number, PendingSpawn>();
   private readonly live = new Map<number, ZygoteChild>();
+  /** Output filesystems handed out and not closed yet: close() closes them. */
+  private readonly outputs = new Set<ChildOutput>();
   private closedBy: ZygoteClosedError | null = null;
   private closing: Promise<void> | null = null;
 
@@ -87,6 +92,7 @@ export class Zygote {
         name: opts.name,
         output: outputCaps(limits),
         mountSources: opts.mounts.map((m) => m.source),
+        wantsOutput: opts.output !== null,
         signal: opts.signal,
         resolve: (c) => (done(), resolve(c)),
         reject: (e) => (done(), reject(e)),
@@ -110,6 +116,7 @@ export class Zygote {
             skip: [...(sb.dangerouslySkip ?? [])],
             ...(opts.mounts.length > 0 ? { mounts: opts.mounts.map((m) => ({ source: m.source, target: m.target, writable: m.writable === true })) } : {}),
             ...(opts.network ? { network: { allow: opts.network.allow } } : {}),
+            ...(opts.output ? { output: { target: opts.output.target } } : {}),
             ...(sb.dangerouslyInjectFailure ? { injectStep: sb.dangerouslyInjectFailure.step, injectErrno: sb.dangerouslyInjectFailure.errno } : {}),
           },
           limits: wireLimits(limits, sb.tmpBytes),
@@ -137,8 +144,9 @@ export class Zygote {
   }
 
   /**
-   * Kills and reaps this handle's children, then disconnects; an embedded zygote exits too.
-   * Pending spawns reject with ZygoteClosedError. Idempotent.
+   * Kills and reaps this handle's children, closes their output filesystems still open
+   * (child.output), then disconnects; an embedded zygote exits too. Pending spawns reject with
+   * ZygoteClosedError. Idempotent.
    */
   close(): Promise<void> {
     if (!this.closing) this.closing = this.doClose();
@@ -158,6 +166,7 @@ export class Zygote {
       child._orphaned(closedErr);
     }
     this.live.clear();
+    for (const o of [...this.outputs]) o.close();
     this.conn.close(closedErr);
     if (this.process) await this.stopProcess();
   }
@@ -229,10 +238,11 @@ export class Zygote {
 
   private onSpawned(id: number, pid: number, granted: GrantedLimits | undefined, fds: number[]): void {
     const p = this.takePending(id);
-    if (fds.length !== SPAWNED_FDS.length || !granted) {
+    const expected = p?.wantsOutput ? [...SPAWNED_FDS, 'output'] : SPAWNED_FDS;
+    if ((p && fds.length !== expected.length) || fds.length < SPAWNED_FDS.length || !granted) {
       closeAll(fds);
       const err = new ZygoteClosedError(
-        granted ? `zygote ${this.pid} sent ${fds.length} fds with spawned (expected ${SPAWNED_FDS.join(', ')})` : `zygote ${this.pid} sent spawned without the limits it granted`,
+        granted ? `zygote ${this.pid} sent ${fds.length} fds with spawned (expected ${expected.join(', ')})` : `zygote ${this.pid} sent spawned without the limits it granted`,
       );
       p?.reject(err);
       this.conn.close(err);
@@ -244,7 +254,9 @@ export class Zygote {
       closeAll(fds);
       return;
     }
-    const child = new ZygoteChild(id, pid, p.name, fds, { ...granted, ...p.output }, (cid, sig) => {
+    const output = p.wantsOutput ? new ChildOutput(fds[SPAWNED_FDS.length], (o) => this.outputs.delete(o)) : null;
+    if (output) this.outputs.add(output);
+    const child = new ZygoteChild(id, pid, p.name, fds.slice(0, SPAWNED_FDS.length), { ...granted, ...p.output }, (cid, sig) => {
       // Also while close() runs (closedBy is set by then): that is how it kills a child this
       // process may not signal itself (another uid's). Once the connection is gone, so is the child.
       try {
@@ -252,12 +264,13 @@ export class Zygote {
       } catch {
         // Closed: the zygote kills a gone client's children itself.
       }
-    });
+    }, output);
     this.live.set(id, child);
     this.updateRef();
     if (p.signal) {
       if (p.signal.aborted) {
         child.kill();
+        output?.close(); // nobody gets the child, so nobody else could close it
         p.reject(abortError(p.signal));
         return;
       }
@@ -314,6 +327,8 @@ function wireLimits(l: Limits, sandboxTmpBytes: number | undefined): WireLimits 
   }
   const tmpBytes = l.tmpBytes ?? sandboxTmpBytes;
   if (tmpBytes !== undefined) out.tmpBytes = tmpBytes;
+  if (l.outputBytes !== undefined) out.outputBytes = l.outputBytes;
+  if (l.outputFiles !== undefined) out.outputFiles = l.outputFiles;
   return out;
 }
 

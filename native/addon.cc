@@ -10,6 +10,7 @@
 #include "process.h"
 #include "sandbox/idmap.h"
 #include "sandbox/network.h"
+#include "sandbox/outputfs.h"
 #include "sandbox/seccomp.h"
 #include "signals.h"
 #include "sources.h"
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   sandbox::InitIdmap(env, exports);
   sandbox::InitSeccomp(env, exports);
   sandbox::InitNetwork(env, exports);
+  sandbox::InitOutputFs(env, exports);
   return exports;
 }
 

@@ -270,7 +270,7 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
     for (const sandbox::RootBind& b : own_root.binds) {
       if (b.source_fd >= 0) close(b.source_fd);
     }
-    for (int fd : {own_root.idmap_userns, own_root.client_mnt_ns, own_root.own_mnt_ns}) {
+    for (int fd : {own_root.client_mnt_ns, own_root.own_mnt_ns}) {
       if (fd >= 0) close(fd);
     }
     if (ns_flags != 0) s.Step("unshare", sandbox::Unshare(ns_flags));
@@ -289,6 +289,8 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
       }
       s.Step(err ? step : "root", err);
     }
+    // Kept until now: the output's idmapped copy is made as the root is built.
+    if (own_root.idmap_userns >= 0) close(own_root.idmap_userns);
   }
   if (sb.root_template >= 0) close(sb.root_template);
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
@@ -553,6 +555,8 @@ sandbox::RootBind ParseBind(Napi::Env env, Napi::Object b) {
     bind.source_fd = b.Get("fd").As<Napi::Number>().Int32Value();
     if (bind.source_fd <= STDERR_FILENO) throw Napi::RangeError::New(env, "forkChild: a mount's fd must be above 2");
     bind.index = b.Has("index") && b.Get("index").IsNumber() ? b.Get("index").As<Napi::Number>().Int32Value() : -1;
+    bind.output = Flag(b, "output");
+    bind.no_idmap = bind.output && Flag(b, "noIdmap");
   }
   return bind;
 }

@@ -71,6 +71,10 @@ export interface NativeRootBind {
   fd?: number;
   /** A client's mount: its index in the spawn's mounts, for messages. */
   index?: number;
+  /** The spawn's output filesystem (fd: the detached tmpfs makeOutputFs made). */
+  output?: boolean;
+  /** An output already the child's own (a kernel whose tmpfs takes no idmapping): shown as it is. */
+  noIdmap?: boolean;
 }
 
 /** The module files every child sees, copied into its root (see zygote/sandbox/root.ts). */
@@ -240,6 +244,15 @@ export interface NativeAddon {
   makeIdmapUserns(fromUid: number, toUid: number, fromGid: number, toGid: number): number;
   /** Reaps the helpers makeIdmapUserns left behind; how many are still to be reaped. */
   reapIdmapHelpers(): number;
+  // sandbox/outputfs.cc
+  /**
+   * A new tmpfs of at most bytes (whole pages) and inodes (its root included), its root owned
+   * by uid:gid with mode, nosuid, nodev, noexec, attached nowhere: an O_PATH fd of its root.
+   * The kernel frees it when the last fd or mount of it goes.
+   */
+  makeOutputFs(bytes: number, inodes: number, uid: number, gid: number, mode: number): number;
+  /** Whether a copy of such a tmpfs takes an idmapping through the user namespace usernsFd (Linux 6.3+): null, or the errno's name. */
+  outputFsTakesIdmap(usernsFd: number): string | null;
   // probe.cc (zygote doctor)
   probeSeccompVersion(): { major: number; minor: number; micro: number };
   probeLandlockAbi(): { abi: number | null; errno: string | null };

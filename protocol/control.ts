@@ -23,7 +23,7 @@ export const PROTOCOL_VERSION: number = gen.PROTOCOL_VERSION;
  */
 export const MAX_CONTROL_FRAME_BYTES = 128 * 1024;
 
-/** fds that ride on a Spawned frame, in this order. */
+/** fds that ride on a Spawned frame, in this order; then the output filesystem's, when the spawn asked for one. */
 export const SPAWNED_FDS = ['stdin', 'stdout', 'stderr', 'pidfd'] as const;
 
 /** A spawn's sandbox request on the wire (checked by the zygote, see zygote/sandbox/policy.ts). */
@@ -36,6 +36,13 @@ export interface WireSandboxRequest {
   mounts?: WireMount[];
   /** Present: the child gets a network, with these allow entries of its own. */
   network?: WireNetwork;
+  /** Present: the child gets an output filesystem at this target. */
+  output?: WireOutput;
+}
+
+/** A spawn's output filesystem (see protocol/zygote.thrift, OutputRequest). */
+export interface WireOutput {
+  target: string;
 }
 
 /** A spawn's network request (see protocol/zygote.thrift, NetworkRequest). */
@@ -63,6 +70,8 @@ export interface WireLimits {
   memoryBytes?: number;
   pids?: number;
   tmpBytes?: number;
+  outputBytes?: number;
+  outputFiles?: number;
 }
 
 /** On the wire, "no limit" for a nullable limit (a real limit is never 0). */
@@ -122,6 +131,7 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
               ...m.sandbox,
               mounts: m.sandbox.mounts?.map((x) => new gen.Mount(x)),
               network: m.sandbox.network ? new gen.NetworkRequest({ allow: m.sandbox.network.allow }) : undefined,
+              output: m.sandbox.output ? new gen.OutputRequest({ target: m.sandbox.output.target }) : undefined,
             } as never),
             limits: new gen.Limits(m.limits as never),
           }),
@@ -263,6 +273,8 @@ function limits(l: Gen.Limits | null | undefined): WireLimits {
   if (l.memoryBytes != null) out.memoryBytes = int64(l.memoryBytes, 'Limits.memoryBytes');
   if (l.pids != null) out.pids = int32(l.pids, 'Limits.pids');
   if (l.tmpBytes != null) out.tmpBytes = int64(l.tmpBytes, 'Limits.tmpBytes');
+  if (l.outputBytes != null) out.outputBytes = int64(l.outputBytes, 'Limits.outputBytes');
+  if (l.outputFiles != null) out.outputFiles = int64(l.outputFiles, 'Limits.outputFiles');
   return out;
 }
 
@@ -284,6 +296,8 @@ function grantedLimits(g: Gen.GrantedLimits): GrantedLimits {
     tmpBytes: count(g.tmpBytes, 'tmpBytes'),
     fileBytes: count(g.fileBytes, 'fileBytes'),
     nofile: count(g.nofile, 'nofile'),
+    outputBytes: count(g.outputBytes, 'outputBytes'),
+    outputFiles: count(g.outputFiles, 'outputFiles'),
   };
 }
 
@@ -329,6 +343,7 @@ function sandboxRequest(r: Gen.SandboxRequest | null | undefined): WireSandboxRe
     if (allow.length > MAX_NETWORK_ALLOW) throw new ProtocolError('invalid', `SandboxRequest.network.allow has ${allow.length} entries, more than ${MAX_NETWORK_ALLOW}`);
     out.network = { allow };
   }
+  if (r.output != null) out.output = { target: str(r.output.target, 'SandboxRequest.output.target') };
   return out;
 }
 

@@ -26,12 +26,16 @@ export interface Limits {
   fileBytes?: number;
   /** Size of the child's private /tmp: past it, writes fail with ENOSPC. */
   tmpBytes?: number;
+  /** Size of the child's output filesystem (spawn({ output })): past it, writes fail with ENOSPC. */
+  outputBytes?: number;
+  /** Files, directories and links the child may make in its output filesystem: past it, ENOSPC. */
+  outputFiles?: number;
 }
 
 export type LimitKey = keyof Limits;
-export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes'] as const satisfies readonly LimitKey[];
+export const LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes', 'fileBytes', 'tmpBytes', 'outputBytes', 'outputFiles'] as const satisfies readonly LimitKey[];
 
-/** The limits a caller may lift with null. /tmp is a tmpfs, which always has a size, and files always have a largest size. */
+/** The limits a caller may lift with null. /tmp and the output are tmpfs, which always have a size, and files always have a largest size. */
 export const NULLABLE_LIMITS: readonly LimitKey[] = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'stdoutBytes', 'stderrBytes'];
 
 const MiB = 1024 * 1024;
@@ -50,7 +54,10 @@ const GiB = 1024 * MiB;
  * - cpuTimeMs none: the wall time bounds it already (at most 60 s per core);
  * - stdoutBytes 64 MiB, stderrBytes 16 MiB: what the renderer may be made to read; data goes
  *   through files, and a step's result (runStep) is at most 256 KiB;
- * - fileBytes 1 GiB (RLIMIT_FSIZE), tmpBytes 64 MiB (the child's /tmp).
+ * - fileBytes 1 GiB (RLIMIT_FSIZE), tmpBytes 64 MiB (the child's /tmp);
+ * - outputBytes 1 GiB, outputFiles 4096: the output filesystem (spawn({ output }), runStep's
+ *   /output), a tmpfs charged to the child's memory, so memoryBytes bounds it too; a step writes
+ *   one output file, a partitioned one a few hundred.
  */
 export const DEFAULT_LIMITS: Readonly<{ [K in LimitKey]-?: Exclude<Limits[K], undefined> }> = Object.freeze({
   wallTimeMs: 60_000,
@@ -61,6 +68,8 @@ export const DEFAULT_LIMITS: Readonly<{ [K in LimitKey]-?: Exclude<Limits[K], un
   stderrBytes: 16 * MiB,
   fileBytes: 1 * GiB,
   tmpBytes: 64 * MiB,
+  outputBytes: 1 * GiB,
+  outputFiles: 4096,
 });
 
 /** RLIMIT_NOFILE of every child unless its zygote or spawn says otherwise. */
@@ -102,7 +111,7 @@ export function normalizeLimits(l: unknown, path: string, where: string): Limits
 }
 
 /** The limits the zygote enforces itself (the output caps are the client's: it reads the pipes). */
-export const ZYGOTE_LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'tmpBytes', 'fileBytes', 'nofile'] as const;
+export const ZYGOTE_LIMIT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids', 'tmpBytes', 'fileBytes', 'nofile', 'outputBytes', 'outputFiles'] as const;
 export type ZygoteLimitKey = (typeof ZYGOTE_LIMIT_KEYS)[number];
 
 /** What a zygote granted one child (null: no limit). Reported with Spawned, as `child.limits`. */
@@ -114,11 +123,17 @@ export interface GrantedLimits {
   tmpBytes: number;
   fileBytes: number;
   nofile: number;
+  /** The output filesystem's size and inode cap, whether or not the spawn asked for one. */
+  outputBytes: number;
+  outputFiles: number;
 }
 
 /** The nullable limits a zygote defaults; /tmp, file size and nofile defaults are its sandbox's (protocol/sandbox.ts). */
 export const POLICY_DEFAULT_KEYS = ['wallTimeMs', 'cpuTimeMs', 'memoryBytes', 'pids'] as const;
 type PolicyDefaultKey = (typeof POLICY_DEFAULT_KEYS)[number];
+/** The limits a zygote defaults that always have a value (no null). */
+export const POLICY_SIZED_KEYS = ['outputBytes', 'outputFiles'] as const;
+type PolicySizedKey = (typeof POLICY_SIZED_KEYS)[number];
 
 /**
  * A zygote's limit policy: its defaults for a spawn that does not ask (null: none) and its caps,
@@ -127,14 +142,14 @@ type PolicyDefaultKey = (typeof POLICY_DEFAULT_KEYS)[number];
  * renderer, is trusted.
  */
 export interface LimitPolicy {
-  defaults: { [K in PolicyDefaultKey]: number | null };
+  defaults: { [K in PolicyDefaultKey]: number | null } & { [K in PolicySizedKey]: number };
   max: Partial<Record<ZygoteLimitKey, number>>;
 }
 
 /** The built-in policy: DEFAULT_LIMITS, no caps. */
 export function builtinLimitPolicy(): LimitPolicy {
-  const { wallTimeMs, cpuTimeMs, memoryBytes, pids } = DEFAULT_LIMITS;
-  return { defaults: { wallTimeMs, cpuTimeMs, memoryBytes, pids }, max: {} };
+  const { wallTimeMs, cpuTimeMs, memoryBytes, pids, outputBytes, outputFiles } = DEFAULT_LIMITS;
+  return { defaults: { wallTimeMs, cpuTimeMs, memoryBytes, pids, outputBytes, outputFiles }, max: {} };
 }
 
 /**
@@ -147,13 +162,13 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
   const { defaults, max } = p as { defaults?: unknown; max?: unknown };
   if (!isOptionsObject(defaults)) throw new InvalidOptionError(`Expected \`${what}.defaults\` to be an object, got ${describe(defaults)}`);
   if (!isOptionsObject(max)) throw new InvalidOptionError(`Expected \`${what}.max\` to be an object, got ${describe(max)}`);
-  refuseUnknownKeys(defaults, POLICY_DEFAULT_KEYS, 'the limit policy', `${what}.defaults.`);
+  refuseUnknownKeys(defaults, [...POLICY_DEFAULT_KEYS, ...POLICY_SIZED_KEYS], 'the limit policy', `${what}.defaults.`);
   refuseUnknownKeys(max, ZYGOTE_LIMIT_KEYS, 'the limit policy', `${what}.max.`);
   const positive = (v: unknown, field: string): number => {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new InvalidOptionError(`Expected \`${field}\` to be a positive integer, got ${describe(v)}`);
     return v;
   };
-  const out: LimitPolicy = { defaults: { wallTimeMs: null, cpuTimeMs: null, memoryBytes: null, pids: null }, max: {} };
+  const out: LimitPolicy = { defaults: { wallTimeMs: null, cpuTimeMs: null, memoryBytes: null, pids: null, outputBytes: 0, outputFiles: 0 }, max: {} };
   const maxes = max as Record<string, unknown>;
   for (const k of ZYGOTE_LIMIT_KEYS) if (maxes[k] !== undefined) out.max[k] = positive(maxes[k], `${what}.max.${k}`);
   for (const k of POLICY_DEFAULT_KEYS) {
@@ -165,6 +180,12 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
       throw new InvalidOptionError(`Expected the default \`${k}\` (${v === null ? 'no limit' : v}) to be within its cap (${cap})`);
     }
     out.defaults[k] = v as number | null;
+  }
+  for (const k of POLICY_SIZED_KEYS) {
+    const v = positive((defaults as Record<string, unknown>)[k], `${what}.defaults.${k}`);
+    const cap = out.max[k];
+    if (cap !== undefined && v > cap) throw new InvalidOptionError(`Expected the default \`${k}\` (${v}) to be within its cap (${cap})`);
+    out.defaults[k] = v;
   }
   if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new InvalidOptionError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
   if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB), got ${out.defaults.memoryBytes}`);
@@ -180,6 +201,8 @@ export const LIMIT_OPTION_PATHS: Readonly<Record<ZygoteLimitKey, string>> = {
   tmpBytes: 'limits.tmpBytes',
   fileBytes: 'limits.fileBytes',
   nofile: 'sandbox.rlimits.nofile',
+  outputBytes: 'limits.outputBytes',
+  outputFiles: 'limits.outputFiles',
 };
 
 /** The refusal of a limit above its zygote's cap, as both sides word it. requested null: no limit was asked. */

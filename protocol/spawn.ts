@@ -22,6 +22,31 @@ export interface NetworkRequest {
   allow?: readonly string[];
 }
 
+/**
+ * An output filesystem of the child's own (spawn({ output })): a fresh tmpfs of
+ * limits.outputBytes and limits.outputFiles that the zygote makes for this child alone, shown to
+ * it writable at `target` and to the client as `child.output`. It has no host path.
+ */
+export interface OutputRequest {
+  /** Where the child sees it: an absolute, normalized path other than /. Default '/output'. */
+  target?: string;
+}
+
+export const DEFAULT_OUTPUT_TARGET = '/output';
+const OUTPUT_KEYS = ['target'] as const satisfies readonly (keyof OutputRequest)[];
+
+/** Checks a spawn's `output` option (client side): {} or { target }. */
+export function normalizeOutputRequest(o: unknown, where = 'spawn()'): { target: string } | undefined {
+  if (o === undefined) return undefined;
+  if (!isOptionsObject(o)) throw new InvalidOptionError(`Expected the \`output\` option of ${where} to be an object { target?: string }, got ${describe(o)}`);
+  refuseUnknownKeys(o, OUTPUT_KEYS, where, 'output.');
+  const target = (o as OutputRequest).target ?? DEFAULT_OUTPUT_TARGET;
+  if (typeof target !== 'string' || !target.startsWith('/') || target.includes('\0')) {
+    throw new InvalidOptionError(`Expected \`output.target\` of ${where} to be an absolute path, got ${describe(target)}`);
+  }
+  return { target };
+}
+
 /** What one spawn may ask of the sandbox. */
 export interface SandboxRequest {
   rlimits?: RlimitOptions;

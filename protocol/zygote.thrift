@@ -39,6 +39,16 @@ struct NetworkRequest {
 }
 
 /**
+ * A filesystem of the child's own for what it writes (zygote/sandbox/output.ts): a fresh tmpfs
+ * of Limits.outputBytes and outputFiles, owned by the client, shown to the child at target
+ * (idmapped to it) and to the client as an fd that rides on Spawned.
+ */
+struct OutputRequest {
+  /** Absolute path inside the child. */
+  1: required string target
+}
+
+/**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
  */
@@ -56,6 +66,8 @@ struct SandboxRequest {
   6: optional list<Mount> mounts
   /** A network of its own; absent: loopback only. */
   7: optional NetworkRequest network
+  /** An output filesystem of its own; absent: none. */
+  8: optional OutputRequest output
 }
 
 /**
@@ -74,6 +86,10 @@ struct Limits {
   4: optional i32 pids
   /** Size of the child's private /tmp (a tmpfs); writing past it gives ENOSPC. */
   5: optional i64 tmpBytes
+  /** Size of the child's output filesystem (a tmpfs); writing past it gives ENOSPC. */
+  6: optional i64 outputBytes
+  /** Inodes (files, directories, links) the child may make in its output filesystem. */
+  7: optional i64 outputFiles
 }
 
 /** Client → zygote: fork a child and run the zygote's main with these arguments. */
@@ -113,7 +129,8 @@ struct StartupFailed {
 
 /**
  * The child is running. Four fds ride on this frame, in order: the write end of its
- * stdin, the read ends of its stdout and stderr, and a pidfd for it.
+ * stdin, the read ends of its stdout and stderr, and a pidfd for it; a fifth, the output
+ * filesystem's mount (an O_PATH fd of its root), when the spawn asked for one.
  */
 struct Spawned {
   1: required i32 id
@@ -134,11 +151,13 @@ struct GrantedLimits {
   6: required i64 fileBytes
   /** RLIMIT_NOFILE. */
   7: required i32 nofile
+  8: required i64 outputBytes
+  9: required i64 outputFiles
 }
 
 /** A limit a spawn asked for above the zygote's cap (zygote serve --max-*, --tmp-bytes, --fsize, --nofile). */
 struct LimitAboveCap {
-  /** wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes or nofile. */
+  /** wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes, nofile, outputBytes or outputFiles. */
   1: required string field
   /** What was asked; absent: no limit. */
   2: optional i64 requested

@@ -16,7 +16,7 @@ import { ArrowRefusal, resolveCaps, type ArrowCaps, type ResolvedArrowCaps } fro
 import { decodeArrowFile } from './arrow/file.js';
 import type { CheckMode } from './arrow/batch.js';
 import { InvalidOutputError } from '../client/errors.js';
-import { mapOutputFile } from '../client/output-file.js';
+import { mapOutputFile, type OutputDir } from '../client/output-file.js';
 import { InvalidOptionError } from '../protocol/errors.js';
 
 export { DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow/caps.js';
@@ -36,17 +36,19 @@ export interface ArrowOutput {
 }
 
 /**
- * Opens the output file `name` beneath `dir` as mapOutputFile does (no link, FIFO or file over
+ * Opens the output file `name` beneath `dir` (a path, or a child's output filesystem:
+ * child.output) as mapOutputFile does (no link, FIFO or file over
  * caps.maxBytes), maps it, and validates it as an Arrow IPC file within caps. Anything wrong is
  * an InvalidOutputError whose reason says what ('not-arrow', 'truncated', 'bad-footer',
  * 'bad-schema', 'too-many-columns', 'too-many-rows', 'too-many-batches', 'too-many-values',
  * 'bad-batch', 'bad-dictionary', 'corrupt', or one of mapOutputFile's) and whose message says where.
  */
-export function readArrowOutput(dir: string, name: string, caps: ArrowCaps): ArrowOutput {
+export function readArrowOutput(dir: OutputDir, name: string, caps: ArrowCaps): ArrowOutput {
   const resolved = resolveCaps(caps);
   const mapped = mapOutputFile(dir, name, { maxBytes: resolved.maxBytes });
   try {
-    const table = decode(new Uint8Array(mapped.buffer), resolved, 'full', `output file ${JSON.stringify(name)} in ${dir} refused: `, name);
+    const where = typeof dir === 'string' ? dir : "the child's output";
+    const table = decode(new Uint8Array(mapped.buffer), resolved, 'full', `output file ${JSON.stringify(name)} in ${where} refused: `, name);
     return { table, bytes: mapped.size, unmap: mapped.unmap };
   } catch (err) {
     mapped.unmap();

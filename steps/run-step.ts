@@ -2,22 +2,24 @@
 // validated output table or a typed error out, whatever the step does.
 //
 // Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
-// and out/ (0700, the caller's; the child writes it through a mount idmapped to the caller, so it
-// works the same as root and as an unprivileged serve client, and what the step writes is the
-// caller's); the child sees in/ at /input, out/ at /output and the
-// step at /step: a copy of the module file alone, or the module's directory when that is a
-// package of its own (it holds a package.json). Its bare imports of preloaded packages resolve
-// through the root's /node_modules to the zygote's own copies. It gets one StepRequest on stdin
-// and answers one StepResult on stdout; the
-// output file is then opened without following links, mapped and validated before it is
-// accepted. The directory is removed before runStep returns (the mapping outlives it).
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// and the step: a copy of the module file alone, or the module's directory when that is a
+// package of its own (it holds a package.json); the child sees in/ at /input and the step at
+// /step, read-only. Its bare imports of preloaded packages resolve through the root's
+// /node_modules to the zygote's own copies. What it writes goes to /output, an output filesystem
+// of its own (spawn({ output }): a tmpfs of limits.outputBytes and outputFiles with no host
+// path, whose files are the caller's whoever the caller is). It gets one StepRequest on stdin
+// and answers one StepResult on stdout; the output file is then opened through the output's fd
+// without following links, mapped and validated before it is accepted. The output's fd is closed
+// and the directory removed (without recursion, never throwing) before runStep returns; the
+// mapping outlives both.
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
 import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
-import type { ExitStatus } from '../client/child.js';
+import type { ChildLimits, ExitStatus, ZygoteChild } from '../client/child.js';
+import type { ChildOutput } from '../client/child-output.js';
 import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
 import type { Zygote } from '../client/zygote.js';
 import { SPAWN_SANDBOX_KEYS, type SpawnSandboxOptions } from '../client/options.js';
@@ -27,12 +29,15 @@ import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/option
 import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
 import { InvalidOptionError } from '../protocol/errors.js';
+import { removeTree } from './remove-tree.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
 export const stepRunner = new URL('./step-runner.js', import.meta.url);
 
 /** Where the step is shown in the child (a mount point of every child's root). */
 export const STEP_MOUNT = '/step';
+/** Where the step writes: its output filesystem. */
+const OUTPUT_MOUNT = '/output';
 
 export interface RunStepOptions {
   /** Path of the step module (its directory is shown to the child, read-only). */
@@ -49,7 +54,10 @@ export interface RunStepOptions {
    * as its third argument. Names are plain file names; each file is shown read-only.
    */
   files?: Record<string, string>;
-  /** The child's limits, over the handle's and the zygote's defaults (DEFAULT_LIMITS: wall time 60 s, memory 1 GiB, pids 64...). */
+  /**
+   * The child's limits, over the handle's and the zygote's defaults (DEFAULT_LIMITS: wall time
+   * 60 s, memory 1 GiB, pids 32, output 1 GiB and 4096 files...).
+   */
   limits?: Limits;
   /** Per-step rlimits and /tmp; tests only: layers to skip. */
   sandbox?: SpawnSandboxOptions;
@@ -141,14 +149,9 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
   try {
     const inDir = join(dir, 'in');
-    const outDir = join(dir, 'out');
     mkdirSync(inDir, { mode: 0o755 });
-    mkdirSync(outDir, { mode: 0o700 });
     const stepDir = stepSource(module, join(dir, 'step'));
-    const mounts: Mount[] = [
-      { source: outDir, target: '/output', writable: true },
-      { source: stepDir, target: STEP_MOUNT },
-    ];
+    const mounts: Mount[] = [{ source: stepDir, target: STEP_MOUNT }];
     // in/ is the child's /input; a file given by path is mounted over a placeholder there.
     mounts.push({ source: inDir, target: '/input' });
     const showFile = (name: string, path: string, what: string) => {
@@ -169,25 +172,76 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new InvalidOptionError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
       showFile(name, path, `\`files.${name}\``);
     }
-    let child;
+    let child: ZygoteChild;
     try {
       // stdout carries one result: a step that floods it is cut off and killed at the cap.
-      child = await zygote.spawn({ name: opts.name ?? basename(module), mounts, limits: { ...limits, stdoutBytes: MAX_STEP_RESULT_BYTES + 8 }, sandbox: opts.sandbox });
+      child = await zygote.spawn({ name: opts.name ?? basename(module), mounts, output: { target: OUTPUT_MOUNT }, limits: { ...limits, stdoutBytes: MAX_STEP_RESULT_BYTES + 8 }, sandbox: opts.sandbox });
     } catch (err) {
       if (err instanceof SandboxError) return { ok: false, error: { kind: 'sandbox', message: err.message, cause: err }, stderr: { text: '', truncated: false, bytes: 0 }, exit: null };
       throw err;
     }
-    const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `/output/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
-    const io = await talkToStep(
-      { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
-      request,
-      // The zygote kills it at its deadline, which ends stdout; this only backs that up.
-      { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
-    );
-    // Stack traces and messages name the step as the renderer knows it, not its mount point.
-    return userPaths(outcome(io, () => readArrowOutput(outDir, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output })), stepDir === dirname(module) ? dirname(module) : null, module);
+    const output = child.output!;
+    try {
+      const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `${OUTPUT_MOUNT}/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
+      const io = await talkToStep(
+        { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
+        request,
+        // The zygote kills it at its deadline, which ends stdout; this only backs that up.
+        { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
+      );
+      const out = outcome(io, () => readArrowOutput(output, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
+      if (out.ok) keepOnly(output, OUTPUT_NAME);
+      // Stack traces and messages name the step as the renderer knows it, not its mount point.
+      return userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), stepDir === dirname(module) ? dirname(module) : null, module);
+    } finally {
+      // Gone with the fd, or, for a returned table, once its mapping is released (keepOnly left
+      // only its file).
+      output.close();
+    }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    cleanUp(dir);
+  }
+}
+
+/**
+ * A failure of a step whose output filesystem is full is told as that: its writes there failed
+ * with ENOSPC, whatever the step made of it (an exception, a truncated file). A limit that ended
+ * it (time, memory) still says more.
+ */
+function overOutputLimit(out: StepFailure, output: ChildOutput, limits: ChildLimits): StepFailure {
+  if (!['error', 'protocol', 'invalid-output'].includes(out.error.kind)) return out;
+  let full: boolean;
+  try {
+    full = output.usage().full;
+  } catch {
+    return out;
+  }
+  if (!full) return out;
+  const message = `the step filled its output filesystem (limits.outputBytes ${limits.outputBytes} bytes, limits.outputFiles ${limits.outputFiles} files): writes to ${OUTPUT_MOUNT} failed with ENOSPC; ${out.error.message}`;
+  return { ...out, error: { kind: 'output-limit', message, cause: out.error.cause } };
+}
+
+/**
+ * Removes everything but the output file from the output filesystem. The table's mapping holds
+ * the tmpfs (its mount) until it is released, and with it anything else the step left there.
+ * Best effort: what cannot be removed (a tree deeper than a path can name) stays until then,
+ * within the output's limits.
+ */
+function keepOnly(output: ChildOutput, name: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(output.path);
+  } catch {
+    return;
+  }
+  for (const other of names) if (other !== name) cleanUp(join(output.path, other));
+}
+
+/** Removes runStep's directory; what cannot be removed is a warning, never an error of the step's. */
+function cleanUp(dir: string): void {
+  const problems = removeTree(dir);
+  if (problems.length > 0) {
+    process.emitWarning(`runStep could not remove all of ${dir}: ${problems.map((p) => `${p.path} (${p.code})`).join(', ')}`, { code: 'ZYGOTE_STEP_CLEANUP' });
   }
 }
 

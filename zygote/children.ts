@@ -34,6 +34,8 @@ export interface ChildRecord {
   statusFd: number;
   /** The client's ends of stdin, stdout, stderr, handed over once the child is ready. */
   stdio: [number, number, number];
+  /** Its output filesystem's fd (zygote/sandbox/output.ts), handed over with them; -1: none. */
+  outputFd: number;
   /** Set when the child's setup failed: it exits by itself and is reaped quietly. */
   failed: boolean;
   /** The uid taken from the zygote's pool for this child, returned once it is reaped. */
@@ -109,6 +111,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       reportFd: report[0],
       statusFd: -1,
       stdio: [stdin[1], stdout[0], stderr[0]],
+      outputFd: -1,
       failed: false,
       pooledUid: null,
       deadline: null,
@@ -166,6 +169,8 @@ export function closeHandover(child: ChildRecord): void {
   child.statusFd = -1;
   for (const fd of child.stdio) if (fd >= 0) native.close(fd);
   child.stdio = [-1, -1, -1];
+  if (child.outputFd >= 0) native.close(child.outputFd);
+  child.outputFd = -1;
 }
 
 export function processName(req: { id: number; name: string }): string {

@@ -6,10 +6,11 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
-import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, type LimitPolicy } from '../protocol/limits.js';
+import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, POLICY_SIZED_KEYS, type LimitPolicy } from '../protocol/limits.js';
 import { DEFAULT_POOL_MAX_IDLE_MS, MAX_POOL_SIZE, normalizePoolOptions } from '../protocol/pool.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
 import { DEFAULT_ADMISSION, resolveAdmission, type AdmissionNames, type AdmissionPolicy } from '../protocol/admission.js';
+
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
 
@@ -41,6 +42,10 @@ export function registerServe(program: Command): void {
     .option('--max-wall-time <ms|none>', 'the most wall time a client may ask for (default: the default; none: no cap)', parseCountOrNone)
     .option('--default-cpu-time <ms|none>', 'CPU-time limit of a child whose client asks none (default none: the wall time bounds it)', parseCountOrNone)
     .option('--max-cpu-time <ms|none>', 'the most CPU time a client may ask for (default: the default)', parseCountOrNone)
+    .option('--default-output-bytes <bytes>', `size of the output filesystem (spawn({ output }), a tmpfs charged to the child's memory) of a child whose client asks none (default ${DEFAULT_LIMITS.outputBytes / 2 ** 20}M)`, parseBytes)
+    .option('--max-output-bytes <bytes>', 'the largest output filesystem a client may ask for (default: the default)', parseBytes)
+    .option('--default-output-files <n>', `files, directories and links a child may make in its output filesystem when its client asks no number (default ${DEFAULT_LIMITS.outputFiles})`, parseCount)
+    .option('--max-output-files <n>', 'the most output files a client may ask for (default: the default)', parseCount)
     .option('--network-client-allow <cidr>', "an IPv4 network inside which a client's own spawn({ network: { allow } }) entries may open destinations (repeatable; never loopback, link-local, metadata, multicast or the children's subnet; without it clients' entries are refused; implies --network)", collect)
     .option('--pool <n>', `keep n children forked and sandboxed ahead of spawns, each claimed by one spawn (1 to ${MAX_POOL_SIZE}; default: none)`, parseCount)
     .option('--pool-max-idle <ms>', `replace a pool child idle longer than this (default ${DEFAULT_POOL_MAX_IDLE_MS})`, parseCount)
@@ -170,6 +175,10 @@ interface ServeOptions {
   maxWallTime?: number | 'none';
   defaultCpuTime?: number | 'none';
   maxCpuTime?: number | 'none';
+  defaultOutputBytes?: number;
+  maxOutputBytes?: number;
+  defaultOutputFiles?: number;
+  maxOutputFiles?: number;
 }
 
 /** The admission caps as the command line names them. */
@@ -187,6 +196,12 @@ const LIMIT_FLAGS = {
   pids: { flag: 'pids', default: 'defaultPids', max: 'maxPids' },
   wallTimeMs: { flag: 'wall-time', default: 'defaultWallTime', max: 'maxWallTime' },
   cpuTimeMs: { flag: 'cpu-time', default: 'defaultCpuTime', max: 'maxCpuTime' },
+} as const;
+
+/** Same, for the limits that always have a value (no `none`). */
+const SIZED_LIMIT_FLAGS = {
+  outputBytes: { flag: 'output-bytes', default: 'defaultOutputBytes', max: 'maxOutputBytes' },
+  outputFiles: { flag: 'output-files', default: 'defaultOutputFiles', max: 'maxOutputFiles' },
 } as const;
 
 /**
@@ -209,6 +224,14 @@ function limitPolicy(opts: ServeOptions, sandbox: ZygoteConfig['sandbox']): Limi
     policy.defaults[k] = dflt;
     const max = cap !== undefined ? cap : dflt;
     if (max !== null) policy.max[k] = max;
+  }
+  for (const k of POLICY_SIZED_KEYS) {
+    const f = SIZED_LIMIT_FLAGS[k];
+    const asked = opts[f.default];
+    const cap = opts[f.max];
+    if (asked !== undefined && cap !== undefined && asked > cap) throw new Error(`--default-${f.flag} ${asked} is above --max-${f.flag} ${cap}`);
+    policy.defaults[k] = asked ?? (cap !== undefined ? Math.min(cap, builtin[k]) : builtin[k]);
+    policy.max[k] = cap ?? policy.defaults[k];
   }
   return normalizeLimitPolicy(policy);
 }

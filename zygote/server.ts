@@ -25,6 +25,7 @@ import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
 import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
 import { Idmaps } from './sandbox/idmaps.js';
+import { makeOutput, outputOwnership, type OutputOwnership } from './sandbox/output.js';
 import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
 import { Acceptor, BACKOFF_MS, FDS_PER_CHILD } from './accept.js';
@@ -87,6 +88,8 @@ export class Server {
   private readonly refusals: RefusalLog;
   /** Set in a freshly forked child on its way out of the loop: nothing may catch its exceptions. */
   private forked = false;
+  /** Whose output filesystems are (zygote/sandbox/output.ts): the client's where tmpfs takes an idmap. */
+  private readonly outputOwnership: OutputOwnership;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -107,6 +110,7 @@ export class Server {
     this.devNull = this.pool ? openSync('/dev/null', 'r+') : -1;
     this.admission = new Admission(config.admission);
     this.refusals = new RefusalLog(log);
+    this.outputOwnership = probeOutputOwnership(this.idmaps, { uid: config.sandbox.uid, gid: config.sandbox.gid }, log);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
@@ -551,6 +555,18 @@ export class Server {
     const ids = pooledUid === null ? { uid: this.config.sandbox.uid, gid: this.config.sandbox.gid } : { uid: pooledUid, gid: pooledUid };
     let sandbox;
     let networkAllow;
+    // Its output filesystem, when it asked for one: closed on every path below that forks no
+    // child, else handed to the client with `spawned`.
+    let output: FdMount | null = null;
+    if (msg.sandbox.output) {
+      try {
+        output = makeOutput(msg.sandbox.output.target, limits, this.outputOwnership, { client: conn.peer, child: ids });
+      } catch (err) {
+        if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        refuse('output', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
+        return;
+      }
+    }
     try {
       const request = sandboxRequest(msg.sandbox, limits);
       networkAllow = resolveNetwork(this.config.sandbox, request, this.config.control.kind === 'fd');
@@ -559,10 +575,12 @@ export class Server {
         // The client's own ids, shown as the child's on its mounts: it gets its own rights there.
         idmapFd: () => this.idmaps.fd({ uid: conn.peer.uid, gid: conn.peer.gid }, ids),
         clientMountNs: conn.mountNs,
+        output,
       });
       if (limits.cpuTimeMs !== null) sandbox.rlimits.cpu = Math.ceil(limits.cpuTimeMs / 1000);
     } catch (err) {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
+      closeOutput(output);
       refuse('sandbox policy', (err as Error).message);
       return;
     }
@@ -573,13 +591,14 @@ export class Server {
         network = this.network!.attach(networkAllow);
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
+        closeOutput(output);
         refuse('network', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
         return;
       }
       sandbox.veth = network.veth;
     }
     // A child from the pool, when one is ready and the spawn asks nothing it lacks.
-    const claimed = network === null ? this.claim(conn, msg, sandbox, limits) : null;
+    const claimed = network === null ? this.claim(conn, msg, sandbox, limits, output) : null;
     if (claimed) {
       claimed.pooledUid = pooledUid;
       this.children.set(claimed.pid, claimed);
@@ -596,6 +615,7 @@ export class Server {
       } catch (err) {
         if (pooledUid !== null) this.uidPool!.release(pooledUid);
         if (network) this.network!.detach(network);
+        closeOutput(output);
         refuse('cgroup', (err as Error).message, (err as NodeJS.ErrnoException).code ?? '');
         return;
       }
@@ -612,6 +632,7 @@ export class Server {
     if (out.role === 'failed') {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       if (network) this.network!.detach(network);
+      closeOutput(output);
       this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
       refuse(out.step, out.message, out.errnoName);
       return;
@@ -620,6 +641,7 @@ export class Server {
     out.child.cgroup = cgroup;
     out.child.network = network;
     out.child.limits = limits;
+    out.child.outputFd = output?.fd ?? -1;
     if (limits.wallTimeMs !== null) out.child.deadline = out.child.forkedAt + limits.wallTimeMs;
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
@@ -634,7 +656,7 @@ export class Server {
    * pool child lacks: a network, skipped layers, a root not from the template); a child whose
    * claim could not be applied in full is retired and the spawn forks fresh.
    */
-  private claim(conn: Connection, msg: Extract<ClientMessage, { kind: 'spawn' }>, sandbox: NativeSandboxSpec, limits: GrantedLimits): ChildRecord | null {
+  private claim(conn: Connection, msg: Extract<ClientMessage, { kind: 'spawn' }>, sandbox: NativeSandboxSpec, limits: GrantedLimits, output: FdMount | null): ChildRecord | null {
     // A spawn with neither a memory nor a pids limit has no cgroup of its own (its figures are
     // wait4's): a pool child has one, so such a spawn forks fresh.
     if (!this.pool || !poolable(sandbox) || (limits.memoryBytes === null && limits.pids === null)) return null;
@@ -676,6 +698,8 @@ export class Server {
         network: null,
         limits,
         stepPidfd: pc.stepPidfd,
+        // The output filesystem's fd: handed to the client with `spawned` (the child got a copy).
+        outputFd: output?.fd ?? -1,
       };
     }
   }
@@ -765,8 +789,9 @@ export class Server {
       }
       // A claimed pool child's client signals its step: its init passes nothing on.
       const signalFd = child.stepPidfd >= 0 ? child.stepPidfd : child.pidfd;
-      const fds = [...child.stdio, signalFd];
+      const fds = [...child.stdio, signalFd, ...(child.outputFd >= 0 ? [child.outputFd] : [])];
       child.stdio = [-1, -1, -1]; // the connection closes them once sent
+      child.outputFd = -1;
       this.guard(owner, () => owner.send({ kind: 'spawned', id: child.id, pid: child.pid, ...(child.limits ? { limits: child.limits } : {}) }, fds, new Set([signalFd])));
       return;
     }
@@ -1002,6 +1027,11 @@ function mountFds(mounts: readonly WireMount[], fds: readonly number[]): FdMount
   });
 }
 
+/** Closes a spawn's output filesystem that no child will use (the kernel frees it). */
+function closeOutput(output: FdMount | null): void {
+  if (output) native.close(output.fd);
+}
+
 /** Closes fds a client sent that the zygote does not keep. */
 function closeClientFds(fds: readonly number[]): void {
   for (const fd of fds) native.close(fd);
@@ -1073,6 +1103,22 @@ function readExitRecord(child: ChildRecord): StepExit | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Whose output filesystems are on this kernel, tried once through an idmap namespace the
+ * children use anyway (root to the sandbox's ids). A kernel whose tmpfs takes no idmapping
+ * (before 6.3) is logged once: outputs are then the child's own.
+ */
+function probeOutputOwnership(idmaps: Idmaps, child: { uid: number; gid: number }, log: Log): OutputOwnership {
+  let probe;
+  try {
+    probe = outputOwnership(idmaps.fd({ uid: process.getuid!(), gid: process.getgid!() }, child));
+  } catch (err) {
+    probe = { ownership: 'child' as const, errno: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
+  if (probe.ownership === 'child') log.info(`this kernel's tmpfs takes no idmapped mounts (${probe.errno}; Linux 6.3+ does): a child's output filesystem is its own, and its client reads only what it leaves readable`);
+  return probe.ownership;
 }
 
 /** The kernel's Landlock ABI, or 0 (logged once: children then run without that layer). */

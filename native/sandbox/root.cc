@@ -64,10 +64,12 @@ int Fail(const char** step, const char* name, int err) {
   return err;
 }
 
-// A step name for the spawn's mounts[index] (one child, one failure: a static buffer is enough).
-int FailMount(const char** step, int index, const char* what, int err) {
+// A step name for the spawn's mounts[index], or its output filesystem (one child, one failure:
+// a static buffer is enough).
+int FailMount(const char** step, const RootBind& b, const char* what, int err) {
   static char name[160];
-  snprintf(name, sizeof name, "mounts[%d]: %s", index, what);
+  if (b.output) snprintf(name, sizeof name, "output: %s", what);
+  else snprintf(name, sizeof name, "mounts[%d]: %s", b.index, what);
   *step = name;
   return err;
 }
@@ -159,7 +161,7 @@ int OpenMountPoint(int root, const char* rel, bool is_dir, const Creatable& crea
 // A client's source: checked, copied without its submounts (a recursive copy of "/" would bring
 // the host's /proc and /sys along), and idmapped to the child.
 int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, const char** step) {
-  if (spec.idmap_userns < 0) return FailMount(step, b.index, "no idmap for a client's mount", EINVAL);
+  if (spec.idmap_userns < 0 && !b.no_idmap) return FailMount(step, b, "no idmap for a client's mount", EINVAL);
   // Step names fit the setup report (51 bytes).
   const char* fs = nullptr;
   int err = 0;
@@ -167,26 +169,48 @@ int CaptureClientSource(const RootSpec& spec, const RootBind& b, Trees& trees, c
     case SourceProblem::kNone:
       break;
     case SourceProblem::kUnexaminable:
-      return FailMount(step, b.index, "fstat(source)", err);
+      return FailMount(step, b, "fstat(source)", err);
     case SourceProblem::kSymlink:
-      return FailMount(step, b.index, "source is a symlink", err);
+      return FailMount(step, b, "source is a symlink", err);
     case SourceProblem::kNotDirOrFile:
-      return FailMount(step, b.index, "source not a directory or file", err);
+      return FailMount(step, b, "source not a directory or file", err);
     case SourceProblem::kPseudoFs: {
       static char what[48];
       snprintf(what, sizeof what, "pseudo filesystem (%s)", fs);
-      return FailMount(step, b.index, what, err);
+      return FailMount(step, b, what, err);
     }
   }
   int fd = static_cast<int>(syscall(SYS_open_tree, b.source_fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
   // EINVAL: the fd names a mount outside the zygote's mount namespace (a client in a container
   // of its own), or an unbindable one.
-  if (fd < 0) return FailMount(step, b.index, "open_tree(source fd)", errno);
+  if (fd < 0) return FailMount(step, b, "open_tree(source fd)", errno);
   trees.Add(fd);
-  unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_IDMAP | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
+  unsigned long long attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (b.no_idmap ? 0 : MOUNT_ATTR_IDMAP) | (b.writable ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_RDONLY);
   // EINVAL: the source's filesystem cannot be idmapped (ext4, xfs, btrfs and tmpfs can).
-  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, spec.idmap_userns)) return FailMount(step, b.index, "mount_setattr(idmap)", e);
+  if (int e = SetAttr(fd, "", AT_EMPTY_PATH, attrs, b.no_idmap ? -1 : spec.idmap_userns)) return FailMount(step, b, b.no_idmap ? "mount_setattr" : "mount_setattr(idmap)", e);
   return 0;
+}
+
+// The spawn's output filesystem, attached (onto `mounted`, the root of the zygote's detached
+// tmpfs, which the caller has just moved onto its mount point: open_tree copies only a mount of
+// the caller's own namespace before Linux 6.15) and covered by an idmapped copy of itself, so the
+// child writes there as the client. The original stays beneath, unreachable by any path; the
+// client's fd still names it. Without an idmap (a kernel whose tmpfs takes none, before 6.3),
+// the original is the child's own and is shown as it is.
+int CoverOutput(const RootSpec& spec, const RootBind& b, int mounted, const char** step) {
+  if (b.no_idmap) return 0;
+  if (spec.idmap_userns < 0) return FailMount(step, b, "no idmap for the output", EINVAL);
+  int copy = static_cast<int>(syscall(SYS_open_tree, mounted, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (copy < 0) return FailMount(step, b, "open_tree(output)", errno);
+  int err = SetAttr(copy, "", AT_EMPTY_PATH, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_IDMAP, spec.idmap_userns);
+  if (err) {
+    close(copy);
+    return FailMount(step, b, "mount_setattr(idmap)", err);
+  }
+  // Onto the original's root: the copy covers it at the same place.
+  err = syscall(SYS_move_mount, copy, "", mounted, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
+  close(copy);
+  return err ? FailMount(step, b, "move_mount(idmapped output)", err) : 0;
 }
 
 // The captured trees moved onto mount points of their own kind under root, in order.
@@ -194,11 +218,15 @@ int Attach(int root, const RootSpec& spec, Trees& trees, const Creatable& creata
   for (size_t i = 0; i < spec.binds.size(); i++) {
     const RootBind& b = spec.binds[i];
     int mp = OpenMountPoint(root, b.target.c_str() + 1, IsDirectory(trees[i]), creatable);
-    if (mp < 0) return b.index >= 0 ? FailMount(step, b.index, "mount point", -mp) : Fail(step, "make mount point", -mp);
+    bool client = b.source_fd >= 0;
+    if (mp < 0) return client ? FailMount(step, b, "mount point", -mp) : Fail(step, "make mount point", -mp);
     // Onto exactly the mount point just checked, by fd: no path is looked up again.
     int err = syscall(SYS_move_mount, trees[i], "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ? errno : 0;
     close(mp);
-    if (err) return b.index >= 0 ? FailMount(step, b.index, "move_mount", err) : Fail(step, "move_mount", err);
+    if (err) return client ? FailMount(step, b, "move_mount", err) : Fail(step, "move_mount", err);
+    if (b.output) {
+      if (int e = CoverOutput(spec, b, trees[i], step)) return e;
+    }
     close(trees[i]);
     trees[i] = -1;
   }
@@ -214,6 +242,14 @@ int CaptureBinds(const RootSpec& spec, Trees& trees, const char** step) {
   // after them, by fd, from inside the client's namespace when that is another one.
   bool in_client_ns = false;
   for (const RootBind& b : spec.binds) {
+    if (b.output) {
+      // The zygote's own detached tmpfs (outputfs.cc): moved into the child's namespace itself
+      // when its root is built (Attach), so only a copy of the fd is kept here.
+      int fd = fcntl(b.source_fd, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return FailMount(step, b, "dup(output)", errno);
+      trees.Add(fd);
+      continue;
+    }
     if (b.source_fd >= 0) {
       if (!in_client_ns && spec.client_mnt_ns >= 0) {
         if (setns(spec.client_mnt_ns, CLONE_NEWNS) < 0) return Fail(step, "setns(client mount namespace)", errno);

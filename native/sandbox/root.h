@@ -21,6 +21,12 @@ struct RootBind {
   int source_fd = -1;
   // The spawn's mounts[index], for messages; -1 for the zygote's own binds.
   int index = -1;
+  // The spawn's output filesystem (source_fd a detached tmpfs the zygote made): named "output"
+  // in messages.
+  bool output = false;
+  // An output the zygote made the child's own already (a kernel whose tmpfs takes no
+  // idmapping, before 6.3): shown without an idmap.
+  bool no_idmap = false;
 };
 
 // A symlink made in the root: path -> target.

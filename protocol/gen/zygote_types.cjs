@@ -163,6 +163,60 @@ const NetworkRequest = module.exports.NetworkRequest = class {
   }
 
 };
+const OutputRequest = module.exports.OutputRequest = class {
+  constructor(args) {
+    this.target = null;
+    if (args) {
+      if (args.target !== undefined && args.target !== null) {
+        this.target = args.target;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field target is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.target = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 0:
+          input.skip(ftype);
+          break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('OutputRequest');
+    if (this.target !== null && this.target !== undefined) {
+      output.writeFieldBegin('target', Thrift.Type.STRING, 1);
+      output.writeString(this.target);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const SandboxRequest = module.exports.SandboxRequest = class {
   constructor(args) {
     this.nofile = null;
@@ -172,6 +226,7 @@ const SandboxRequest = module.exports.SandboxRequest = class {
     this.injectErrno = null;
     this.mounts = null;
     this.network = null;
+    this.output = null;
     if (args) {
       if (args.nofile !== undefined && args.nofile !== null) {
         this.nofile = args.nofile;
@@ -193,6 +248,9 @@ const SandboxRequest = module.exports.SandboxRequest = class {
       }
       if (args.network !== undefined && args.network !== null) {
         this.network = new ttypes.NetworkRequest(args.network);
+      }
+      if (args.output !== undefined && args.output !== null) {
+        this.output = new ttypes.OutputRequest(args.output);
       }
     }
   }
@@ -274,6 +332,14 @@ const SandboxRequest = module.exports.SandboxRequest = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.output = new ttypes.OutputRequest();
+          this.output.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -334,6 +400,11 @@ const SandboxRequest = module.exports.SandboxRequest = class {
       this.network.write(output);
       output.writeFieldEnd();
     }
+    if (this.output !== null && this.output !== undefined) {
+      output.writeFieldBegin('output', Thrift.Type.STRUCT, 8);
+      this.output.write(output);
+      output.writeFieldEnd();
+    }
     output.writeFieldStop();
     output.writeStructEnd();
     return;
@@ -347,6 +418,8 @@ const Limits = module.exports.Limits = class {
     this.memoryBytes = null;
     this.pids = null;
     this.tmpBytes = null;
+    this.outputBytes = null;
+    this.outputFiles = null;
     if (args) {
       if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
         this.wallTimeMs = args.wallTimeMs;
@@ -362,6 +435,12 @@ const Limits = module.exports.Limits = class {
       }
       if (args.tmpBytes !== undefined && args.tmpBytes !== null) {
         this.tmpBytes = args.tmpBytes;
+      }
+      if (args.outputBytes !== undefined && args.outputBytes !== null) {
+        this.outputBytes = args.outputBytes;
+      }
+      if (args.outputFiles !== undefined && args.outputFiles !== null) {
+        this.outputFiles = args.outputFiles;
       }
     }
   }
@@ -411,6 +490,20 @@ const Limits = module.exports.Limits = class {
           input.skip(ftype);
         }
         break;
+        case 6:
+        if (ftype == Thrift.Type.I64) {
+          this.outputBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.I64) {
+          this.outputFiles = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -445,6 +538,16 @@ const Limits = module.exports.Limits = class {
     if (this.tmpBytes !== null && this.tmpBytes !== undefined) {
       output.writeFieldBegin('tmpBytes', Thrift.Type.I64, 5);
       output.writeI64(this.tmpBytes);
+      output.writeFieldEnd();
+    }
+    if (this.outputBytes !== null && this.outputBytes !== undefined) {
+      output.writeFieldBegin('outputBytes', Thrift.Type.I64, 6);
+      output.writeI64(this.outputBytes);
+      output.writeFieldEnd();
+    }
+    if (this.outputFiles !== null && this.outputFiles !== undefined) {
+      output.writeFieldBegin('outputFiles', Thrift.Type.I64, 7);
+      output.writeI64(this.outputFiles);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -944,6 +1047,8 @@ const GrantedLimits = module.exports.GrantedLimits = class {
     this.tmpBytes = null;
     this.fileBytes = null;
     this.nofile = null;
+    this.outputBytes = null;
+    this.outputFiles = null;
     if (args) {
       if (args.wallTimeMs !== undefined && args.wallTimeMs !== null) {
         this.wallTimeMs = args.wallTimeMs;
@@ -979,6 +1084,16 @@ const GrantedLimits = module.exports.GrantedLimits = class {
         this.nofile = args.nofile;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field nofile is unset!');
+      }
+      if (args.outputBytes !== undefined && args.outputBytes !== null) {
+        this.outputBytes = args.outputBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field outputBytes is unset!');
+      }
+      if (args.outputFiles !== undefined && args.outputFiles !== null) {
+        this.outputFiles = args.outputFiles;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field outputFiles is unset!');
       }
     }
   }
@@ -1042,6 +1157,20 @@ const GrantedLimits = module.exports.GrantedLimits = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.I64) {
+          this.outputBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 9:
+        if (ftype == Thrift.Type.I64) {
+          this.outputFiles = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1086,6 +1215,16 @@ const GrantedLimits = module.exports.GrantedLimits = class {
     if (this.nofile !== null && this.nofile !== undefined) {
       output.writeFieldBegin('nofile', Thrift.Type.I32, 7);
       output.writeI32(this.nofile);
+      output.writeFieldEnd();
+    }
+    if (this.outputBytes !== null && this.outputBytes !== undefined) {
+      output.writeFieldBegin('outputBytes', Thrift.Type.I64, 8);
+      output.writeI64(this.outputBytes);
+      output.writeFieldEnd();
+    }
+    if (this.outputFiles !== null && this.outputFiles !== undefined) {
+      output.writeFieldBegin('outputFiles', Thrift.Type.I64, 9);
+      output.writeI64(this.outputFiles);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -38,6 +38,19 @@ export declare class NetworkRequest {
   }
 
 /**
+ * A filesystem of the child's own for what it writes (zygote/sandbox/output.ts): a fresh tmpfs
+ * of Limits.outputBytes and outputFiles, owned by the client, shown to the child at target
+ * (idmapped to it) and to the client as an fd that rides on Spawned.
+ */
+export declare class OutputRequest {
+    public target: string;
+
+      constructor(args?: { target: string; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
+/**
  * What one spawn asks of the sandbox on top of the zygote's defaults. The skip and inject
  * fields are for tests: a zygote refuses them unless it was started to allow them.
  */
@@ -49,8 +62,9 @@ export declare class SandboxRequest {
     public injectErrno?: string;
     public mounts?: Mount[];
     public network?: NetworkRequest;
+    public output?: OutputRequest;
 
-      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; mounts?: Mount[]; network?: NetworkRequest; });
+      constructor(args?: { nofile?: Int64; fsize?: Int64; skip?: string[]; injectStep?: string; injectErrno?: string; mounts?: Mount[]; network?: NetworkRequest; output?: OutputRequest; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -66,8 +80,10 @@ export declare class Limits {
     public memoryBytes?: Int64;
     public pids?: number;
     public tmpBytes?: Int64;
+    public outputBytes?: Int64;
+    public outputFiles?: Int64;
 
-      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; memoryBytes?: Int64; pids?: number; tmpBytes?: Int64; });
+      constructor(args?: { wallTimeMs?: Int64; cpuTimeMs?: Int64; memoryBytes?: Int64; pids?: number; tmpBytes?: Int64; outputBytes?: Int64; outputFiles?: Int64; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -134,7 +150,8 @@ export declare class StartupFailed {
 
 /**
  * The child is running. Four fds ride on this frame, in order: the write end of its
- * stdin, the read ends of its stdout and stderr, and a pidfd for it.
+ * stdin, the read ends of its stdout and stderr, and a pidfd for it; a fifth, the output
+ * filesystem's mount (an O_PATH fd of its root), when the spawn asked for one.
  */
 export declare class Spawned {
     public id: number;
@@ -157,8 +174,10 @@ export declare class GrantedLimits {
     public tmpBytes: Int64;
     public fileBytes: Int64;
     public nofile: number;
+    public outputBytes: Int64;
+    public outputFiles: Int64;
 
-      constructor(args?: { wallTimeMs: Int64; cpuTimeMs: Int64; memoryBytes: Int64; pids: number; tmpBytes: Int64; fileBytes: Int64; nofile: number; });
+      constructor(args?: { wallTimeMs: Int64; cpuTimeMs: Int64; memoryBytes: Int64; pids: number; tmpBytes: Int64; fileBytes: Int64; nofile: number; outputBytes: Int64; outputFiles: Int64; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

@@ -86,6 +86,6 @@ describe('output limits', () => {
   it('rejects a limit that is not a positive integer, naming it', async () => {
     await expect(z.spawn({ args: ['exit', 0], limits: { wallTimeMs: -1 } })).rejects.toThrow('Expected `limits.wallTimeMs` to be a positive integer (or null for no limit), got -1 (number)');
     await expect(z.spawn({ args: ['exit', 0], limits: { fileBytes: null } as never })).rejects.toThrow('Expected `limits.fileBytes` to be a positive integer, got null');
-    await expect(z.spawn({ args: ['exit', 0], limits: { memoryBites: 1 } as never })).rejects.toThrow('Unknown option `limits.memoryBites` in spawn(); known: wallTimeMs, cpuTimeMs, memoryBytes, pids, stdoutBytes, stderrBytes, fileBytes, tmpBytes');
+    await expect(z.spawn({ args: ['exit', 0], limits: { memoryBites: 1 } as never })).rejects.toThrow('Unknown option `limits.memoryBites` in spawn(); known: wallTimeMs, cpuTimeMs, memoryBytes, pids, stdoutBytes, stderrBytes, fileBytes, tmpBytes, outputBytes, outputFiles');
   });
 });

@@ -23,7 +23,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const LIMITS = 'wallTimeMs, cpuTimeMs, memoryBytes, pids, stdoutBytes, stderrBytes, fileBytes, tmpBytes';
+const LIMITS = 'wallTimeMs, cpuTimeMs, memoryBytes, pids, stdoutBytes, stderrBytes, fileBytes, tmpBytes, outputBytes, outputFiles';
 const main = ECHO_MAIN;
 
 /** [where, call, the exact message]; every call must throw or reject with a TypeError. */
@@ -36,15 +36,16 @@ const UNKNOWN: [string, () => unknown, string][] = [
   ['startZygote() sandbox.network', () => startZygote({ main, sandbox: { network: { subnet: '10.9.0.0/16', allowed: [] } } } as never), 'Unknown option `sandbox.network.allowed` in startZygote(); known: subnet, allow, clientAllow'],
   ['connect()', () => connect('/nonexistent.sock', { timeout: 5 } as never), 'Unknown option `timeout` in connect(); known: timeoutMs, spawnTimeoutMs, limits'],
   ['connect() limits', () => connect('/nonexistent.sock', { limits: { pid: 20 } } as never), `Unknown option \`limits.pid\` in connect(); known: ${LIMITS}`],
-  ['spawn() limitz', () => z.spawn({ limitz: { memoryBytes: 1 } } as never), 'Unknown option `limitz` in spawn(); known: args, name, signal, mounts, network, sandbox, limits'],
-  ['spawn() timeout', () => z.spawn({ timeout: 5 } as never), 'Unknown option `timeout` in spawn(); known: args, name, signal, mounts, network, sandbox, limits'],
+  ['spawn() limitz', () => z.spawn({ limitz: { memoryBytes: 1 } } as never), 'Unknown option `limitz` in spawn(); known: args, name, signal, mounts, network, output, sandbox, limits'],
+  ['spawn() timeout', () => z.spawn({ timeout: 5 } as never), 'Unknown option `timeout` in spawn(); known: args, name, signal, mounts, network, output, sandbox, limits'],
   ['spawn() limits', () => z.spawn({ limits: { wallTime: 5 } } as never), `Unknown option \`limits.wallTime\` in spawn(); known: ${LIMITS}`],
-  ['spawn() sandbox', () => z.spawn({ sandbox: { nofile: 5 } } as never), 'Unknown option `sandbox.nofile` in spawn() (mounts and network are spawn() options of their own); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
-  ['spawn() sandbox.mounts', () => z.spawn({ sandbox: { mounts: [] } } as never), 'Unknown option `sandbox.mounts` in spawn() (mounts and network are spawn() options of their own); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
+  ['spawn() sandbox', () => z.spawn({ sandbox: { nofile: 5 } } as never), 'Unknown option `sandbox.nofile` in spawn() (mounts, network and output are spawn() options of their own); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
+  ['spawn() sandbox.mounts', () => z.spawn({ sandbox: { mounts: [] } } as never), 'Unknown option `sandbox.mounts` in spawn() (mounts, network and output are spawn() options of their own); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
   ['spawn() sandbox.rlimits', () => z.spawn({ sandbox: { rlimits: { fsise: 5 } } } as never), 'Unknown option `sandbox.rlimits.fsise` in spawn(); known: nofile, fsize'],
   ['spawn() sandbox.dangerouslyInjectFailure', () => z.spawn({ sandbox: { dangerouslyInjectFailure: { step: 'setsid', errno: 'EPERM', when: 1 } } } as never), 'Unknown option `sandbox.dangerouslyInjectFailure.when` in spawn(); known: step, errno'],
   ['spawn() mounts entry', () => z.spawn({ mounts: [{ source: dir, target: '/data', writeable: true }] } as never), 'Unknown option `mounts[0].writeable` in spawn(); known: source, target, writable'],
   ['spawn() network', () => z.spawn({ network: { allow: [], deny: [] } } as never), 'Unknown option `network.deny` in spawn(); known: allow'],
+  ['spawn() output', () => z.spawn({ output: { target: '/output', bytes: 1 << 20 } } as never), 'Unknown option `output.bytes` in spawn(); known: target'],
   ['runStep()', () => runStep(z, { module: '/x.mjs', timeoutMs: 5 } as never), 'Unknown option `timeoutMs` in runStep(); known: module, input, params, files, limits, sandbox, output, stderrBytes, name'],
   ['runStep() limits', () => runStep(z, { module: '/x.mjs', limits: { memory: 5 } } as never), `Unknown option \`limits.memory\` in runStep(); known: ${LIMITS}`],
   ['runStep() sandbox', () => runStep(z, { module: '/x.mjs', sandbox: { skip: [] } } as never), 'Unknown option `sandbox.skip` in runStep(); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
@@ -65,6 +66,12 @@ const WRONG_TYPE: [string, () => unknown, string][] = [
   ['spawn() a memory limit as text', () => z.spawn({ limits: { memoryBytes: '1G' } } as never), 'Expected `limits.memoryBytes` to be a positive integer (or null for no limit), got "1G" (string)'],
   ['spawn() Infinity for no limit', () => z.spawn({ limits: { wallTimeMs: Infinity } }), 'Expected `limits.wallTimeMs` to be a positive integer (or null for no limit), got Infinity (number)'],
   ['spawn() /tmp lifted with null', () => z.spawn({ limits: { tmpBytes: null } } as never), 'Expected `limits.tmpBytes` to be a positive integer, got null'],
+  ['spawn() output not an object', () => z.spawn({ output: '/output' } as never), 'Expected the `output` option of spawn() to be an object { target?: string }, got "/output" (string)'],
+  ['spawn() output.target not absolute', () => z.spawn({ output: { target: 'out' } }), 'Expected `output.target` of spawn() to be an absolute path, got "out" (string)'],
+  ['spawn() output.target not a string', () => z.spawn({ output: { target: 7 } } as never), 'Expected `output.target` of spawn() to be an absolute path, got 7 (number)'],
+  ['spawn() outputBytes lifted with null', () => z.spawn({ limits: { outputBytes: null } } as never), 'Expected `limits.outputBytes` to be a positive integer, got null'],
+  ['spawn() outputFiles as text', () => z.spawn({ limits: { outputFiles: '4k' } } as never), 'Expected `limits.outputFiles` to be a positive integer, got "4k" (string)'],
+  ['runStep() outputBytes of 0', () => runStep(z, { module: '/x.mjs', limits: { outputBytes: 0 } }), 'Expected `limits.outputBytes` to be a positive integer, got 0 (number)'],
   ['spawn() mounts not an array', () => z.spawn({ mounts: {} } as never), 'Expected the `mounts` option to be an array of { source, target, writable? }, got an object'],
   ['spawn() sandbox not an object', () => z.spawn({ sandbox: 'none' } as never), 'Expected the `sandbox` option to be an object, got "none" (string)'],
   ['startZygote() sandbox.uidRange not an object', () => startZygote({ main, sandbox: { uidRange: 7 } } as never), 'Expected `sandbox.uidRange` to be { start, count }, got 7 (number)'],
@@ -91,8 +98,10 @@ describe('unknown option keys', () => {
   });
 
   it('positive control: the same zygote spawns with the keys spelt right', async () => {
-    const child = await z.spawn({ args: ['exit', 0], limits: { memoryBytes: 256 << 20, wallTimeMs: 5000 }, sandbox: { rlimits: { nofile: 64 } }, mounts: [{ source: dir, target: '/data', writable: false }] });
+    const child = await z.spawn({ args: ['exit', 0], limits: { memoryBytes: 256 << 20, wallTimeMs: 5000, outputBytes: 1 << 20 }, sandbox: { rlimits: { nofile: 64 } }, mounts: [{ source: dir, target: '/data', writable: false }], output: { target: '/out' } });
     expect((await child.exited).code).toBe(0);
+    expect(child.output!.usage().maxBytes).toBe(1 << 20);
+    child.output!.close();
   });
 });
 

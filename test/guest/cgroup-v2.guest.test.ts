@@ -12,6 +12,7 @@ import { cgroupV2, describeNeeds } from '../helpers/host.js';
 
 const GOOD = fileURLToPath(new URL('../fixtures/steps/double.mjs', import.meta.url));
 const HOG = fileURLToPath(new URL('../fixtures/steps/hog.mjs', import.meta.url));
+const OUTPUT_HOG = fileURLToPath(new URL('../fixtures/steps/output-hog.mjs', import.meta.url));
 const MiB = 2 ** 20;
 /** Under emulation a zygote that preloads apache-arrow takes tens of seconds to warm up. */
 const STARTUP = { startupTimeoutMs: 120_000, spawnTimeoutMs: 60_000 };
@@ -77,6 +78,17 @@ describeNeeds(cgroupV2(), 'on cgroup v2 alone', () => {
     expect(out.exit.memoryPeakBytes).toBeGreaterThan(0);
     expect(out.exit.memoryPeakBytes).toBeLessThan(256 * MiB);
     out.release();
+  });
+
+  it("caps runStep's output filesystem at limits.outputBytes on a kernel whose tmpfs takes no idmap (6.1: the child's own): 'output-limit' past it, the table within it", async () => {
+    const fill = { attack: 'fill', count: 3, bytes: 8 * MiB };
+    const over = await runStep(steps, { module: OUTPUT_HOG, params: fill, limits: { outputBytes: 16 * MiB, wallTimeMs: 120_000 } });
+    expect(over.ok ? 'ok' : `${over.error.kind}: ${over.error.message}`).toMatch(/^output-limit: /);
+    // Positive control: with room for the three files, the same step succeeds.
+    const within = await runStep(steps, { module: OUTPUT_HOG, params: fill, limits: { outputBytes: 32 * MiB, wallTimeMs: 120_000 } });
+    if (!within.ok) throw new Error(`${within.error.kind}: ${within.error.message}`);
+    expect(within.table.numRows).toBe(3);
+    within.release();
   });
 
   it("ends a runStep past its memory limit as 'oom', naming the step's peak memory (its cgroup's, at the limit)", async () => {

@@ -78,7 +78,7 @@ describe('ServerMessage round-trips', () => {
     ['a spawned', { kind: 'spawned', id: 5, pid: 99_999 }],
     [
       'a spawned with the limits it was granted, none where null',
-      { kind: 'spawned', id: 5, pid: 99_999, limits: { wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 2 ** 40, pids: 32, tmpBytes: 64 << 20, fileBytes: 2 ** 30, nofile: 256 } },
+      { kind: 'spawned', id: 5, pid: 99_999, limits: { wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 2 ** 40, pids: 32, tmpBytes: 64 << 20, fileBytes: 2 ** 30, nofile: 256, outputBytes: 2 ** 30, outputFiles: 4096 } },
     ],
     ['a spawnFailed for a limit above its cap', { kind: 'spawnFailed', id: 8, step: 'limits', errnoName: '', message: 'above the cap', sandbox: false, aboveCap: { field: 'memoryBytes', requested: 2 ** 33, cap: 2 ** 30 } }],
     ['a spawnFailed for no limit where there is a cap', { kind: 'spawnFailed', id: 9, step: 'limits', errnoName: '', message: 'above the cap', sandbox: false, aboveCap: { field: 'pids', requested: null, cap: 64 } }],
@@ -313,7 +313,7 @@ describe('decodeServerMessage rejects', () => {
 
   it('attack: a spawnFailed whose aboveCap names no known limit, as invalid', () => {
     const f = encodeServerMessage({ kind: 'spawnFailed', id: 1, step: 'limits', errnoName: '', message: 'm', sandbox: false, aboveCap: { field: 'swapBytes' as never, requested: 1, cap: 0 } });
-    expectProtocolError(() => decodeServerMessage(f), 'invalid', 'LimitAboveCap.field must be one of wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes, nofile');
+    expectProtocolError(() => decodeServerMessage(f), 'invalid', 'LimitAboveCap.field must be one of wallTimeMs, cpuTimeMs, memoryBytes, pids, tmpBytes, fileBytes, nofile, outputBytes, outputFiles');
   });
 
   it('attack: a spawnFailed naming an unknown capacity cap, a refusal with an unknown reason, a queued with no wait: invalid', () => {
@@ -325,7 +325,7 @@ describe('decodeServerMessage rejects', () => {
   });
 
   it('attack: a spawned whose granted limits are negative, as invalid', () => {
-    const f = encodeServerMessage({ kind: 'spawned', id: 1, pid: 2, limits: { wallTimeMs: -1, cpuTimeMs: null, memoryBytes: null, pids: null, tmpBytes: 1, fileBytes: 1, nofile: 1 } });
+    const f = encodeServerMessage({ kind: 'spawned', id: 1, pid: 2, limits: { wallTimeMs: -1, cpuTimeMs: null, memoryBytes: null, pids: null, tmpBytes: 1, fileBytes: 1, nofile: 1, outputBytes: 1, outputFiles: 1 } });
     expectProtocolError(() => decodeServerMessage(f), 'invalid', 'GrantedLimits.wallTimeMs must not be negative');
   });
 

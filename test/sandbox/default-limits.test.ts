@@ -37,7 +37,7 @@ describe('the defaults, with no limits given', () => {
     // No swap either, where the kernel accounts it (memsw = limit).
     if (existsSync(`${cgroupDir(child.pid, 'memory')}/memory.memsw.limit_in_bytes`)) expect(childCgroupFile(child.pid, 'memory', 'memory.memsw.limit_in_bytes')).toBe(String(DEFAULT_LIMITS.memoryBytes));
     expect(childCgroupFile(child.pid, 'pids', 'pids.max')).toBe('32');
-    expect(child.limits).toEqual({ wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 1024 * MiB, pids: 32, tmpBytes: 64 * MiB, fileBytes: 1024 * MiB, nofile: 256, stdoutBytes: 64 * MiB, stderrBytes: 16 * MiB });
+    expect(child.limits).toEqual({ wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 1024 * MiB, pids: 32, tmpBytes: 64 * MiB, fileBytes: 1024 * MiB, nofile: 256, outputBytes: 1024 * MiB, outputFiles: 4096, stdoutBytes: 64 * MiB, stderrBytes: 16 * MiB });
     await finish(child);
   });
 

@@ -199,8 +199,29 @@ describe('mount points are made without following symlinks', () => {
   });
 });
 
+describe('an output filesystem for an unprivileged client', () => {
+  it("holds what the step wrote as N's, whatever its mode: N reads a 0600 file, opens up a 0500 directory and removes it all", async () => {
+    const steps = [
+      ['write', '/output/secret', 'N only'],
+      ['chmod', '/output/secret', 0o600],
+      ['mkdir', '/output/locked', 0o700],
+      ['write', '/output/locked/inner', 'x'],
+      ['chmod', '/output/locked/inner', 0o000],
+      ['chmod', '/output/locked', 0o500],
+      ['stat', '/output/secret'],
+    ];
+    const run = await asClient(N, socket, [{ kind: 'output', args: steps }]);
+    const r = run.results[0];
+    expect(r).toMatchObject({ ok: true, code: 0, text: 'N only', owner: { uid: N, gid: N, mode: 0o600 }, lockedMode: 0o500, left: [] });
+    // Positive control, the child's view: the same file is its own (root of its user namespace,
+    // which is the sandbox's uid on the host), through the idmap.
+    expect(r.child.slice(0, 6).every((o: { ok: boolean }) => o.ok)).toBe(true);
+    expect(r.child[6]).toMatchObject({ ok: true, uid: 0, gid: 0 });
+  });
+});
+
 describe('runStep() from an unprivileged client', () => {
-  it('runs a step as uid N: its per-step directories are N\'s, the output is written through the idmapped mount', async () => {
+  it("runs a step as uid N: its output filesystem is N's, read through its fd", async () => {
     const stepSocket = await serve('steps', ['--main', join(pkg, 'dist/steps/step-runner.js'), '--preload', 'apache-arrow']);
     const module = join(mine, 'double.mjs');
     copyFileSync(join(ROOT, 'test/fixtures/steps/double.mjs'), module);

@@ -13,7 +13,7 @@ import { decodeServerMessage, encodeClientMessage, MAX_CONTROL_FRAME_BYTES, NO_L
 import { bounded, childCgroupFile, CLI, collect, ECHO_MAIN, ROOT, waitFor } from '../helpers/index.js';
 
 const MiB = 2 ** 20;
-const CAPS = ['--default-memory', '256M', '--max-memory', '512M', '--max-pids', '24', '--default-wall-time', '400', '--max-wall-time', '5000', '--tmp-bytes', '16M', '--fsize', '1M', '--nofile', '128'];
+const CAPS = ['--default-memory', '256M', '--max-memory', '512M', '--max-pids', '24', '--default-wall-time', '400', '--max-wall-time', '5000', '--tmp-bytes', '16M', '--fsize', '1M', '--nofile', '128', '--default-output-bytes', '8M', '--max-output-bytes', '16M', '--max-output-files', '100'];
 
 let dir: string;
 let server: ChildProcess;
@@ -65,11 +65,16 @@ async function refusal(p: Promise<unknown>): Promise<LimitCapError> {
 }
 
 describe('zygote serve defaults and caps', () => {
-  it("gives a client that asks nothing the operator's defaults: memory 256 MiB, pids at the cap 24, wall time 400 ms, /tmp 16 MiB, fsize 1 MiB, nofile 128", async () => {
+  it("gives a client that asks nothing the operator's defaults: memory 256 MiB, pids at the cap 24, wall time 400 ms, /tmp 16 MiB, fsize 1 MiB, nofile 128, output 8 MiB and at the cap 100 files", async () => {
     const child = await hanging(z);
     expect(childCgroupFile(child.pid, 'memory', 'memory.limit_in_bytes')).toBe(String(256 * MiB));
     expect(childCgroupFile(child.pid, 'pids', 'pids.max')).toBe('24');
-    expect(child.limits).toMatchObject({ memoryBytes: 256 * MiB, pids: 24, wallTimeMs: 400, cpuTimeMs: null, tmpBytes: 16 * MiB, fileBytes: MiB, nofile: 128 });
+    expect(child.limits).toMatchObject({ memoryBytes: 256 * MiB, pids: 24, wallTimeMs: 400, cpuTimeMs: null, tmpBytes: 16 * MiB, fileBytes: MiB, nofile: 128, outputBytes: 8 * MiB, outputFiles: 100 });
+    // The output filesystem is made to those sizes, not just reported.
+    const withOutput = await z.spawn({ args: ['exit', 0], output: {} });
+    await withOutput.exited;
+    expect(withOutput.output!.usage()).toMatchObject({ maxBytes: 8 * MiB, maxFiles: 100 });
+    withOutput.output!.close();
     // The default wall time is enforced, not just reported.
     expect((await child.exited).reason).toBe('timeout');
     const tmp = await z.spawn({ args: ['tmp-size'] });
@@ -87,6 +92,8 @@ describe('zygote serve defaults and caps', () => {
     ['fsize 2^52 above --fsize', { limits: { fileBytes: 2 ** 52 } }, 'fileBytes', 2 ** 52, MiB],
     ['fsize above --fsize through sandbox.rlimits.fsize', { sandbox: { rlimits: { fsize: 2 * MiB } } }, 'fileBytes', 2 * MiB, MiB],
     ['nofile 20000 above --nofile', { sandbox: { rlimits: { nofile: 20_000 } } }, 'nofile', 20_000, 128],
+    ['a 1 TiB output above --max-output-bytes', { limits: { outputBytes: 2 ** 40 }, output: {} }, 'outputBytes', 2 ** 40, 16 * MiB],
+    ['101 output files above --max-output-files', { limits: { outputFiles: 101 } }, 'outputFiles', 101, 100],
   ] as const)('refuses %s with a LimitCapError naming the field, the value and the cap', async (_what, opts, field, requested, cap) => {
     const err = await refusal(z.spawn({ args: ['exit', 0], ...(opts as object) }));
     expect(err).toMatchObject({ field, requested, cap, step: 'limits' });
@@ -110,6 +117,10 @@ describe('zygote serve defaults and caps', () => {
     await below.exited;
     const tmp = await z.spawn({ args: ['tmp-size'], limits: { tmpBytes: 4 * MiB } });
     expect(Number(await collect(tmp.stdout))).toBe(4 * MiB);
+    const output = await z.spawn({ args: ['exit', 0], limits: { outputBytes: 16 * MiB, outputFiles: 100 }, output: {} });
+    await output.exited;
+    expect(output.output!.usage()).toMatchObject({ maxBytes: 16 * MiB, maxFiles: 100 });
+    output.output!.close();
   });
 
   it("applies connect(path, { limits }) as that handle's defaults, within the caps", async () => {
@@ -166,6 +177,8 @@ describe('the caps hold on the wire, whatever the client library does', () => {
     ['a 1 TiB /tmp', { tmpBytes: 2 ** 40 }, {}, { field: 'tmpBytes', requested: 2 ** 40, cap: 16 * MiB }],
     ['fsize 2^52', {}, { fsize: 2 ** 52 }, { field: 'fileBytes', requested: 2 ** 52, cap: MiB }],
     ['nofile 20000', {}, { nofile: 20_000 }, { field: 'nofile', requested: 20_000, cap: 128 }],
+    ['a 1 TiB output', { outputBytes: 2 ** 40 }, {}, { field: 'outputBytes', requested: 2 ** 40, cap: 16 * MiB }],
+    ['a million output files', { outputFiles: 1e6 }, {}, { field: 'outputFiles', requested: 1e6, cap: 100 }],
   ] as const)('refuses %s sent by a raw client with a spawnFailed carrying aboveCap', async (_what, limits, sandbox, aboveCap) => {
     const reply = await rawSpawn(limits as WireLimits, sandbox);
     expect(reply).toMatchObject({ kind: 'spawnFailed', id: 1, step: 'limits', aboveCap });
@@ -174,6 +187,7 @@ describe('the caps hold on the wire, whatever the client library does', () => {
   it('refuses a negative limit or a /tmp of 0 (a tmpfs of size 0 is unbounded), naming the field', async () => {
     expect(await rawSpawn({ wallTimeMs: -5 })).toMatchObject({ kind: 'spawnFailed', step: 'limits', message: 'limits.wallTimeMs must be a positive integer, or 0 for no limit, got -5' });
     expect(await rawSpawn({ tmpBytes: 0 })).toMatchObject({ kind: 'spawnFailed', step: 'limits', message: 'tmpBytes must be a positive integer, got 0' });
+    expect(await rawSpawn({ outputBytes: 0 })).toMatchObject({ kind: 'spawnFailed', step: 'limits', message: 'outputBytes must be a positive integer, got 0' });
   });
 
   it('positive control: the same raw client at the caps is served', async () => {
@@ -189,6 +203,8 @@ describe('zygote serve limit flags', () => {
     [['--max-memory', 'lots'], 'expected a positive number of bytes (a K, M, G or T suffix for KiB, MiB...) or "none", got "lots"'],
     [['--default-pids', '5'], 'Expected the default `pids` to be at least 10, got 5'],
     [['--tmp-bytes', '0'], 'expected a positive number of bytes'],
+    [['--default-output-bytes', '32M', '--max-output-bytes', '16M'], '--default-output-bytes 33554432 is above --max-output-bytes 16777216'],
+    [['--max-output-files', 'none'], 'expected a positive integer, got "none"'],
   ])('refuses %j at start-up, saying why', async (args, message) => {
     const s = await serve(args, join(dir, `bad-${Math.random().toString(16).slice(2)}.sock`));
     expect(await bounded(s.exit, 10_000, 'zygote serve to exit')).not.toBe(0);

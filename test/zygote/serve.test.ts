@@ -197,6 +197,11 @@ describe('zygote serve', () => {
     const z = await connect(socket);
     const child = await z.spawn({ args: ['read', '/tmp/in/hello'], mounts: [{ source: src, target: '/tmp/in' }] });
     expect(JSON.parse(await collect(child.stdout))).toEqual({ ok: true, text: 'from the client' });
+    // An output filesystem beside it: the zygote's detached tmpfs, captured from in there too.
+    const writer = await z.spawn({ args: ['write', '/output/f', 'through the sidecar'], mounts: [{ source: src, target: '/tmp/in' }], output: {} });
+    expect(JSON.parse(await collect(writer.stdout))).toEqual({ ok: true });
+    expect(readFileSync(`${writer.output!.path}/f`, 'utf8')).toBe('through the sidecar');
+    writer.output!.close();
     await z.close();
   });
 

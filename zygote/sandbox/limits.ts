@@ -24,8 +24,8 @@ export function grantLimits(config: Pick<ZygoteConfig, 'limits' | 'sandbox'>, li
     if (asked !== undefined && (!Number.isSafeInteger(asked) || asked < 0)) throw new Error(`limits.${k} must be a positive integer, or ${NO_LIMIT} for no limit, got ${asked}`);
     return withinCap(k, asked === undefined ? defaults[k] : asked === NO_LIMIT ? null : asked, max[k]);
   };
-  // /tmp, file size and nofile always have a limit: a tmpfs of size 0 would even be unbounded.
-  const sized = (k: 'tmpBytes' | 'fileBytes' | 'nofile', asked: number | undefined, dflt: number): number => {
+  // /tmp, the output, file size and nofile always have a limit: a tmpfs of size 0 would even be unbounded.
+  const sized = (k: 'tmpBytes' | 'fileBytes' | 'nofile' | 'outputBytes' | 'outputFiles', asked: number | undefined, dflt: number): number => {
     if (asked !== undefined && (!Number.isSafeInteger(asked) || asked <= 0)) throw new Error(`${k} must be a positive integer, got ${asked}`);
     return withinCap(k, asked ?? dflt, max[k]) as number;
   };
@@ -37,6 +37,8 @@ export function grantLimits(config: Pick<ZygoteConfig, 'limits' | 'sandbox'>, li
     tmpBytes: sized('tmpBytes', limits.tmpBytes, config.sandbox.tmpBytes),
     fileBytes: sized('fileBytes', rlimits.fsize, config.sandbox.rlimits.fsize),
     nofile: sized('nofile', rlimits.nofile, config.sandbox.rlimits.nofile),
+    outputBytes: sized('outputBytes', limits.outputBytes, defaults.outputBytes),
+    outputFiles: sized('outputFiles', limits.outputFiles, defaults.outputFiles),
   };
   if (granted.memoryBytes !== null && granted.memoryBytes < MIN_MEMORY_BYTES) {
     throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more`);

@@ -63,8 +63,11 @@ export function resolveSandbox(
   ids: { uid: number; gid: number },
   compiled: { root: RootPlan; rootTemplateFd: number; seccompId: number; initSeccompId: number; landlockAbi: number },
   allowUnsandboxed: boolean,
-  /** The spawn's mounts, as the client's source fds, and what they are idmapped through (mapping the client's ids to `ids`). */
-  own: { mounts: readonly FdMount[]; idmapFd: () => number; clientMountNs?: number } = { mounts: [], idmapFd: () => -1 },
+  /**
+   * The spawn's mounts, as the client's source fds, and its output filesystem (zygote/sandbox/
+   * output.ts), and what they are idmapped through (mapping the client's ids to `ids`).
+   */
+  own: { mounts: readonly FdMount[]; idmapFd: () => number; clientMountNs?: number; output?: FdMount | null } = { mounts: [], idmapFd: () => -1 },
 ): NativeSandboxSpec {
   const skip = new Set(request.dangerouslySkip ?? []);
   if ((skip.size > 0 || request.dangerouslyInjectFailure) && !allowUnsandboxed) {
@@ -75,6 +78,7 @@ export function resolveSandbox(
   const inject = request.dangerouslyInjectFailure;
   const mounts = own.mounts;
   if (mounts.length > 0 && !on('mount-namespace')) throw new Error('mounts need the mount-namespace layer');
+  if (own.output && !on('mount-namespace')) throw new Error('an output filesystem needs the mount-namespace layer');
   if (request.network !== undefined && !on('network-namespace')) throw new Error('a network needs the network-namespace layer');
   return {
     pidNamespace: on('pid-namespace'),
@@ -86,7 +90,7 @@ export function resolveSandbox(
     veth: null,
     ipcNamespace: on('ipc-namespace'),
     utsNamespace: on('uts-namespace'),
-    root: on('mount-namespace') ? rootSpec(compiled, mounts, request.tmpBytes ?? defaults.tmpBytes, own.idmapFd, own.clientMountNs ?? -1) : null,
+    root: on('mount-namespace') ? rootSpec(compiled, mounts, own.output ?? null, request.tmpBytes ?? defaults.tmpBytes, own.idmapFd, own.clientMountNs ?? -1) : null,
     // Its root is mapped to the uid it drops to, so it needs the credentials layer.
     userNamespace: on('user-namespace') && on('credentials'),
     credentials: on('credentials') ? ids : null,
@@ -104,9 +108,9 @@ export function resolveSandbox(
 }
 
 /** The child's root: every bind and copy, and the template to start from when it can. */
-function rootSpec(compiled: { root: RootPlan; rootTemplateFd: number }, mounts: readonly FdMount[], tmpBytes: number, idmapFd: () => number, clientMountNs: number): NativeRootSpec {
+function rootSpec(compiled: { root: RootPlan; rootTemplateFd: number }, mounts: readonly FdMount[], output: FdMount | null, tmpBytes: number, idmapFd: () => number, clientMountNs: number): NativeRootSpec {
   const plan = compiled.root;
-  const binds = withMounts(plan.binds, mounts, plan.copies);
+  const binds = withMounts(plan.binds, mounts, plan.copies, output);
   const own = binds.slice(plan.binds.length);
   const idmap = own.length > 0 ? { idmapFd: idmapFd(), ...(clientMountNs >= 0 ? { clientMountNsFd: clientMountNs } : {}) } : {};
   // What lies under /tmp (a checkout there) is lifted off the root and put back over the

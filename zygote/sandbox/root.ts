@@ -130,18 +130,23 @@ export interface FdMount {
   target: string;
   writable: boolean;
   fd: number;
+  /** The output filesystem made the child's own (zygote/sandbox/output.ts): no idmap. */
+  noIdmap?: boolean;
 }
 
 /**
- * The base binds plus a spawn's mounts; throws a TypeError naming what is wrong with a mount.
- * A mount's source is the client's fd: nothing here looks at the client's path or files. A mount
- * may not cover any of the module files copied into the root (copies).
+ * The base binds plus a spawn's mounts and then its output filesystem (zygote/sandbox/output.ts);
+ * throws a TypeError naming what is wrong with a mount. A mount's source is the client's fd:
+ * nothing here looks at the client's path or files. A mount may not cover any of the module
+ * files copied into the root (copies).
  */
-export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdMount[], copies: readonly string[] = []): NativeRootBind[] {
+export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdMount[], copies: readonly string[] = [], output: FdMount | null = null): NativeRootBind[] {
   if (mounts.length > MAX_MOUNTS) throw new TypeError(`at most ${MAX_MOUNTS} mounts per spawn, got ${mounts.length}`);
   const out = [...base];
-  for (const [i, m] of mounts.entries()) {
-    const what = `mounts[${i}]`;
+  const all = output ? [...mounts, output] : mounts;
+  for (const [i, m] of all.entries()) {
+    const isOutput = m === output;
+    const what = isOutput ? 'output' : `mounts[${i}]`;
     if (typeof m?.source !== 'string' || !isAbsolute(m.source)) throw new TypeError(`${what}.source must be an absolute path, got ${JSON.stringify(m?.source)}`);
     if (typeof m.target !== 'string' || !isAbsolute(m.target) || m.target.includes('\0')) throw new TypeError(`${what}.target must be an absolute path, got ${JSON.stringify(m.target)}`);
     const target = normalize(m.target).replace(/\/+$/, '');
@@ -161,7 +166,7 @@ export function withMounts(base: readonly NativeRootBind[], mounts: readonly FdM
         throw new TypeError(`${what}.target ${target} lies inside ${b.target}, already in the child's root, where nothing of that name exists to mount onto`);
       }
     }
-    out.push({ source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
+    out.push(isOutput ? { source: m.source, target, writable: true, fd: m.fd, index: i, output: true, ...(m.noIdmap ? { noIdmap: true } : {}) } : { source: m.source, target, writable: m.writable === true, fd: m.fd, index: i });
   }
   return out;
 }
