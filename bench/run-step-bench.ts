@@ -36,6 +36,7 @@ interface Options {
   coldThroughputSteps: number;
   memorySamples: number;
   peers?: string;
+  replot?: string;
 }
 
 const QUICK: Partial<Options> = { runs: 5, bigRuns: 2, warmup: 1, breakdownRuns: 5, throughputSteps: 16, coldThroughputSteps: 8, memorySamples: 2 };
@@ -54,8 +55,12 @@ const cli = new Command('run-step-bench')
   .option('--cold-throughput-steps <n>', 'steps of the cold node at concurrency 4', positiveInt, 100)
   .option('--memory-samples <n>', 'held steps per peer whose memory is read', nonNegativeInt, 20)
   .option('--peers <names>', 'only these peers, comma-separated (the cold baseline is always run)')
+  .option('--replot <json>', 'run nothing: print the report and write the plot and table again from a results file')
   .parse();
 const opts: Options = { ...cli.opts<Options>(), ...(cli.opts<Options>().quick ? QUICK : {}) };
+/** A results file to draw again, instead of a run. */
+const saved = opts.replot ? (JSON.parse(readFileSync(opts.replot, 'utf8')) as Saved) : null;
+if (saved) Object.assign(opts, { ...saved.options, replot: opts.replot });
 
 interface CellResult {
   peer: string;
@@ -67,8 +72,73 @@ interface CellResult {
   parts: Record<string, number[]>;
   summary: Summary;
   faults: Summary;
+  /** The host's load averages when the cell's runs ended (the host may be shared). */
+  loadavg?: number[];
   /** cold p50 ÷ this p50 (and p99): how many times faster than a cold node. */
   vsCold: { p50: number; p99: number } | null;
+}
+
+interface Breakdown {
+  peer: string;
+  case: string;
+  runs: number;
+  parts: Record<string, Summary>;
+  raw: Record<string, (number | null)[]>;
+}
+
+interface Throughput {
+  peer: string;
+  case: string;
+  concurrency: number;
+  steps: number;
+  wallMs: number;
+  stepsPerSec: number;
+  latency: Summary;
+  failures: string[];
+}
+
+interface MemoryResult {
+  peer: string;
+  samples: PrivateMemory[];
+  heapBytes: number[];
+  processes: number[];
+  failures: string[];
+}
+
+interface Resident {
+  peer: string;
+  pid: number;
+  rssBefore: number;
+  rssAfter: number;
+  idleChildren: { pid: number; uss: number }[];
+  stats: unknown;
+}
+
+interface PeerInfo {
+  name: string;
+  description: string;
+  startupMs: number | null;
+}
+
+/** What a results file holds (and --replot reads). */
+interface Saved {
+  kind: 'run-step';
+  startedAt: string;
+  finishedAt: string;
+  node: string;
+  kernel: string;
+  cpus: number;
+  loadavgAtEnd: number[];
+  options: Options;
+  limits: typeof STEP_LIMITS;
+  peers: PeerInfo[];
+  skipped: { peer: string; why: string }[];
+  notes: string[];
+  cells: Omit<CellResult, 'warmup'>[];
+  breakdowns: Breakdown[];
+  throughputs: Throughput[];
+  memory: (MemoryResult & { uss: Summary; heap: Summary })[];
+  resident: Resident[];
 }
 
 interface PeerState {
@@ -77,7 +147,7 @@ interface PeerState {
   startupMs: number;
 }
 
-const startedAt = new Date();
+const startedAt = saved ? new Date(saved.startedAt) : new Date();
 const suffix = opts.quick ? '-quick' : '';
 const small = makeTable(10);
 const big = makeTable(opts.bigRows);
@@ -89,8 +159,8 @@ const CASES: StepCase[] = [
 ];
 const caseKey = (c: StepCase) => c.label;
 
-const cgroups = BenchCgroups.open();
-const blobDir = mkdtempSync(join(tmpdir(), 'zygote-bench-snapshot-'));
+const cgroups = saved ? { unavailable: 'not measuring' } : BenchCgroups.open();
+const blobDir = saved ? '' : mkdtempSync(join(tmpdir(), 'zygote-bench-snapshot-'));
 const wanted = opts.peers?.split(',').map((s) => s.trim());
 const PEERS: Peer[] = [zygotePeer('zygote-pool', true), zygotePeer('zygote', false), coldPeer(cgroups), bubblewrapPeer(cgroups), snapshotPeer(cgroups, blobDir), isolatePeer()].filter(
   (p) => !wanted || wanted.includes(p.name) || p.name === BASELINE,
@@ -99,13 +169,24 @@ const PEERS: Peer[] = [zygotePeer('zygote-pool', true), zygotePeer('zygote', fal
 const live: PeerState[] = [];
 const skipped: { peer: string; why: string }[] = [];
 const cells: CellResult[] = [];
-const breakdowns: { peer: string; case: string; runs: number; parts: Record<string, Summary>; raw: Record<string, (number | null)[]> }[] = [];
-const throughputs: { peer: string; case: string; concurrency: number; steps: number; wallMs: number; stepsPerSec: number; latency: Summary; failures: string[] }[] = [];
-const memory: { peer: string; samples: PrivateMemory[]; heapBytes: number[]; processes: number[]; failures: string[] }[] = [];
-const resident: { peer: string; pid: number; rssBefore: number; rssAfter: number; idleChildren: { pid: number; uss: number }[]; stats: unknown }[] = [];
+const breakdowns: Breakdown[] = [];
+const throughputs: Throughput[] = [];
+const memory: MemoryResult[] = [];
+const resident: Resident[] = [];
 const notes: string[] = [];
-if ('unavailable' in cgroups) notes.push(`the process peers get no memory+pids cgroup here (${cgroups.unavailable}): their limited cells are skipped`);
+if (!saved && 'unavailable' in cgroups) notes.push(`the process peers get no memory+pids cgroup here (${cgroups.unavailable}): their limited cells are skipped`);
 
+if (saved) {
+  skipped.push(...saved.skipped);
+  notes.push(...saved.notes);
+  cells.push(...saved.cells.map((c) => ({ ...c, warmup: [] })));
+  breakdowns.push(...saved.breakdowns);
+  throughputs.push(...saved.throughputs);
+  memory.push(...saved.memory);
+  resident.push(...saved.resident);
+} else await measure();
+
+async function measure(): Promise<void> {
 try {
   for (const peer of PEERS) {
     const t0 = performance.now();
@@ -118,16 +199,19 @@ try {
   }
   const rssBefore = new Map(live.filter((p) => p.running.residentPid !== null).map((p) => [p.peer.name, readRssBytes(p.running.residentPid!)]));
 
-  // ---- latency: every peer, every cell, interleaved round by round -------------------------
-  for (const c of CASES) {
-    const n = c.table === small ? opts.runs : opts.bigRuns;
-    const here = live.filter((p) => !(c.limited && p.running.noLimits));
-    const results = here.map((p) => emptyCell(p.peer.name, caseKey(c)));
+  // ---- latency: per table, every peer with and without limits, interleaved round by round ----
+  // (so the limits' cost and the ratios are differences measured under the same load)
+  for (const size of [small, big]) {
+    const n = size === small ? opts.runs : opts.bigRuns;
+    const pairs = CASES.filter((c) => c.table === size).flatMap((c) => live.filter((p) => !(c.limited && p.running.noLimits)).map((p) => ({ p, c, cell: emptyCell(p.peer.name, caseKey(c)) })));
+    const results = pairs.map((x) => x.cell);
     cells.push(...results);
-    await rounds(opts.warmup, `${c.label}: warm-up`, here.length, async (i) => {
-      results[i].warmup.push((await here[i].running.run(c)).ms);
+    const label = `${short(size.numRows)} rows`;
+    await rounds(opts.warmup, `${label}: warm-up`, pairs.length, async (i) => {
+      results[i].warmup.push((await pairs[i].p.running.run(pairs[i].c)).ms);
     }, results);
-    await rounds(n, c.label, here.length, async (i) => record(results[i], await here[i].running.run(c)), results);
+    await rounds(n, label, pairs.length, async (i) => record(results[i], await pairs[i].p.running.run(pairs[i].c)), results);
+    for (const r of results) r.loadavg = loadavg();
   }
 
   // ---- runStep's own breakdown (timings: true) ----------------------------------------------
@@ -188,6 +272,7 @@ try {
   if (!('unavailable' in cgroups)) cgroups.close();
   rmSync(blobDir, { recursive: true, force: true });
 }
+}
 
 // ---- summaries, ratios, output ---------------------------------------------------------------
 for (const cell of cells) {
@@ -198,7 +283,8 @@ for (const cell of cells) {
   const base = cells.find((c) => c.peer === BASELINE && c.case === cell.case);
   cell.vsCold = base && cell.samples.length ? { p50: base.summary.p50 / cell.summary.p50, p99: base.summary.p99 / cell.summary.p99 } : null;
 }
-const peerNames = PEERS.map((p) => p.name);
+const peerInfo: PeerInfo[] = saved ? saved.peers : PEERS.map((p) => ({ name: p.name, description: p.description, startupMs: live.find((s) => s.peer === p)?.startupMs ?? null }));
+const peerNames = peerInfo.map((p) => p.name);
 printReport();
 const svg = plot();
 const svgPath = join(RESULTS_DIR, `run-step${suffix}.svg`);
@@ -206,7 +292,7 @@ writeFileSync(svgPath, svg);
 const md = markdownTable();
 const mdPath = join(RESULTS_DIR, `run-step${suffix}.md`);
 writeFileSync(mdPath, md);
-const jsonPath = writeResults(`run-step${suffix}`, startedAt, {
+const results: Saved = {
   kind: 'run-step',
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
@@ -216,7 +302,7 @@ const jsonPath = writeResults(`run-step${suffix}`, startedAt, {
   loadavgAtEnd: loadavg(),
   options: opts,
   limits: STEP_LIMITS,
-  peers: PEERS.map((p) => ({ name: p.name, description: p.description, startupMs: live.find((s) => s.peer === p)?.startupMs ?? null })),
+  peers: peerInfo,
   skipped,
   notes,
   cells: cells.map(({ warmup: _w, ...c }) => c),
@@ -224,7 +310,8 @@ const jsonPath = writeResults(`run-step${suffix}`, startedAt, {
   throughputs,
   memory: memory.map((m) => ({ ...m, uss: summarize(m.samples.map((s) => s.ussBytes)), heap: summarize(m.heapBytes) })),
   resident,
-});
+};
+const jsonPath = saved ? opts.replot! : writeResults(`run-step${suffix}`, startedAt, results);
 console.log(`\nraw samples and summaries: ${jsonPath}\nplot: ${svgPath}\ntable: ${mdPath}`);
 const failed = cells.reduce((n, c) => n + c.failures.length, 0) + throughputs.reduce((n, t) => n + t.failures.length, 0) + memory.reduce((n, m) => n + m.failures.length, 0);
 if (failed > 0) {
@@ -277,7 +364,7 @@ async function rounds(n: number, phase: string, count: number, sample: (i: numbe
   }
 }
 
-async function throughput(p: PeerState, c: StepCase, steps: number, concurrency: number) {
+async function throughput(p: PeerState, c: StepCase, steps: number, concurrency: number): Promise<Throughput> {
   // A short warm-up at this concurrency first.
   await Promise.allSettled(Array.from({ length: concurrency }, () => p.running.run(c)));
   const latency: number[] = [];
@@ -331,7 +418,7 @@ function x(v: number | undefined): string {
 }
 
 function printReport(): void {
-  console.log(`\nrunStep, identity step: ${opts.runs} runs per peer on 10 rows, ${opts.bigRuns} on ${short(opts.bigRows)} rows x 2 columns (after ${opts.warmup} warm-up), interleaved; limits: memory ${STEP_LIMITS.memoryBytes / 2 ** 20} MiB + pids ${STEP_LIMITS.pids}; ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`\nrunStep, identity step: ${opts.runs} runs per peer on 10 rows, ${opts.bigRuns} on ${short(opts.bigRows)} rows x 2 columns (after ${opts.warmup} warm-up), every peer with and without limits interleaved round by round; limits: memory ${STEP_LIMITS.memoryBytes / 2 ** 20} MiB + pids ${STEP_LIMITS.pids}; ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   for (const c of CASES) {
     console.log(`\n${c.label}`);
     console.log(
@@ -362,7 +449,7 @@ function printReport(): void {
     console.log(`${r.peer}: zygote RSS ${formatMiB(r.rssBefore)} at start, ${formatMiB(r.rssAfter)} after all runs; idle children: ${r.idleChildren.length ? r.idleChildren.map((c) => formatMiB(c.uss)).join(', ') + ' USS' : 'none'}${r.stats ? `; stats ${JSON.stringify(r.stats)}` : ''}`);
   }
   console.log('');
-  for (const p of PEERS) console.log(`  ${p.name}: ${p.description}`);
+  for (const p of peerInfo) console.log(`  ${p.name}: ${p.description}`);
   for (const s of skipped) console.log(`  SKIPPED ${s.peer}: ${s.why}`);
   for (const n of notes) console.log(`  note: ${n}`);
 }

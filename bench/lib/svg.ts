@@ -57,7 +57,8 @@ function panel(p: Panel, top: number, series: string[], color: (s: string) => st
   const values = p.groups.flatMap((g) => g.bars.flatMap((b) => [b.value, b.high])).filter((v): v is number => typeof v === 'number' && v > 0);
   const max = Math.max(1, ...values);
   const min = Math.min(max, ...values);
-  const lo = p.log ? niceFloor(min) : 0;
+  // A decade or so below the lowest bar, so the lowest bar is still a bar.
+  const lo = p.log ? niceFloor(min / 2) : 0;
   const hi = niceCeil(max);
   const y = (v: number) => (p.log ? y0 - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (y0 - y1) : y0 - (v / hi) * (y0 - y1));
   out.push(`<text x="${x0}" y="${top + 22}" font-size="14" font-weight="bold">${esc(p.title)}</text>`);
@@ -107,9 +108,7 @@ function logTicks(lo: number, hi: number): number[] {
 }
 
 function niceFloor(v: number): number {
-  const e = 10 ** Math.floor(Math.log10(v));
-  for (const m of [5, 2, 1]) if (m * e <= v) return m * e;
-  return e;
+  return 10 ** Math.floor(Math.log10(v));
 }
 
 function niceCeil(v: number): number {
