@@ -100,8 +100,10 @@ function processPeer(kind: ProcessKind, cgroups: BenchCgroups | { unavailable: s
     noLimits: 'unavailable' in cgroups ? cgroups.unavailable : undefined,
     run: (c) => runOne(kind, cgroups, c, null),
     hold: async <T>(c: StepCase, atHold: (h: Held) => T) => {
+      let held = false;
       let value: T | undefined;
-      await runOne(kind, cgroups, c, (h) => (value = atHold(h)));
+      await runOne(kind, cgroups, c, (h) => ((held = true), (value = atHold(h))));
+      if (!held) throw new Error('the step ended without holding');
       return value as T;
     },
     close: async () => undefined,
@@ -136,9 +138,12 @@ async function runOne(kind: ProcessKind, cgroups: BenchCgroups | { unavailable: 
     const request = encodeStepRequest({ module: kind.module, params: hold ? { release } : {}, inputPath: join(d.inDir, 'input.arrow'), outputPath: join(d.outDir, 'output.arrow') });
     const talking = talkToStep({ stdin: cp.stdin!, stdout: cp.stdout!, stderr: cp.stderr!, exited, kill: () => void cp.kill('SIGKILL') }, request, { resultTimeoutMs: 60_000, stderrBytes: 64 * 1024 });
     if (hold) {
+      let over = false;
+      // A step that ends before it holds ends the wait; talking then says why.
+      talking.then(() => (over = true), () => (over = true));
       try {
-        await until(() => holding, 30_000, 'the held step saying it holds');
-        hold({ pid: cp.pid! });
+        await until(() => holding || over, 30_000, 'the held step saying it holds');
+        if (holding) hold({ pid: cp.pid! });
       } finally {
         writeFileSync(release, '');
       }

@@ -63,10 +63,17 @@ function running(z: Zygote): RunningPeer {
           },
         },
       }) as Zygote;
+      let over = false;
       const done = runStep(spy, { module: IDENTITY_STEP, input: c.table, params: { release: '/output/release' }, limits: c.limited ? STEP_LIMITS : NO_LIMITS });
+      // A runStep that fails before the step holds ends the wait; its error is awaited below.
+      done.then(() => (over = true), () => (over = true));
       let value: T;
       try {
-        await until(() => holding, 30_000, 'the held step saying it holds');
+        await until(() => holding || over, 30_000, 'the held step saying it holds');
+        if (!holding) {
+          checked(await done, c, 0);
+          throw new Error('the step ended without holding');
+        }
         value = atHold({ pid: child!.pid });
       } finally {
         if (outDir) writeFileSync(join(outDir, 'release'), '');

@@ -27,7 +27,12 @@ export class BenchCgroups {
     const name = `zygote-bench-${process.pid}`;
     this.bases = layout.version === 'v1' ? [join(layout.memory, name), join(layout.pids, name)] : [join(layout.home, name)];
     for (const b of this.bases) mkdirSync(b);
-    if (layout.version === 'v2') writeFileSync(join(this.bases[0], 'cgroup.subtree_control'), '+memory +pids');
+    try {
+      if (layout.version === 'v2') writeFileSync(join(this.bases[0], 'cgroup.subtree_control'), '+memory +pids');
+    } catch (err) {
+      this.close();
+      throw err;
+    }
   }
 
   /** The cgroups, or why this host cannot give a bench process memory and pids limits. */
