@@ -5,6 +5,8 @@
 // protocol/ and native/. The package's root entry (index.ts) re-exports all of this.
 // runStep(): one untrusted step on a table, start to validated finish (run-step.ts).
 export { runStep, stepRunner, talkToStep, type RunStepOptions, type StepOutcome, type StepSuccess, type StepFailure, type StepErrorKind, type CapturedText, type StepIO, type StepExchange } from './run-step.js';
+// Where one runStep's milliseconds went, when asked (`timings: true`).
+export type { StepTimings } from './step-timings.js';
 // The step protocol's request and result as validated plain JS (protocol/step.ts, protocol/step.thrift).
 export {
   encodeStepRequest,

@@ -30,6 +30,7 @@ import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
 import { InvalidOptionError } from '../protocol/errors.js';
 import { removeTree } from './remove-tree.js';
+import { StepClock, type StepTimings } from './step-timings.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
 export const stepRunner = new URL('./step-runner.js', import.meta.url);
@@ -67,6 +68,8 @@ export interface RunStepOptions {
   stderrBytes?: number;
   /** A label for logs and the child's process title. */
   name?: string;
+  /** Record where the time goes: the outcome then carries `timings` (StepTimings). Default false. */
+  timings?: boolean;
 }
 
 export type StepErrorKind = 'error' | 'timeout' | 'oom' | 'output-limit' | 'protocol' | 'invalid-output' | 'sandbox';
@@ -89,6 +92,8 @@ export interface StepSuccess {
   exit: ExitStatus;
   /** Unmaps the table now rather than when it is garbage-collected; the table is then unusable. */
   release(): void;
+  /** Only when the `timings` option was true. */
+  timings?: StepTimings;
 }
 
 export interface StepFailure {
@@ -97,6 +102,8 @@ export interface StepFailure {
   stderr: CapturedText;
   /** Null when no child ran (a sandbox step failed). */
   exit: ExitStatus | null;
+  /** Only when the `timings` option was true. */
+  timings?: StepTimings;
 }
 
 export type StepOutcome = StepSuccess | StepFailure;
@@ -108,7 +115,7 @@ const DEFAULT_STDERR_BYTES = 64 * 1024;
 export const DEFAULT_STEP_STDERR_LIMIT = DEFAULT_LIMITS.stderrBytes;
 /** How long to wait for the result of a step with no wall-time limit: the longest timer Node has (24.8 days). */
 const NO_LIMIT_RESULT_TIMEOUT_MS = 2 ** 31 - 1;
-const RUN_STEP_KEYS = ['module', 'input', 'params', 'files', 'limits', 'sandbox', 'output', 'stderrBytes', 'name'] as const satisfies readonly (keyof RunStepOptions)[];
+const RUN_STEP_KEYS = ['module', 'input', 'params', 'files', 'limits', 'sandbox', 'output', 'stderrBytes', 'name', 'timings'] as const satisfies readonly (keyof RunStepOptions)[];
 /** How long a step whose stdout ended may take to exit before it is killed. */
 const EXIT_GRACE_MS = 2_000;
 const OUTPUT_NAME = 'output.arrow';
@@ -143,7 +150,10 @@ function stepSource(module: string, own: string): string {
 
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
 export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<StepOutcome> {
+  const t0 = performance.now();
   checkRunStepOptions(opts);
+  const clock = opts.timings === true ? new StepClock(t0) : null;
+  const timed = (out: StepOutcome): StepOutcome => (clock ? clock.attach(out) : out);
   const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
   const module = stepModule(opts.module);
   const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
@@ -172,19 +182,22 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new InvalidOptionError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
       showFile(name, path, `\`files.${name}\``);
     }
+    clock?.mark('prepared');
     let child: ZygoteChild;
     try {
       // stdout carries one result: a step that floods it is cut off and killed at the cap.
       child = await zygote.spawn({ name: opts.name ?? basename(module), mounts, output: { target: OUTPUT_MOUNT }, limits: { ...limits, stdoutBytes: MAX_STEP_RESULT_BYTES + 8 }, sandbox: opts.sandbox });
     } catch (err) {
-      if (err instanceof SandboxError) return { ok: false, error: { kind: 'sandbox', message: err.message, cause: err }, stderr: { text: '', truncated: false, bytes: 0 }, exit: null };
+      if (err instanceof SandboxError) return timed({ ok: false, error: { kind: 'sandbox', message: err.message, cause: err }, stderr: { text: '', truncated: false, bytes: 0 }, exit: null });
       throw err;
     }
+    clock?.mark('spawned');
     const output = child.output!;
     try {
       const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `${OUTPUT_MOUNT}/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
+      const stdio = { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() };
       const io = await talkToStep(
-        { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() },
+        clock ? clock.watch(stdio) : stdio,
         request,
         // The zygote kills it at its deadline, which ends stdout; this only backs that up.
         { resultTimeoutMs: child.limits.wallTimeMs === null ? NO_LIMIT_RESULT_TIMEOUT_MS : child.limits.wallTimeMs + 5_000, stderrBytes: opts.stderrBytes ?? DEFAULT_STDERR_BYTES },
@@ -192,7 +205,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       const out = outcome(io, () => readArrowOutput(output, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
       if (out.ok) keepOnly(output, OUTPUT_NAME);
       // Stack traces and messages name the step as the renderer knows it, not its mount point.
-      return userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), stepDir === dirname(module) ? dirname(module) : null, module);
+      return timed(userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), stepDir === dirname(module) ? dirname(module) : null, module));
     } finally {
       // Gone with the fd, or, for a returned table, once its mapping is released (keepOnly left
       // only its file).
@@ -200,6 +213,7 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     }
   } finally {
     cleanUp(dir);
+    clock?.finish();
   }
 }
 
@@ -282,6 +296,7 @@ function checkRunStepOptions(opts: RunStepOptions): void {
     throw new InvalidOptionError(`Expected the \`stderrBytes\` option of runStep() to be a non-negative integer, got ${describe(opts.stderrBytes)}`);
   }
   if (opts.name !== undefined && typeof opts.name !== 'string') throw new InvalidOptionError(`Expected the \`name\` option of runStep() to be a string, got ${describe(opts.name)}`);
+  if (opts.timings !== undefined && typeof opts.timings !== 'boolean') throw new InvalidOptionError(`Expected the \`timings\` option of runStep() to be a boolean, got ${describe(opts.timings)}`);
 }
 
 /** A running step, whoever started it (a zygote child, or a cold node for comparison). */

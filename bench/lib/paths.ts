@@ -9,6 +9,14 @@ export function fixtureUrl(name: string): URL {
   return new URL(`bench/fixtures/${name}`, ROOT);
 }
 
+/** A fixture's path in the source tree. */
+export function fixturePath(name: string): string {
+  return fileURLToPath(fixtureUrl(name));
+}
+
+/** The package root (where node_modules is). */
+export const ROOT_DIR = fileURLToPath(ROOT);
+
 export const RESULTS_DIR = fileURLToPath(new URL('bench/results/', ROOT));
 
 /** The cold runner, the package's `zygote/cold` entry (zygote/cold.ts). */

@@ -46,7 +46,7 @@ const UNKNOWN: [string, () => unknown, string][] = [
   ['spawn() mounts entry', () => z.spawn({ mounts: [{ source: dir, target: '/data', writeable: true }] } as never), 'Unknown option `mounts[0].writeable` in spawn(); known: source, target, writable'],
   ['spawn() network', () => z.spawn({ network: { allow: [], deny: [] } } as never), 'Unknown option `network.deny` in spawn(); known: allow'],
   ['spawn() output', () => z.spawn({ output: { target: '/output', bytes: 1 << 20 } } as never), 'Unknown option `output.bytes` in spawn(); known: target'],
-  ['runStep()', () => runStep(z, { module: '/x.mjs', timeoutMs: 5 } as never), 'Unknown option `timeoutMs` in runStep(); known: module, input, params, files, limits, sandbox, output, stderrBytes, name'],
+  ['runStep()', () => runStep(z, { module: '/x.mjs', timeoutMs: 5 } as never), 'Unknown option `timeoutMs` in runStep(); known: module, input, params, files, limits, sandbox, output, stderrBytes, name, timings'],
   ['runStep() limits', () => runStep(z, { module: '/x.mjs', limits: { memory: 5 } } as never), `Unknown option \`limits.memory\` in runStep(); known: ${LIMITS}`],
   ['runStep() sandbox', () => runStep(z, { module: '/x.mjs', sandbox: { skip: [] } } as never), 'Unknown option `sandbox.skip` in runStep(); known: rlimits, tmpBytes, dangerouslySkip, dangerouslyInjectFailure'],
   ['runStep() output caps', () => runStep(z, { module: '/x.mjs', output: { maxRow: 5 } } as never), 'Unknown option `output.maxRow` in runStep(); known: maxBytes, maxColumns, maxRows, maxBatches, maxFields, maxDepth, maxValues'],
@@ -78,6 +78,7 @@ const WRONG_TYPE: [string, () => unknown, string][] = [
   ['startZygote() pids below what Node needs', () => startZygote({ main, limits: { pids: 4 } }), 'Expected `limits.pids` to be at least 10'],
   ['connect() options not an object', () => connect('/nonexistent.sock', 'fast' as never), 'Expected connect() options to be an object, got "fast" (string)'],
   ['runStep() files not paths', () => runStep(z, { module: '/x.mjs', files: { 'a.csv': 5 } } as never), 'Expected `files.a.csv` of runStep() to be a path, got 5 (number)'],
+  ['runStep() timings not a boolean', () => runStep(z, { module: '/x.mjs', timings: 1 } as never), 'Expected the `timings` option of runStep() to be a boolean, got 1 (number)'],
   ['runStep() module missing', () => runStep(z, {} as never), 'Expected the `module` option of runStep() to be a path, got undefined (undefined)'],
 ];
 

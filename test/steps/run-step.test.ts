@@ -59,6 +59,18 @@ describe('a good step', () => {
     const out = await runStep(z, { module: GOOD, input: path, params: {} });
     expect(out.ok && Array.from(out.table.getChild('x')!.toArray())).toEqual([2, 4, 6, 8]);
   });
+
+  it('says where its time went when asked (timings: true): every part measured, adding up to the total; not otherwise', async () => {
+    const out = await runStep(z, { module: GOOD, input, params: { label: 't' }, timings: true });
+    expect(out.ok, out.ok ? '' : out.error.message).toBe(true);
+    const t = out.timings!;
+    const parts = [t.prepareMs, t.spawnMs, t.requestMs, t.firstByteMs, t.resultMs, t.exitMs, t.outputMs, t.cleanupMs];
+    for (const ms of parts) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(parts.reduce((a, b) => a! + b!, 0)).toBeCloseTo(t.totalMs, 6);
+    // The child ran between the request and its first byte: that part is never empty.
+    expect(t.firstByteMs).toBeGreaterThan(0);
+    expect(await runStep(z, { module: GOOD, input, params: { label: 'u' } })).not.toHaveProperty('timings');
+  });
 });
 
 describe('extra files', () => {
@@ -209,6 +221,9 @@ describe('the sandbox', () => {
       const out = await runStep(strict, { module: GOOD, input, sandbox: { dangerouslyInjectFailure: { step: 'seccomp', errno: 'EPERM' } } });
       expect(failure(out)).toMatchObject({ kind: 'sandbox', message: expect.stringContaining('seccomp') });
       expect(out.exit).toBeNull();
+      // Timed, the parts it never reached are null; its preparation and clean-up are measured.
+      const timed = await runStep(strict, { module: GOOD, input, timings: true, sandbox: { dangerouslyInjectFailure: { step: 'seccomp', errno: 'EPERM' } } });
+      expect(timed.timings).toMatchObject({ prepareMs: expect.any(Number), spawnMs: null, firstByteMs: null, exitMs: null, cleanupMs: expect.any(Number) });
     } finally {
       await strict.close();
     }
