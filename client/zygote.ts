@@ -7,11 +7,12 @@ import { native } from '../native/index.js';
 import { ZygoteChild, type OutputCaps } from './child.js';
 import { ChildOutput } from './child-output.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteRefusedError } from './errors.js';
+import { ZygoteError, AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteRefusedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 import type { Limits, Mount } from '../protocol/spawn.js';
 import { isAbsolute } from 'node:path';
 import { InvalidOptionError } from '../protocol/errors.js';
+import type { ZygoteStats } from '../protocol/control.js';
 
 interface PendingSpawn {
   name: string;
@@ -36,6 +37,8 @@ export class Zygote {
   private nextId = 1;
   private readonly pending = new Map<number, PendingSpawn>();
   private readonly live = new Map<number, ZygoteChild>();
+  /** stats() calls waiting for their answer, by request id. */
+  private readonly statsPending = new Map<number, { resolve: (s: ZygoteStats) => void; reject: (e: Error) => void }>();
   /** Output filesystems handed out and not closed yet: close() closes them. */
   private readonly outputs = new Set<ChildOutput>();
   private closedBy: ZygoteClosedError | null = null;
@@ -59,6 +62,34 @@ export class Zygote {
   /** Whether the handle can no longer spawn (closed, or the zygote is gone). */
   get closed(): boolean {
     return this.closedBy !== null;
+  }
+
+  /**
+   * How busy the zygote is: children running, spawns queued, its pool (idle and size), and
+   * since it started, spawns served from the pool and spawns that forked fresh. Rejects with
+   * ZygoteClosedError once the handle is closed, or a ZygoteError after spawnTimeoutMs.
+   */
+  stats(): Promise<ZygoteStats> {
+    if (this.closedBy) return Promise.reject(this.closedBy);
+    const id = this.nextId++;
+    return new Promise<ZygoteStats>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.statsPending.delete(id)) reject(new ZygoteError(`zygote ${this.pid} did not answer stats() within ${this.spawnTimeoutMs} ms`));
+        this.updateRef();
+      }, this.spawnTimeoutMs);
+      const settle = () => {
+        clearTimeout(timer);
+        this.statsPending.delete(id);
+        this.updateRef();
+      };
+      this.statsPending.set(id, { resolve: (st) => (settle(), resolve(st)), reject: (e) => (settle(), reject(e)) });
+      this.updateRef();
+      try {
+        this.conn.send({ kind: 'stats', id });
+      } catch (err) {
+        this.statsPending.get(id)?.reject(err as Error);
+      }
+    });
   }
 
   /** Forks a child from the zygote; resolves once it is set up and running main. */
@@ -219,6 +250,12 @@ export class Zygote {
         closeAll(fds);
         this.pending.get(msg.id)?.queued(msg.timeoutMs);
         return;
+      case 'stats': {
+        closeAll(fds);
+        const { kind: _kind, id, ...stats } = msg;
+        this.statsPending.get(id)?.resolve(stats);
+        return;
+      }
       case 'fault':
         closeAll(fds);
         this.conn.close(new ZygoteClosedError(`zygote ${this.pid} refused a frame from this client: ${msg.message}`));
@@ -294,6 +331,7 @@ export class Zygote {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) p.reject(err);
+    for (const st of [...this.statsPending.values()]) st.reject(err);
     this.updateRef();
   }
 
@@ -306,7 +344,7 @@ export class Zygote {
 
   /** Keeps the event loop alive only while something is in flight, like a net.Socket would. */
   private updateRef(): void {
-    const busy = this.pending.size > 0 || this.live.size > 0;
+    const busy = this.pending.size > 0 || this.live.size > 0 || this.statsPending.size > 0;
     this.conn.setRef(busy);
     if (this.process) {
       if (busy) this.process.ref();

@@ -96,7 +96,24 @@ const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit', 'oom', 'pids-l
 
 export type ClientMessage =
   | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest; limits: WireLimits }
-  | { kind: 'kill'; id: number; signal: number };
+  | { kind: 'kill'; id: number; signal: number }
+  | { kind: 'stats'; id: number };
+
+/** How busy a zygote is (zygote.stats()); counts since it started. */
+export interface ZygoteStats {
+  /** Children running (forked or claimed, not yet reaped), of every client. */
+  busy: number;
+  /** Spawns waiting in the queue for room. */
+  queued: number;
+  /** Pool children waiting for a claim, and the pool's size (both 0 without a pool). */
+  poolIdle: number;
+  poolSize: number;
+  /** Spawns served by a pool child, and spawns that forked fresh. */
+  claimed: number;
+  forked: number;
+  /** Pool children that died or were retired before a claim. */
+  retired: number;
+}
 
 export type ServerMessage =
   | { kind: 'hello'; protocolVersion: number; zygotePid: number; nodeVersion: string }
@@ -117,6 +134,7 @@ export type ServerMessage =
       memoryPeakBytes: number | null;
       limit: ZygoteLimit | null;
     }
+  | ({ kind: 'stats'; id: number } & ZygoteStats)
   | { kind: 'fault'; message: string };
 
 export function encodeClientMessage(m: ClientMessage): Buffer {
@@ -136,13 +154,16 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
             limits: new gen.Limits(m.limits as never),
           }),
         })
-      : new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) });
+      : m.kind === 'kill'
+        ? new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) })
+        : new gen.ClientMessage({ stats: new gen.StatsRequest({ id: m.id }) });
   return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
 }
 
 export function decodeClientMessage(frame: Buffer): ClientMessage {
   const msg = decodeFrame(frame, gen.ClientMessage, 'ClientMessage', MAX_CONTROL_FRAME_BYTES);
-  const which = onlyMember(msg, ['spawn', 'kill'], 'ClientMessage');
+  const which = onlyMember(msg, ['spawn', 'kill', 'stats'], 'ClientMessage');
+  if (which === 'stats') return { kind: 'stats', id: int32(msg.stats!.id, 'StatsRequest.id') };
   if (which === 'spawn') {
     const s = msg.spawn!;
     return {
@@ -194,6 +215,11 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
       msg = new gen.ServerMessage({ exited: new gen.Exited(args) });
       break;
     }
+    case 'stats': {
+      const { kind: _kind, ...rest } = m;
+      msg = new gen.ServerMessage({ stats: new gen.Stats(rest as never) });
+      break;
+    }
     case 'fault':
       msg = new gen.ServerMessage({ fault: new gen.Fault(m) });
       break;
@@ -203,7 +229,7 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
 
 export function decodeServerMessage(frame: Buffer): ServerMessage {
   const msg = decodeFrame(frame, gen.ServerMessage, 'ServerMessage', MAX_CONTROL_FRAME_BYTES);
-  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault', 'refused', 'queued'], 'ServerMessage');
+  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault', 'refused', 'queued', 'stats'], 'ServerMessage');
   switch (which) {
     case 'hello': {
       const h = msg.hello!;
@@ -258,6 +284,25 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         maxRssBytes: num(e.maxRssBytes, 'Exited.maxRssBytes'),
         memoryPeakBytes: e.memoryPeakBytes == null ? null : num(e.memoryPeakBytes, 'Exited.memoryPeakBytes'),
         limit: e.limit == null ? null : zygoteLimit(e.limit),
+      };
+    }
+    case 'stats': {
+      const t = msg.stats!;
+      const count = (v: unknown, field: string) => {
+        const n = int64(v, `Stats.${field}`);
+        if (n < 0) throw new ProtocolError('invalid', `Stats.${field} must not be negative`);
+        return n;
+      };
+      return {
+        kind: 'stats',
+        id: int32(t.id, 'Stats.id'),
+        busy: count(t.busy, 'busy'),
+        queued: count(t.queued, 'queued'),
+        poolIdle: count(t.poolIdle, 'poolIdle'),
+        poolSize: count(t.poolSize, 'poolSize'),
+        claimed: count(t.claimed, 'claimed'),
+        forked: count(t.forked, 'forked'),
+        retired: count(t.retired, 'retired'),
       };
     }
     case 'fault':

@@ -110,9 +110,15 @@ struct KillRequest {
   2: required i32 signal
 }
 
+/** Client → zygote: how busy is the zygote? Answered with Stats carrying the same id. */
+struct StatsRequest {
+  1: required i32 id
+}
+
 union ClientMessage {
   1: SpawnRequest spawn
   2: KillRequest kill
+  3: StatsRequest stats
 }
 
 /** Zygote → client, first frame on every connection: the zygote is warm and serving. */
@@ -240,6 +246,25 @@ struct Fault {
   1: required string message
 }
 
+/** Zygote → client: the answer to a StatsRequest; counts since the zygote started. */
+struct Stats {
+  1: required i32 id
+  /** Children running (forked or claimed, not yet reaped), of every client. */
+  2: required i32 busy
+  /** Spawns waiting in the queue for room. */
+  3: required i32 queued
+  /** Pool children forked and waiting for a claim (0 without a pool). */
+  4: required i32 poolIdle
+  /** The pool's size (0 without a pool). */
+  5: required i32 poolSize
+  /** Spawns served by a pool child. */
+  6: required i64 claimed
+  /** Spawns that forked fresh. */
+  7: required i64 forked
+  /** Pool children that died or were retired before a claim. */
+  8: required i64 retired
+}
+
 union ServerMessage {
   1: Hello hello
   2: StartupFailed startupFailed
@@ -249,4 +274,5 @@ union ServerMessage {
   6: Fault fault
   7: Refused refused
   8: Queued queued
+  9: Stats stats
 }

@@ -24,17 +24,16 @@ export interface PoolChild {
   forkedAt: number;
 }
 
-/** How many claims came from the pool, and how many spawns forked fresh instead. */
+/** How many claims came from the pool. */
 export interface PoolCounts {
   claimed: number;
-  fresh: number;
   /** Pool children that died or were retired before a claim. */
   retired: number;
 }
 
 export class WarmPool {
   private readonly children = new Map<number, PoolChild>();
-  readonly counts: PoolCounts = { claimed: 0, fresh: 0, retired: 0 };
+  readonly counts: PoolCounts = { claimed: 0, retired: 0 };
 
   constructor(readonly options: NormalizedPoolOptions) {}
 

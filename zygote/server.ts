@@ -3,7 +3,7 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
+import { type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
@@ -75,6 +75,8 @@ export class Server {
   /** /dev/null, a pool child's stdio until its claim. */
   private readonly devNull: number;
   private poolForkFailures = 0;
+  /** Spawns that forked fresh (not from the pool), for stats(). */
+  private forkedCount = 0;
   /** When the pool may be refilled again after failures (performance.now()). */
   private poolRetryAt = 0;
   /** Who gets the next child, and the spawns waiting for one (zygote/admission.ts). */
@@ -459,6 +461,10 @@ export class Server {
       if (child && Number.isInteger(msg.signal) && msg.signal > 0 && msg.signal < 65) killChild(child, msg.signal);
       return;
     }
+    if (msg.kind === 'stats') {
+      this.guard(conn, () => conn.send({ kind: 'stats', id: msg.id, ...this.stats() }));
+      return;
+    }
     if (this.shuttingDown) {
       this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
       return;
@@ -503,6 +509,20 @@ export class Server {
       return 'queued';
     }
     return this.spawnNow(conn, msg, fds, limits);
+  }
+
+  /** How busy this zygote is, for a client's stats(). */
+  private stats(): ZygoteStats {
+    const p = this.pool;
+    return {
+      busy: this.children.size,
+      queued: this.admission.queued,
+      poolIdle: p?.idle ?? 0,
+      poolSize: p?.options.size ?? 0,
+      claimed: p?.counts.claimed ?? 0,
+      forked: this.forkedCount,
+      retired: p?.counts.retired ?? 0,
+    };
   }
 
   /** A spawn refused for lack of room: a typed reply naming the cap, and a log line (rate-limited per uid). */
@@ -607,7 +627,6 @@ export class Server {
       if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${claimed.pid} name=${JSON.stringify(msg.name)} for ${conn.label} (from the pool)`);
       return;
     }
-    if (this.pool) this.pool.counts.fresh++;
     let cgroup: ChildCgroup | null = null;
     if (limits.memoryBytes !== null || limits.pids !== null) {
       try {
@@ -646,6 +665,7 @@ export class Server {
     if (sandbox.rlimits.cpu !== undefined) out.child.cpuLimitSec = sandbox.rlimits.cpu;
     this.children.set(out.child.pid, out.child);
     this.admission.started(out.child.pid, conn.peer.uid);
+    this.forkedCount++;
     conn.children.set(msg.id, out.child.pid);
     if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
   }

@@ -744,16 +744,74 @@ const KillRequest = module.exports.KillRequest = class {
   }
 
 };
+const StatsRequest = module.exports.StatsRequest = class {
+  constructor(args) {
+    this.id = null;
+    if (args) {
+      if (args.id !== undefined && args.id !== null) {
+        this.id = args.id;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field id is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.id = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 0:
+          input.skip(ftype);
+          break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('StatsRequest');
+    if (this.id !== null && this.id !== undefined) {
+      output.writeFieldBegin('id', Thrift.Type.I32, 1);
+      output.writeI32(this.id);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const ClientMessage = module.exports.ClientMessage = class {
   constructor(args) {
     this.spawn = null;
     this.kill = null;
+    this.stats = null;
     if (args) {
       if (args.spawn !== undefined && args.spawn !== null) {
         this.spawn = new ttypes.SpawnRequest(args.spawn);
       }
       if (args.kill !== undefined && args.kill !== null) {
         this.kill = new ttypes.KillRequest(args.kill);
+      }
+      if (args.stats !== undefined && args.stats !== null) {
+        this.stats = new ttypes.StatsRequest(args.stats);
       }
     }
   }
@@ -784,6 +842,14 @@ const ClientMessage = module.exports.ClientMessage = class {
           input.skip(ftype);
         }
         break;
+        case 3:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.stats = new ttypes.StatsRequest();
+          this.stats.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -803,6 +869,11 @@ const ClientMessage = module.exports.ClientMessage = class {
     if (this.kill !== null && this.kill !== undefined) {
       output.writeFieldBegin('kill', Thrift.Type.STRUCT, 2);
       this.kill.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.stats !== null && this.stats !== undefined) {
+      output.writeFieldBegin('stats', Thrift.Type.STRUCT, 3);
+      this.stats.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -1937,6 +2008,183 @@ const Fault = module.exports.Fault = class {
   }
 
 };
+const Stats = module.exports.Stats = class {
+  constructor(args) {
+    this.id = null;
+    this.busy = null;
+    this.queued = null;
+    this.poolIdle = null;
+    this.poolSize = null;
+    this.claimed = null;
+    this.forked = null;
+    this.retired = null;
+    if (args) {
+      if (args.id !== undefined && args.id !== null) {
+        this.id = args.id;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field id is unset!');
+      }
+      if (args.busy !== undefined && args.busy !== null) {
+        this.busy = args.busy;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field busy is unset!');
+      }
+      if (args.queued !== undefined && args.queued !== null) {
+        this.queued = args.queued;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field queued is unset!');
+      }
+      if (args.poolIdle !== undefined && args.poolIdle !== null) {
+        this.poolIdle = args.poolIdle;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field poolIdle is unset!');
+      }
+      if (args.poolSize !== undefined && args.poolSize !== null) {
+        this.poolSize = args.poolSize;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field poolSize is unset!');
+      }
+      if (args.claimed !== undefined && args.claimed !== null) {
+        this.claimed = args.claimed;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field claimed is unset!');
+      }
+      if (args.forked !== undefined && args.forked !== null) {
+        this.forked = args.forked;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field forked is unset!');
+      }
+      if (args.retired !== undefined && args.retired !== null) {
+        this.retired = args.retired;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field retired is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.id = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I32) {
+          this.busy = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I32) {
+          this.queued = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.I32) {
+          this.poolIdle = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.I32) {
+          this.poolSize = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.I64) {
+          this.claimed = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.I64) {
+          this.forked = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.I64) {
+          this.retired = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Stats');
+    if (this.id !== null && this.id !== undefined) {
+      output.writeFieldBegin('id', Thrift.Type.I32, 1);
+      output.writeI32(this.id);
+      output.writeFieldEnd();
+    }
+    if (this.busy !== null && this.busy !== undefined) {
+      output.writeFieldBegin('busy', Thrift.Type.I32, 2);
+      output.writeI32(this.busy);
+      output.writeFieldEnd();
+    }
+    if (this.queued !== null && this.queued !== undefined) {
+      output.writeFieldBegin('queued', Thrift.Type.I32, 3);
+      output.writeI32(this.queued);
+      output.writeFieldEnd();
+    }
+    if (this.poolIdle !== null && this.poolIdle !== undefined) {
+      output.writeFieldBegin('poolIdle', Thrift.Type.I32, 4);
+      output.writeI32(this.poolIdle);
+      output.writeFieldEnd();
+    }
+    if (this.poolSize !== null && this.poolSize !== undefined) {
+      output.writeFieldBegin('poolSize', Thrift.Type.I32, 5);
+      output.writeI32(this.poolSize);
+      output.writeFieldEnd();
+    }
+    if (this.claimed !== null && this.claimed !== undefined) {
+      output.writeFieldBegin('claimed', Thrift.Type.I64, 6);
+      output.writeI64(this.claimed);
+      output.writeFieldEnd();
+    }
+    if (this.forked !== null && this.forked !== undefined) {
+      output.writeFieldBegin('forked', Thrift.Type.I64, 7);
+      output.writeI64(this.forked);
+      output.writeFieldEnd();
+    }
+    if (this.retired !== null && this.retired !== undefined) {
+      output.writeFieldBegin('retired', Thrift.Type.I64, 8);
+      output.writeI64(this.retired);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const ServerMessage = module.exports.ServerMessage = class {
   constructor(args) {
     this.hello = null;
@@ -1947,6 +2195,7 @@ const ServerMessage = module.exports.ServerMessage = class {
     this.fault = null;
     this.refused = null;
     this.queued = null;
+    this.stats = null;
     if (args) {
       if (args.hello !== undefined && args.hello !== null) {
         this.hello = new ttypes.Hello(args.hello);
@@ -1971,6 +2220,9 @@ const ServerMessage = module.exports.ServerMessage = class {
       }
       if (args.queued !== undefined && args.queued !== null) {
         this.queued = new ttypes.Queued(args.queued);
+      }
+      if (args.stats !== undefined && args.stats !== null) {
+        this.stats = new ttypes.Stats(args.stats);
       }
     }
   }
@@ -2049,6 +2301,14 @@ const ServerMessage = module.exports.ServerMessage = class {
           input.skip(ftype);
         }
         break;
+        case 9:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.stats = new ttypes.Stats();
+          this.stats.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -2098,6 +2358,11 @@ const ServerMessage = module.exports.ServerMessage = class {
     if (this.queued !== null && this.queued !== undefined) {
       output.writeFieldBegin('queued', Thrift.Type.STRUCT, 8);
       this.queued.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.stats !== null && this.stats !== undefined) {
+      output.writeFieldBegin('stats', Thrift.Type.STRUCT, 9);
+      this.stats.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

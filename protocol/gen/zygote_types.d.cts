@@ -115,11 +115,23 @@ export declare class KillRequest {
       write(output: thrift.TProtocol): void;
   }
 
+/**
+ * Client → zygote: how busy is the zygote? Answered with Stats carrying the same id.
+ */
+export declare class StatsRequest {
+    public id: number;
+
+      constructor(args?: { id: number; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
 export declare class ClientMessage {
     public spawn?: SpawnRequest;
     public kill?: KillRequest;
+    public stats?: StatsRequest;
 
-      constructor(args?: { spawn?: SpawnRequest; kill?: KillRequest; });
+      constructor(args?: { spawn?: SpawnRequest; kill?: KillRequest; stats?: StatsRequest; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -283,6 +295,24 @@ export declare class Fault {
       write(output: thrift.TProtocol): void;
   }
 
+/**
+ * Zygote → client: the answer to a StatsRequest; counts since the zygote started.
+ */
+export declare class Stats {
+    public id: number;
+    public busy: number;
+    public queued: number;
+    public poolIdle: number;
+    public poolSize: number;
+    public claimed: Int64;
+    public forked: Int64;
+    public retired: Int64;
+
+      constructor(args?: { id: number; busy: number; queued: number; poolIdle: number; poolSize: number; claimed: Int64; forked: Int64; retired: Int64; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
 export declare class ServerMessage {
     public hello?: Hello;
     public startupFailed?: StartupFailed;
@@ -292,8 +322,9 @@ export declare class ServerMessage {
     public fault?: Fault;
     public refused?: Refused;
     public queued?: Queued;
+    public stats?: Stats;
 
-      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; refused?: Refused; queued?: Queued; });
+      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; refused?: Refused; queued?: Queued; stats?: Stats; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

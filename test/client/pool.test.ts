@@ -164,6 +164,23 @@ describe('a warm pool', () => {
     }
   });
 
+  it('stats() counts the spawns the pool served and those that forked fresh (a networkless spawn with no limits forks)', async () => {
+    const sz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 } });
+    try {
+      await waitFor(() => readyPoolPids(sz.pid).length === 1, 10_000, 'the pool to fill');
+      expect(await sz.stats()).toEqual({ busy: 0, queued: 0, poolIdle: 1, poolSize: 1, claimed: 0, forked: 0, retired: 0 });
+      const held = await sz.spawn({ args: ['hang'] });
+      await new Promise((r) => held.stdout.once('data', r));
+      // Its cgroup's limits lifted: it forks fresh.
+      await run(sz, ['echo-args', 'fresh'], { limits: { memoryBytes: null, pids: null } });
+      expect(await sz.stats()).toMatchObject({ busy: 1, claimed: 1, forked: 1, poolSize: 1 });
+      held.kill();
+      await held.exited;
+    } finally {
+      await sz.close();
+    }
+  });
+
   it('refuses a bad pool option with a TypeError naming it', async () => {
     await expect(startZygote({ main: ECHO_MAIN, pool: { size: 0 } })).rejects.toThrow(/pool\.size.*1 to 64/);
     await expect(startZygote({ main: ECHO_MAIN, pool: { size: 1, idle: 3 } as never })).rejects.toThrow(TypeError);
