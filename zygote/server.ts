@@ -113,6 +113,8 @@ export class Server {
     this.admission = new Admission(config.admission);
     this.refusals = new RefusalLog(log);
     this.outputOwnership = probeOutputOwnership(this.idmaps, { uid: config.sandbox.uid, gid: config.sandbox.gid }, log);
+    // The probe's namespace helper is killed by now; reaped here, not left for an idle moment.
+    this.idmaps.settle(1_000);
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);

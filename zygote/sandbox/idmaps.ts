@@ -46,4 +46,14 @@ export class Idmaps {
   sweep(): void {
     this.helpersLeft = native.reapIdmapHelpers();
   }
+
+  /**
+   * Reaps until no helper is left, waiting up to timeoutMs: at start-up, before anything is
+   * served, so a namespace made then leaves no zombie for the serve loop to find idle.
+   */
+  settle(timeoutMs: number): void {
+    const deadline = performance.now() + timeoutMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (this.sweep(); this.sweepPending && performance.now() < deadline; this.sweep()) Atomics.wait(pause, 0, 0, 1);
+  }
 }
