@@ -17,13 +17,26 @@ export type ThriftStructClass<T extends ThriftStruct> = new () => T;
 
 export const FRAME_HEADER_BYTES = 4;
 
-/** Serialises one struct as a frame; throws ProtocolError('too-large') past maxBytes of payload. */
+/**
+ * Serialises one struct as a frame; throws ProtocolError('too-large') past maxBytes of payload.
+ * Doubles are written exactly: Thrift's JS TCompactProtocol (0.24.0) computes a double's
+ * exponent with Math.log, which rounds down for some values a few ulps above a power of two
+ * below 2^-28, and then writes the wrong double (1.780059086805762e-307 goes out as
+ * 8.900295434028813e-308; found by the fuzzers, once on the step pipes and once on the control
+ * socket). Its readDouble is right. Node's writeDoubleLE writes the same little-endian IEEE 754
+ * bytes the compact protocol specifies.
+ */
 export function encodeFrame(message: ThriftStruct, maxBytes: number): Buffer {
   let frame: Buffer | undefined;
   const transport = new thrift.TFramedTransport(undefined, (buf?: Buffer) => {
     frame = buf;
   });
   const protocol = new thrift.TCompactProtocol(transport);
+  protocol.writeDouble = (v: number) => {
+    const buf = Buffer.allocUnsafe(8);
+    buf.writeDoubleLE(v, 0);
+    transport.write(buf);
+  };
   message.write(protocol);
   protocol.flush();
   if (frame === undefined) throw new Error('encodeFrame: the Thrift transport produced no frame');

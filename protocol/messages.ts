@@ -86,37 +86,14 @@ export async function writeMessage(stream: Writable, value: ThriftStruct, opts: 
 }
 
 /**
- * value as one frame (header and payload), as writeMessage sends it: encodeFrame, except that
- * doubles are written exactly. Throws ProtocolError('too-large') past maxBytes (default 1 MiB).
+ * value as one frame (header and payload), as writeMessage sends it (encodeFrame: doubles
+ * written exactly). Throws ProtocolError('too-large') past maxBytes (default 1 MiB).
  */
 export function encodeMessage(value: ThriftStruct, opts: WriteMessageOptions = {}): Buffer {
   if (typeof opts === 'object' && opts !== null) refuseUnknownKeys(opts, ['maxBytes'], 'writeMessage() / encodeMessage()');
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   checkByteCount('maxBytes', maxBytes);
-  return encodeFrame(exactDoubles(value), maxBytes);
-}
-
-/**
- * value, written through a protocol whose writeDouble is exact. Thrift's JS TCompactProtocol
- * (0.24.0) computes a double's exponent with Math.log, which rounds down for some values a few
- * ulps above a power of two below 2^-28, and then writes the wrong double: 1.780059086805762e-307
- * goes out as 8.900295434028813e-308 (found by the fuzzer; about 3% of the doubles within 64 ulps
- * of such a power of two). Its readDouble is right. Node's writeDoubleLE writes the same
- * little-endian IEEE 754 bytes the compact protocol specifies.
- */
-function exactDoubles(value: ThriftStruct): ThriftStruct {
-  return {
-    read: (input) => value.read(input),
-    write(output) {
-      const view = Object.create(output) as thrift.TProtocol & { trans: { write(buf: Buffer): void } };
-      view.writeDouble = function (this: typeof view, v: number) {
-        const buf = Buffer.allocUnsafe(8);
-        buf.writeDoubleLE(v, 0);
-        this.trans.write(buf);
-      };
-      value.write(view);
-    },
-  };
+  return encodeFrame(value, maxBytes);
 }
 
 /**

@@ -18,10 +18,11 @@ afterAll(async () => {
   await z?.close();
 });
 
-/** Pids of the zygote's idle pool children (their comm is "zygote-pool"). */
+/** Pids of the zygote's idle pool children (their comm is "zygote-pool"), dead ones not yet reaped left out. */
 function poolPids(zpid: number): number[] {
   const children = readFileSync(`/proc/${zpid}/task/${zpid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   return children.filter((pid) => {
+    if (!isAlive(pid)) return false;
     try {
       return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'zygote-pool';
     } catch {

@@ -90,6 +90,8 @@ describe('ServerMessage round-trips', () => {
     ['an exited with a signal and no code', { ...exitedBase, code: null, signal: 9 }],
     ['an exited with neither code nor signal', { ...exitedBase, code: null, signal: null }],
     ['an exited with zero measurements', { ...exitedBase, code: 1, signal: null, wallMs: 0, cpuMs: 0, maxRssBytes: 0 }],
+    // A double Thrift's own compact writer gets wrong (found by the mutation fuzzer below).
+    ['an exited with a double near a power of two', { ...exitedBase, code: 0, signal: null, maxRssBytes: 1.656084321055619e-170, memoryPeakBytes: 1.780059086805762e-307 }],
     ['an exited with its cgroup\'s peak memory', { ...exitedBase, code: 0, signal: null, memoryPeakBytes: 812 * 1024 * 1024 }],
     ['an exited the zygote ended for a limit', { ...exitedBase, code: null, signal: 9, limit: 'timeout' as const }],
     ['a stats answer', { kind: 'stats', id: 12, busy: 3, queued: 1, poolIdle: 2, poolSize: 4, claimed: 900, forked: 17, retired: 2 }],

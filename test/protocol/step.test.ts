@@ -1,6 +1,7 @@
 // Unit tests of the step messages (protocol/step.ts): parameters of every kind round-trip
 // through the wire exactly (or as documented), bad values are refused by path, and every
 // decoded request and result is validated, with a ProtocolError naming the field.
+import thrift from 'thrift';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../dist/protocol/framing.js';
@@ -98,9 +99,15 @@ describe('StepRequest round-trips', () => {
     expect(paramsRoundTrip({ near })).toEqual({ near });
   });
 
-  it("positive control: Thrift's JS compact writer itself miscodes that double (if this fails, it was fixed upstream and exactDoubles in protocol/messages.ts can go)", () => {
+  it("positive control: Thrift's JS compact writer itself miscodes that double (if this fails, it was fixed upstream and encodeFrame's own writeDouble in protocol/framing.ts can go)", () => {
     const msg = encodeStepRequest({ ...BASE, params: { x: 1.780059086805762e-307 } });
-    const viaThrift = decodeStepRequest(decodeMessage(encodeFrame(msg, MAX), StepRequestMessage, { maxBytes: MAX }));
+    // Thrift's writer as it comes, without encodeFrame's exact writeDouble.
+    let raw: Buffer | undefined;
+    const transport = new thrift.TFramedTransport(undefined, (buf?: Buffer) => (raw = buf));
+    const protocol = new thrift.TCompactProtocol(transport);
+    msg.write(protocol);
+    protocol.flush();
+    const viaThrift = decodeStepRequest(decodeMessage(raw!, StepRequestMessage, { maxBytes: MAX }));
     expect(viaThrift.params.x).toBe(8.900295434028813e-308);
   });
 
