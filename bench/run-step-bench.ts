@@ -264,7 +264,8 @@ try {
       rssBefore: rssBefore.get(s.peer.name) ?? NaN,
       rssAfter: readRssBytes(pid),
       idleChildren: childrenOf(pid).map((c) => ({ pid: c, uss: safeUss(c) })),
-      stats: s.running.stats?.() ?? null,
+      // zygote.stats() answers over the control socket: awaited before the handle closes.
+      stats: s.running.stats ? await s.running.stats() : null,
     });
   }
 } finally {
