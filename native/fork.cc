@@ -213,10 +213,10 @@ void ApplyLimitsAndPrivileges(ChildSetup& s, const ForkSpec& spec) {
   }
 }
 
-void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
-  ChildSetup s(spec);
+// Process plumbing, as root, before anything is dropped: the same for a fresh fork and a pool
+// child (whose stdio is /dev/null until its claim: nothing of the zygote's, its log, stays open).
+void ProcessPlumbing(ChildSetup& s, const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
   const SandboxSpec& sb = spec.sandbox;
-
   // Process plumbing, as root, before anything is dropped.
   // 1. Signals: until the zygote's handlers are gone, a signal would wake the zygote. fork()
   //    ran with every signal blocked, so none was delivered yet.
@@ -243,6 +243,13 @@ void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot
   else s.Step("uv_loop_fork", 0);
   s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
   if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
+}
+
+void RunChildSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop) {
+  ChildSetup s(spec);
+  const SandboxSpec& sb = spec.sandbox;
+
+  ProcessPlumbing(s, spec, snapshot, loop);
 
   // A networked child keeps a way into the zygote's network namespace across the unshare
   // below (an fd of it, an rtnetlink socket bound to it; sandbox/network.cc). Made here, after
@@ -381,20 +388,7 @@ void SplitPoolInit(ChildSetup& s, const ForkSpec& spec) {
 void RunPoolSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot, uv_loop_t* loop, int zygote_mnt_ns) {
   ChildSetup s(spec);
   const SandboxSpec& sb = spec.sandbox;
-  RestoreZygoteSignals();
-  s.Step("prctl(PR_SET_PDEATHSIG)", DieWithZygote(spec));
-  s.Step("sigprocmask", UnblockSignals());
-  if (sb.setsid) s.Step("setsid", Errno(setsid()));
-  for (int fd : sb.cgroup_procs) {
-    if (fd >= 0) s.Step("join cgroup", write(fd, "0", 1) == 1 ? 0 : errno);
-  }
-  if (sb.cgroup_ns) s.Step("unshare(CLONE_NEWCGROUP)", sandbox::Unshare(CLONE_NEWCGROUP));
-  // Until its claim its stdio is /dev/null: nothing of the zygote's (its log) stays open.
-  s.Step("dup2(stdio)", PutStdio(spec));
-  if (sb.close_fds) s.Step("close inherited fds", SweepInheritedFds(snapshot, loop, spec.report_fd));
-  if (int rc = uv_loop_fork(loop)) s.Step("uv_loop_fork", -rc);
-  s.Step("renew loop reserve fd", RenewLoopReserveFd(loop));
-  if (spec.name[0] != '\0') s.Step("prctl(PR_SET_NAME)", Errno(prctl(PR_SET_NAME, spec.name)));
+  ProcessPlumbing(s, spec, snapshot, loop);
   g_pool.zygote_mnt_ns = zygote_mnt_ns;
   g_pool.zygote_pidfd = spec.zygote_pidfd;
   g_pool.report_fd = spec.report_fd;
