@@ -17,6 +17,7 @@ export default defineConfig({
       'test/sandbox/attacks-syscalls.test.ts',
       // The output filesystem where tmpfs takes no idmapped mounts (6.1): the child's own.
       'test/sandbox/output-fs.test.ts',
+      'test/client/pool.test.ts',
     ],
     pool: 'forks',
     // Under TCG everything is 10-20 times slower than on the host.
