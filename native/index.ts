@@ -157,6 +157,8 @@ export interface StepExit {
   maxRssKb: number;
   userUs: number;
   systemUs: number;
+  /** Nothing else was left in the namespace: the sandbox is over but for its exiting init. */
+  alone: boolean;
 }
 
 export interface ReapResult {

@@ -31,6 +31,18 @@ void CloseAllBut(int keep) {
   syscall(SYS_close_range, keep + 1, ~0U, 0);
 }
 
+// Reaps what has already exited beside the step; true when nothing else is left in the
+// namespace (every orphan is the init's child, so no child left means no process left). The
+// zygote may then report the exit at once, while this init is still tearing itself down.
+bool ReapRest() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
+    if (pid > 0) continue;
+    return pid < 0 && errno == ECHILD;
+  }
+}
+
 int ExitCodeFor(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
 }  // namespace
@@ -54,7 +66,7 @@ void RunInit(pid_t step, int report_fd, const std::vector<sock_filter>* filter) 
       // wait4: the step's own rusage (its peak RSS, its CPU) goes with its status.
       pid_t pid = wait4(-1, &status, WNOHANG | __WALL, &usage);
       if (pid == step) {
-        WriteExitRecord(report_fd, status, usage);
+        WriteExitRecord(report_fd, status, usage, ReapRest() ? kExitAlone : 0);
         _exit(ExitCodeFor(status));
       }
       if (pid <= 0) break;

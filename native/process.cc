@@ -130,6 +130,7 @@ Napi::Value ReadReport(const Napi::CallbackInfo& info) {
     status.Set("maxRssKb", Napi::Number::New(env, static_cast<double>(x.max_rss_kb)));
     status.Set("userUs", Napi::Number::New(env, static_cast<double>(x.user_us)));
     status.Set("systemUs", Napi::Number::New(env, static_cast<double>(x.system_us)));
+    status.Set("alone", (x.flags & kExitAlone) != 0);
     Napi::Object out = Napi::Object::New(env);
     out.Set("exit", status);
     return out;

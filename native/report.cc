@@ -24,10 +24,11 @@ void Write(int fd, uint32_t magic, bool ok, const char* step, int err) {
 
 void WriteReport(int fd, bool ok, const char* step, int err) { Write(fd, kReportMagic, ok, step, err); }
 
-void WriteExitRecord(int fd, int wait_status, const struct rusage& usage) {
+void WriteExitRecord(int fd, int wait_status, const struct rusage& usage, uint32_t flags) {
   ExitRecord r = {};
   r.magic = kExitMagic;
   r.wait_status = wait_status;
+  r.flags = flags;
   r.max_rss_kb = usage.ru_maxrss;
   r.user_us = int64_t{usage.ru_utime.tv_sec} * 1000000 + usage.ru_utime.tv_usec;
   r.system_us = int64_t{usage.ru_stime.tv_sec} * 1000000 + usage.ru_stime.tv_usec;

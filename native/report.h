@@ -25,11 +25,15 @@ static_assert(sizeof(SetupReport) == 64, "report layout is part of the zygote's 
 // the init cannot see apart from the init's.
 constexpr uint32_t kExitMagic = 0x5a594758;  // "ZYGX"
 
+// ExitRecord.flags: the step was the last process of its namespace (every other one had been
+// reaped when it was), so nothing of the sandbox runs any more but the init, about to exit.
+constexpr uint32_t kExitAlone = 1;
+
 struct ExitRecord {
   uint32_t magic;
   uint32_t ok;  // always 0: read where a SetupReport could be
   int32_t wait_status;
-  uint32_t reserved;
+  uint32_t flags;  // kExitAlone
   int64_t max_rss_kb;
   int64_t user_us;
   int64_t system_us;
@@ -39,6 +43,6 @@ static_assert(sizeof(ExitRecord) == sizeof(SetupReport), "both records are read 
 
 // Child side; async-signal-safe.
 void WriteReport(int fd, bool ok, const char* step, int err);
-void WriteExitRecord(int fd, int wait_status, const struct rusage& usage);
+void WriteExitRecord(int fd, int wait_status, const struct rusage& usage, uint32_t flags);
 
 }  // namespace zygote

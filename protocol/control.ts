@@ -101,7 +101,7 @@ export type ClientMessage =
 
 /** How busy a zygote is (zygote.stats()); counts since it started. */
 export interface ZygoteStats {
-  /** Children running (forked or claimed, not yet reaped), of every client. */
+  /** Children running (forked or claimed) whose exit was not reported yet, of every client. */
   busy: number;
   /** Spawns waiting in the queue for room. */
   queued: number;

@@ -5,7 +5,7 @@
 // the output path, and writes one StepResult on stdout. stdout belongs to the protocol: the
 // step's console.log and process.stdout go to stderr.
 import { Console } from 'node:console';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, stat, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,10 +23,11 @@ const RESULT_TIMEOUT_MS = 10_000;
 
 // Warm up in the zygote, before any fork: one whole step's path but the user's code, so every
 // child runs code the zygote compiled, in the heap it shares, instead of compiling it again.
-warmUp();
+await warmUp();
 
 export default async function stepRunner(): Promise<void> {
   stepOutputToStderr();
+  startThreadPool();
   let request;
   try {
     request = readRequest(0);
@@ -51,6 +52,17 @@ export default async function stepRunner(): Promise<void> {
   }
 }
 
+/**
+ * Starts libuv's thread pool while the request is on its way: importing the step reads its
+ * file through fs/promises, and a forked child has no pool threads (a fork keeps only the
+ * caller's): made on that first read, they cost the import several ms of thread start-up and
+ * handoffs. The sandbox is complete by now (the pool is made after every layer, like any of
+ * the step's threads); the stat's own result is not needed.
+ */
+function startThreadPool(): void {
+  stat('/', () => {});
+}
+
 /** The one request on fd (its stdin): read to its end, one frame and nothing after it. */
 function readRequest(fd: number): DecodedStepRequest {
   const bytes = readToEndSync(fd, MAX_STEP_REQUEST_BYTES + 4, REQUEST_TIMEOUT_MS);
@@ -63,18 +75,23 @@ function writeResult(result: ThriftStruct): void {
 }
 
 /**
- * The step runner's path once, in the zygote: a request encoded and decoded, a table written as
- * an Arrow file, mapped and validated, a result encoded. In a scratch directory removed after.
+ * The step runner's path once, in the zygote: a request encoded and decoded, a step module
+ * imported, a table written as an Arrow file, mapped and validated, a result encoded. In a scratch directory removed after.
  */
-function warmUp(): void {
+async function warmUp(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'zygote-warm-'));
   try {
+    // A step module imported as a child imports one: the ESM loader's resolve, load, compile and
+    // evaluate paths run first in a child otherwise (milliseconds of compiling and faults).
+    const step = join(dir, 'step.mjs');
+    writeFileSync(step, 'export default function step(table) { return table; }\n');
+    const mod = (await import(pathToFileURL(step).href)) as { default: (t: Table) => Table };
     const path = join(dir, 'input.arrow');
     const frame = encodeMessage(encodeStepRequest({ module: '/step/step.mjs', params: { label: 'warm', n: 1 }, inputPath: path, outputPath: join(dir, 'output.arrow'), files: [] }));
     const request = decodeStepRequest(decodeMessage(frame, StepRequestMessage, { maxBytes: MAX_STEP_REQUEST_BYTES, typeName: 'StepRequest', expectEnd: true }));
     writeArrowFile(request.inputPath!, tableFromArrays({ x: Float64Array.of(1, 2), label: ['a', 'b'] }));
     const mapped = mapArrowFile(request.inputPath!);
-    const doubled = tableFromArrays({ x: Float64Array.from(mapped.table.getChild('x')!.toArray(), (v) => Number(v) * 2) });
+    const doubled = mod.default(tableFromArrays({ x: Float64Array.from(mapped.table.getChild('x')!.toArray(), (v) => Number(v) * 2) }));
     writeArrowFile(request.outputPath, doubled);
     encodeMessage(stepResultOk({ rows: doubled.numRows, columns: doubled.numCols }));
     mapped.unmap();

@@ -83,12 +83,52 @@ function writeStderr(text: string): void {
   }
 }
 
-/** Resolves once stdout and stderr have handed everything written so far to the kernel. */
+/**
+ * Resolves once stdout and stderr have handed everything written so far to the kernel. Only
+ * streams main made are flushed: process.stdout and process.stderr are created on first use,
+ * and making one just to flush it would run their stream code for the first time in the child
+ * (milliseconds of copy-on-write faults on every exit).
+ */
 function flushStdio(): Promise<void> {
   const flush = (s: NodeJS.WriteStream) =>
     new Promise<void>((resolve) => {
       if (s.destroyed || !s.writable) return resolve();
       s.write('', () => resolve());
     });
-  return Promise.all([flush(process.stdout), flush(process.stderr)]).then(() => undefined);
+  return Promise.all(stdioMade().map(flush)).then(() => undefined);
+}
+
+/** The fds (1, 2) whose process.stdout / process.stderr main made, set by watchStdio. */
+const made = new Set<number>();
+
+/** process.stdout and process.stderr as far as they were made (watchStdio), else both. */
+function stdioMade(): NodeJS.WriteStream[] {
+  if (!watching) return [process.stdout, process.stderr];
+  const out: NodeJS.WriteStream[] = [];
+  if (made.has(1)) out.push(process.stdout);
+  if (made.has(2)) out.push(process.stderr);
+  return out;
+}
+let watching = false;
+
+/**
+ * Notes when main first makes process.stdout or process.stderr (Node's own lazy getters, kept
+ * and called through), so the exit flushes those and makes no other. A main that redefines
+ * them (the step runner points stdout at stderr) replaces the getter: its streams are then
+ * made through ours only if its own getter uses them, and flushing what it made is its to do.
+ */
+export function watchStdio(): void {
+  for (const [name, fd] of [['stdout', 1], ['stderr', 2]] as const) {
+    const own = Object.getOwnPropertyDescriptor(process, name);
+    if (!own?.get || !own.configurable) return;
+    const get = own.get;
+    Object.defineProperty(process, name, {
+      ...own,
+      get() {
+        made.add(fd);
+        return get.call(process);
+      },
+    });
+  }
+  watching = true;
 }

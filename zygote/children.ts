@@ -1,5 +1,5 @@
 // Forking children and following each from fork through setup to reaping.
-import { native, type NativeSandboxSpec, type ReapResult } from '../native/index.js';
+import { native, type NativeSandboxSpec, type ReapResult, type StepExit } from '../native/index.js';
 import type { ChildCgroup } from './sandbox/cgroups.js';
 import type { ChildNetwork } from './sandbox/network.js';
 import type { GrantedLimits } from '../protocol/limits.js';
@@ -30,8 +30,15 @@ export interface ChildRecord {
   state: 'setup' | 'running';
   /** Read end of the setup-report pipe, while in setup. */
   reportFd: number;
-  /** The same pipe once running, not watched: the step's exit record comes on it. */
+  /** The same pipe once running, watched for the step's exit record (native/init.cc). */
   statusFd: number;
+  /** The step's exit as its init recorded it, once read. */
+  stepExit: StepExit | null;
+  /**
+   * The client was told how it ended when the init's record said the step was the last of its
+   * sandbox, before the init itself was reaped; the reap then only cleans up.
+   */
+  exitSent: boolean;
   /** The client's ends of stdin, stdout, stderr, handed over once the child is ready. */
   stdio: [number, number, number];
   /** Its output filesystem's fd (zygote/sandbox/output.ts), handed over with them; -1: none. */
@@ -110,6 +117,8 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
       state: 'setup',
       reportFd: report[0],
       statusFd: -1,
+      stepExit: null,
+      exitSent: false,
       stdio: [stdin[1], stdout[0], stderr[0]],
       outputFd: -1,
       failed: false,

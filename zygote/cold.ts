@@ -2,7 +2,7 @@
 // with the same runtime code a forked child uses. The benchmark's and the demo's baseline,
 // exported as the package's `zygote/cold` entry.
 //   node dist/zygote/cold.js <base64url JSON { main, preload, args }>
-import { runMain } from './child-runtime.js';
+import { runMain, watchStdio } from './child-runtime.js';
 import { loadMain, preloadModules } from './preload.js';
 
 export interface ColdJob {
@@ -22,5 +22,6 @@ if (process.argv[1] === COLD_MAIN) {
   const job = JSON.parse(Buffer.from(process.argv[2] ?? '', 'base64url').toString('utf8')) as ColdJob;
   await preloadModules(job.main, job.preload);
   const main = await loadMain(job.main);
+  watchStdio();
   await runMain(main, job.args);
 }

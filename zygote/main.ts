@@ -6,7 +6,7 @@ import { closeSync, readFileSync } from 'node:fs';
 import { encodeServerMessage } from '../protocol/control.js';
 import { native } from '../native/index.js';
 import type { ChildTask } from './children.js';
-import { freshenProcessState, installExitPath, runMain, type MainFunction } from './child-runtime.js';
+import { freshenProcessState, installExitPath, runMain, watchStdio, type MainFunction } from './child-runtime.js';
 import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { unsupportedNode } from '../protocol/node-version.js';
 import { Log } from './log.js';
@@ -72,6 +72,7 @@ if (task.newRoot) process.chdir('/');
 process.title = `zygote-child ${task.name || task.id}`;
 process.argv = [process.execPath, new URL(config.main).pathname];
 installExitPath();
+watchStdio();
 await runMain(main, JSON.parse(task.argsJson) as unknown[]);
 
 /**

@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os';
 import { type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
-import { native, type NativeSandboxSpec, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
+import { native, type NativeSandboxSpec, type ReapResult, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import { closePoolChild, WarmPool, type PoolChild } from './pool.js';
 import { CLAIM_STEPS, sendClaim } from './claim.js';
@@ -23,7 +23,7 @@ import { initSeccompRules, SECCOMP_DEFAULT_ERRNO, seccompRules } from './sandbox
 import { planRoot, TEMPLATE_MOUNT_POINTS, type RootPlan } from './sandbox/root.js';
 import { loadedModuleFiles } from './sandbox/loaded-modules.js';
 import { UidPool } from './sandbox/uids.js';
-import { Cgroups, type ChildCgroup } from './sandbox/cgroups.js';
+import { Cgroups, type CgroupFigures, type ChildCgroup } from './sandbox/cgroups.js';
 import { Idmaps } from './sandbox/idmaps.js';
 import { makeOutput, outputOwnership, type OutputOwnership } from './sandbox/output.js';
 import type { FdMount } from './sandbox/root.js';
@@ -46,6 +46,7 @@ type Watch =
   | { kind: 'listen' }
   | { kind: 'connection'; conn: Connection }
   | { kind: 'report'; child: ChildRecord }
+  | { kind: 'status'; child: ChildRecord }
   | { kind: 'pidfd'; child: ChildRecord }
   | { kind: 'pool'; child: PoolChild };
 
@@ -214,6 +215,7 @@ export class Server {
       for (const conn of this.connections.values()) watch(conn.fd, POLLIN | (conn.wantsWrite ? POLLOUT : 0), { kind: 'connection', conn });
       for (const child of this.children.values()) {
         if (child.reportFd >= 0) watch(child.reportFd, POLLIN, { kind: 'report', child });
+        if (child.statusFd >= 0 && child.stepExit === null) watch(child.statusFd, POLLIN, { kind: 'status', child });
         watch(child.pidfd, POLLIN, { kind: 'pidfd', child });
       }
       for (const child of this.poolChildren()) watch(child.pidfd, POLLIN, { kind: 'pool', child });
@@ -235,8 +237,8 @@ export class Server {
       const task = this.admitWaiting();
       if (task) return task;
       // Idle: refill the pool, one child a round, so a spawn that arrives meanwhile waits for
-      // one fork at most; and not while a child is setting up, whose report would wait for it.
-      if (ready === 0 && this.pool?.wantsChild && !this.shuttingDown && !this.anyInSetup()) {
+      // one fork at most (refillDue says when).
+      if (ready === 0 && this.refillDue()) {
         const task = this.forkPoolChild();
         if (task) return task;
       }
@@ -261,6 +263,7 @@ export class Server {
           this.dropConnection(w.conn, `internal error: ${err instanceof Error ? err.message : String(err)}`);
           return;
         case 'report':
+        case 'status':
         case 'pidfd':
           this.log.error(`handling child pid=${w.child.pid} failed, killing and forgetting it: ${what}`);
           this.forgetChild(w.child);
@@ -290,7 +293,7 @@ export class Server {
 
   private pollTimeout(): number {
     if (this.cgroups.removalPending || this.network?.removalPending) return 0;
-    if (this.pool?.wantsChild && !this.shuttingDown && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF && !this.anyInSetup()) return 0;
+    if (this.refillDue() && this.poolForkFailures < POOL_FORK_FAILURES_BEFORE_BACKOFF) return 0;
     let next = Infinity;
     const now = performance.now();
     // The end of an accept back-off, a queued spawn's deadline, a refusal count due in the log.
@@ -301,7 +304,8 @@ export class Server {
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
     if (this.pool) next = Math.min(next, this.pool.nextExpiry());
-    if (this.pool?.wantsChild && !this.shuttingDown) next = Math.min(next, this.poolRetryAt);
+    // The end of a refill back-off (a refill that is due without one returned 0 above).
+    if (this.pool?.wantsChild && !this.shuttingDown && this.poolRetryAt > now) next = Math.min(next, this.poolRetryAt);
     // Killed idmap helpers die within a scheduling round or two: look again shortly.
     if (this.idmaps.sweepPending) next = Math.min(next, performance.now() + IDMAP_SWEEP_MS);
     return next === Infinity ? -1 : Math.max(0, Math.ceil(next - performance.now()));
@@ -323,6 +327,9 @@ export class Server {
       case 'report':
         // A watch from this round may be stale: the child can be gone already.
         if (this.children.get(w.child.pid) === w.child && w.child.reportFd >= 0) this.onReport(w.child);
+        return;
+      case 'status':
+        if (this.children.get(w.child.pid) === w.child && w.child.statusFd >= 0) this.onStepExit(w.child);
         return;
       case 'pidfd':
         if (this.children.get(w.child.pid) === w.child) this.onChildExit(w.child);
@@ -517,7 +524,9 @@ export class Server {
   private stats(): ZygoteStats {
     const p = this.pool;
     return {
-      busy: this.children.size,
+      // Children whose exit their client has not been told yet (an init still exiting after it
+      // reported its step's end is not busy; it holds its admission slot until reaped).
+      busy: [...this.children.values()].filter((c) => !c.exitSent).length,
       queued: this.admission.queued,
       poolIdle: p?.idle ?? 0,
       poolSize: p?.options.size ?? 0,
@@ -679,9 +688,9 @@ export class Server {
    * claim could not be applied in full is retired and the spawn forks fresh.
    */
   private claim(conn: Connection, msg: Extract<ClientMessage, { kind: 'spawn' }>, sandbox: NativeSandboxSpec, limits: GrantedLimits, output: FdMount | null): ChildRecord | null {
-    // A spawn with neither a memory nor a pids limit has no cgroup of its own (its figures are
-    // wait4's): a pool child has one, so such a spawn forks fresh.
-    if (!this.pool || !poolable(sandbox) || (limits.memoryBytes === null && limits.pids === null)) return null;
+    // A spawn with neither a memory nor a pids limit takes a pool child too: its cgroup then
+    // has no limits and only measures it (memoryPeakBytes), so limits cost a spawn nothing.
+    if (!this.pool || !poolable(sandbox)) return null;
     const needs = { memoryBytes: limits.memoryBytes ?? undefined, pids: limits.pids ?? undefined };
     for (;;) {
       const pc = this.pool.take();
@@ -710,6 +719,8 @@ export class Server {
         state: 'setup',
         reportFd: pc.reportFd,
         statusFd: -1,
+        stepExit: null,
+        exitSent: false,
         stdio,
         failed: false,
         pooledUid: null,
@@ -761,6 +772,20 @@ export class Server {
     this.poolForkFailures++;
     if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) this.poolRetryAt = performance.now() + POOL_RETRY_MS;
     this.log.error(`${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
+  }
+
+  /**
+   * Whether to fork a pool child now. Never while a child sets up (its report would wait for
+   * the fork). While steps run, only once fewer than half the pool is idle: a refill blocks
+   * the loop for a fork and competes for the CPUs with those steps (measured: a refill during
+   * a step added milliseconds to its spawn and first byte on 2 vCPUs), so a pool with children
+   * to spare is refilled when the zygote is quiet.
+   */
+  private refillDue(): boolean {
+    if (!this.pool?.wantsChild || this.shuttingDown || this.anyInSetup()) return false;
+    if (this.pool.idle * 2 < this.pool.options.size) return true;
+    for (const c of this.children.values()) if (!c.exitSent && !c.failed) return false;
+    return true;
   }
 
   private anyInSetup(): boolean {
@@ -853,11 +878,39 @@ export class Server {
     }
   }
 
+  /**
+   * The init's exit record came (the step has exited). When the step was the last process of
+   * its sandbox the client is told now: the init's own exit (the teardown of a zygote-sized
+   * address space) and its reap are then off the client's path. Otherwise (something it left
+   * still runs until the init's exit kills it) the reap tells, as before.
+   */
+  private onStepExit(child: ChildRecord): void {
+    let r;
+    try {
+      r = native.readReport(child.statusFd);
+    } catch {
+      r = 'eof' as const;
+    }
+    if (r === null) return;
+    if (r === 'eof' || !('exit' in r)) {
+      // The init died without a record (killed with its step): its reap tells. Not watched again.
+      native.close(child.statusFd);
+      child.statusFd = -1;
+      return;
+    }
+    child.stepExit = r.exit;
+    if (!r.exit.alone || child.failed || child.limitHit !== null) return;
+    const owner = this.connections.get(child.ownerFd);
+    if (!owner) return;
+    const cg = child.cgroup ? this.cgroups.figures(child.cgroup) : null;
+    this.sendExit(owner, child, r.exit, r.exit, cg);
+  }
+
   private onChildExit(child: ChildRecord): void {
     const st = reapChild(child);
     if (st === null) return;
     // The init of a pid namespace passes on how the step itself ended (native/init.cc).
-    const stepExit = readExitRecord(child);
+    const stepExit = child.stepExit ?? readExitRecord(child);
     if (stepExit) {
       st.code = stepExit.code;
       st.signal = stepExit.signal;
@@ -872,7 +925,6 @@ export class Server {
     if (child.pooledUid !== null) this.uidPool!.release(child.pooledUid);
     // Every process of its network namespace is gone: its /30 is free once its allow rules go.
     if (child.network) this.network!.detach(child.network);
-    const wallMs = performance.now() - child.forkedAt;
     if (child.state === 'setup' && !child.failed) {
       // Died before reporting; its report pipe shows EOF too, but the exit says more. A child
       // killed because its client left is no failure worth a log line.
@@ -885,6 +937,13 @@ export class Server {
     // A child with a cgroup is measured by it: wait4 counts only what the init reaped, and an
     // init killed with its step (an OOM kill with memory.oom.group) never reaped it.
     const cg = child.cgroup ? this.cgroups.finish(child.cgroup) : null;
+    if (owner && !child.failed && !child.exitSent) this.sendExit(owner, child, st, stepExit, cg);
+  }
+
+  /** Tells the client how its child ended, with the limit that ended it, if any. Once. */
+  private sendExit(owner: Connection, child: ChildRecord, st: Pick<ReapResult, 'code' | 'signal' | 'userUs' | 'systemUs' | 'maxRssKb'>, stepExit: StepExit | null, cg: CgroupFigures | null): void {
+    child.exitSent = true;
+    const wallMs = performance.now() - child.forkedAt;
     const cpuMs = cg?.cpuUs != null ? cg.cpuUs / 1000 : (st.userUs + st.systemUs) / 1000;
     // The step's own peak RSS where its init reported it (wait4 of the init counts the init too).
     const maxRssBytes = (stepExit?.maxRssKb ?? st.maxRssKb) * 1024;
@@ -892,9 +951,7 @@ export class Server {
     if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
     // A clean exit 0 is success even if the pids limit refused a thread along the way.
     const limit = child.limitHit ?? (st.code === 0 ? null : (cg?.hit ?? null)) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
-    if (owner && !child.failed) {
-      this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, memoryPeakBytes, limit }));
-    }
+    this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, memoryPeakBytes, limit }));
   }
 
   /** Tells a client what was wrong with its frame, then drops it. The zygote carries on. */

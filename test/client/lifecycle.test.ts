@@ -1,5 +1,6 @@
 // Start-up failures, client death and zygote death: everything ends cleanly, nothing is left.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { startZygote, ZygoteClosedError, ZygoteStartError } from '../../dist/client/index.js';
 import { collect, ECHO_MAIN, isAlive, ROOT, waitFor, zombiesOf } from '../helpers/index.js';
@@ -69,8 +70,43 @@ describe('reaping', () => {
   it('leaves no zombie behind after many children exit', async () => {
     const z = await startZygote({ main: ECHO_MAIN });
     await Promise.all(Array.from({ length: 30 }, () => z.spawn({ args: ['exit', 3] }).then((c) => c.exited)));
-    // Each exit is reported only after the zygote reaped the child, so none can be left.
-    expect(zombiesOf(z.pid)).toEqual([]);
+    // An exit is told once the step is the last of its sandbox to end; its init is reaped
+    // moments later, so none is left for long.
+    await waitFor(() => zombiesOf(z.pid).length === 0, 5000, 'every init to be reaped');
     await z.close();
+  });
+});
+
+describe('when an exit is told', () => {
+  const OUTPUT_MAIN = new URL('../fixtures/output-main.mjs', import.meta.url);
+
+  it('tells a step that was the last of its sandbox at once, and one that left a process behind only once that is dead too', async () => {
+    // The init's exit record says whether the step was alone (native/init.cc): a step that was
+    // is told before its init is reaped; one whose process outlives it is told only after the
+    // init's exit killed that too, so nothing writes to its output once the client knows.
+    const z = await startZygote({ main: OUTPUT_MAIN, dangerouslyAllowUnsandboxed: true });
+    try {
+      // A plain step: told, and its init reaped right after (no zombie, the slot freed).
+      const plain = await z.spawn({ args: [['write', '/output/f', 'x']], output: {}, limits: { pids: 32 } });
+      await Promise.all([collect(plain.stdout), collect(plain.stderr)]);
+      expect(await plain.exited).toMatchObject({ code: 0, signal: null });
+      plain.output!.close();
+      await waitFor(async () => (await z.stats()).busy === 0, 5000, 'the plain child to be done');
+      // A fork is only possible with seccomp skipped.
+      const c = await z.spawn({ args: [['outlive', '/output/log']], output: {}, limits: { pids: 32 }, sandbox: { dangerouslySkip: ['seccomp'] } });
+      const [out] = await Promise.all([collect(c.stdout), collect(c.stderr)]);
+      expect(JSON.parse(out)).toEqual([{ ok: true }]);
+      await c.exited;
+      const log = `${c.output!.path}/log`;
+      const atExit = readFileSync(log, 'utf8');
+      // Control: the writer ran on after the step ended (lines after the step's own).
+      expect(atExit.split('step-exit\n')[0]).toContain('writer');
+      await new Promise((r) => setTimeout(r, 300));
+      // Nothing wrote after the exit was told: the writer was dead by then.
+      expect(readFileSync(log, 'utf8')).toBe(atExit);
+      c.output!.close();
+    } finally {
+      await z.close();
+    }
   });
 });

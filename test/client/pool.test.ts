@@ -71,6 +71,18 @@ describe('a warm pool', () => {
     await waitFor(() => poolPids(z.pid).length === 2 && !poolPids(z.pid).includes(child.pid), 10_000, 'the pool to refill');
   });
 
+  it('serves a spawn with no memory and no pids limit too, measured by the cgroup it has anyway', async () => {
+    await waitFor(() => readyPoolPids(z.pid).length === 2, 10_000, 'the pool to fill');
+    const ahead = readyPoolPids(z.pid);
+    const child = await z.spawn({ args: ['sleep', 50], limits: { memoryBytes: null, pids: null } });
+    expect(ahead).toContain(child.pid);
+    expect(child.limits).toMatchObject({ memoryBytes: null, pids: null });
+    const [, , status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
+    expect(status).toMatchObject({ code: 0, reason: 'exit' });
+    // Its cgroup's peak: the step's memory at least (a fresh fork without limits has no cgroup: null).
+    expect(status.memoryPeakBytes).toBeGreaterThan(1 << 20);
+  });
+
   it('gives each claimed child its own randomness and pid view, as a fresh fork has', async () => {
     const a = JSON.parse((await run(z, ['whoami'])).stdout);
     const b = JSON.parse((await run(z, ['whoami'])).stdout);
@@ -165,15 +177,15 @@ describe('a warm pool', () => {
     }
   });
 
-  it('stats() counts the spawns the pool served and those that forked fresh (a networkless spawn with no limits forks)', async () => {
-    const sz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 } });
+  it('stats() counts the spawns the pool served and those that forked fresh (a spawn that skips a layer forks)', async () => {
+    const sz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 }, dangerouslyAllowUnsandboxed: true });
     try {
       await waitFor(() => readyPoolPids(sz.pid).length === 1, 10_000, 'the pool to fill');
       expect(await sz.stats()).toEqual({ busy: 0, queued: 0, poolIdle: 1, poolSize: 1, claimed: 0, forked: 0, retired: 0 });
       const held = await sz.spawn({ args: ['hang'] });
       await new Promise((r) => held.stdout.once('data', r));
-      // Its cgroup's limits lifted: it forks fresh.
-      await run(sz, ['echo-args', 'fresh'], { limits: { memoryBytes: null, pids: null } });
+      // A layer skipped: no pool child is made that way, so it forks fresh.
+      await run(sz, ['echo-args', 'fresh'], { sandbox: { dangerouslySkip: ['landlock'] } });
       expect(await sz.stats()).toMatchObject({ busy: 1, claimed: 1, forked: 1, poolSize: 1 });
       held.kill();
       await held.exited;

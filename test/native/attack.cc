@@ -610,6 +610,33 @@ Napi::Value ForkBomb(const Napi::CallbackInfo& info) {
   return Result(info.Env(), {made, 0});
 }
 
+// fork_writer(path, ms): a process left behind. A raw fork whose child appends "writer\n" to
+// path every 2 ms for ms milliseconds and then _exits (C alone: no JS runs in it); value is its
+// pid. Stopped by seccomp (fork is refused); tests use it with seccomp skipped, to see what
+// the zygote tells while something of a sandbox outlives its step.
+Napi::Value ForkWriter(const Napi::CallbackInfo& info) {
+  std::string path = Str(info, 0, "fork_writer");
+  long ms = Int(info, 1, "fork_writer");
+  long pid = syscall(SYS_fork);
+  if (pid == 0) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+      int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        if (write(fd, "writer\n", 7) < 0) _exit(2);
+        close(fd);
+      }
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > ms) _exit(0);
+      struct timespec pause = {0, 2000000};
+      nanosleep(&pause, nullptr);
+    }
+  }
+  return Result(info.Env(), Sys(pid));
+}
+
 // execve("/bin/true"): run another program (escaping Node-level hooks). Returns only on
 // failure; on success the process becomes /bin/true and exits 0. Stopped by seccomp.
 Napi::Value ExecveTrue(const Napi::CallbackInfo& info) {
@@ -767,6 +794,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"clone3_raw", Clone3Raw},
       {"fork_raw", ForkRaw},
       {"fork_bomb", ForkBomb},
+      {"fork_writer", ForkWriter},
       {"execve_true", ExecveTrue},
       {"execve_path", ExecvePath},
       {"abort_now", AbortNow},

@@ -98,6 +98,8 @@ export interface AttackAddon {
   fork_raw(): AttackResult;
   /** Raw forks (each child waits for ever) until one fails or max are made: value, the count made. */
   fork_bomb(max: number): AttackResult;
+  /** A raw fork that appends a line to path every 2 ms for ms milliseconds: value, its pid. */
+  fork_writer(path: string, ms: number): AttackResult;
   /** execve("/bin/true"): returns only on failure. */
   execve_true(): AttackResult;
   /** execve(path, argv, envp = []): returns only on failure; on success the process is
@@ -130,7 +132,7 @@ export const ATTACK_FUNCTIONS = [
   'io_uring_setup', 'bpf_map_create', 'bpf_prog_load_trivial', 'perf_event_open_self',
   'keyctl_get_keyring', 'add_key_user', 'userfaultfd', 'userfaultfd_user_mode_only', 'socket',
   'int80_getpid', 'x32_getpid', 'tiocsti',
-  'clone_raw', 'clone3_raw', 'fork_raw', 'fork_bomb', 'execve_true', 'execve_path', 'abort_now',
+  'clone_raw', 'clone3_raw', 'fork_raw', 'fork_bomb', 'fork_writer', 'execve_true', 'execve_path', 'abort_now',
   'write_file', 'open_file', 'malloc_touch', 'memfd_copy',
 ] as const satisfies readonly (keyof AttackAddon)[];
 

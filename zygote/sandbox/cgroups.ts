@@ -159,6 +159,16 @@ export class Cgroups {
    * zygote's wait4 counts the init alone (issue 18: a 64 MiB step reported 15 MB and 0.1 s).
    */
   finish(cg: ChildCgroup): CgroupFigures {
+    const figures = this.figures(cg);
+    this.toRemove.push(...cg.made);
+    return figures;
+  }
+
+  /**
+   * Which limit ended the child and what it used, read without removing anything: once its
+   * step has exited (the init's exit record), before the init itself is reaped.
+   */
+  figures(cg: ChildCgroup): CgroupFigures {
     const v2 = this.layout!.version === 'v2';
     let hit: CgroupFigures['hit'] = null;
     if (cg.dirs.memory) {
@@ -182,7 +192,6 @@ export class Cgroups {
         if (ns !== null) cpuUs = ns / 1000;
       }
     }
-    this.toRemove.push(...cg.made);
     return { hit, memoryPeakBytes, cpuUs };
   }
 
