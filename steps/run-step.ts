@@ -1,23 +1,25 @@
 // runStep(): the renderer's whole round trip for one untrusted step. Input table in, a
 // validated output table or a typed error out, whatever the step does.
 //
-// Per step: a private directory with in/ (the input table, written here as an Arrow IPC file)
-// and the step: a copy of the module file alone, or the module's directory when that is a
-// package of its own (it holds a package.json); the child sees in/ at /input and the step at
-// /step, read-only. Its bare imports of preloaded packages resolve through the root's
+// Per step: the step at /step, read-only: a copy of the module file alone (step-copies.ts, made
+// once per version of the file), or the module's directory when that is a package of its own
+// (it holds a package.json). Its bare imports of preloaded packages resolve through the root's
 // /node_modules to the zygote's own copies. What it writes goes to /output, an output filesystem
 // of its own (spawn({ output }): a tmpfs of limits.outputBytes and outputFiles with no host
-// path, whose files are the caller's whoever the caller is). It gets one StepRequest on stdin
-// and answers one StepResult on stdout; the output file is then opened through the output's fd
-// without following links, mapped and validated before it is accepted. The output's fd is closed
-// and the directory removed (without recursion, never throwing) before runStep returns; the
-// mapping outlives both.
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+// path, whose files are the caller's whoever the caller is). An input table held in memory is
+// written there too, as /output/input.arrow, once the child exists and before its request:
+// memory to memory, no file on disk to write and remove. An input given as a file, and extra
+// files, are bind-mounted read-only under /input (over placeholders in a private directory,
+// the only case that makes one). It gets one StepRequest on stdin and answers one StepResult on
+// stdout; the output file is then opened through the output's fd without following links,
+// mapped and validated before it is accepted. The output's fd is closed and any directory
+// removed (without recursion, never throwing) before runStep returns; the mapping outlives both.
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, realpathSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
-import { readArrowOutput, writeArrowFile, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
+import { arrowFileBytes, readArrowOutput, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
 import type { ChildLimits, ExitStatus, ZygoteChild } from '../client/child.js';
 import type { ChildOutput } from '../client/child-output.js';
 import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
@@ -30,6 +32,7 @@ import type { Mount } from '../protocol/spawn.js';
 import { encodeStepRequest, MAX_STEP_RESULT_BYTES, readStepResult, type DecodedStepResult, type StepParams } from '../protocol/step.js';
 import { InvalidOptionError } from '../protocol/errors.js';
 import { removeTree } from './remove-tree.js';
+import { holdStepCopy } from './step-copies.js';
 import { StepClock, type StepTimings } from './step-timings.js';
 
 /** The module to use as a zygote's `main` for runStep(): startZygote({ main: stepRunner }). */
@@ -139,13 +142,10 @@ function stepModule(path: string): string {
  * package.json, so the step may import its own files), else a directory holding a copy of the
  * module file alone, so nothing beside it (other users' steps, a config) is shown.
  */
-function stepSource(module: string, own: string): string {
+function stepSource(module: string): { dir: string; isPackage: boolean; release(): void } {
   const dir = dirname(module);
-  if (existsSync(join(dir, 'package.json'))) return dir;
-  mkdirSync(own, { mode: 0o755 });
-  copyFileSync(module, join(own, basename(module)));
-  chmodSync(join(own, basename(module)), 0o444); // the child's uid reads it, whoever owns the original
-  return own;
+  if (existsSync(join(dir, 'package.json'))) return { dir, isPackage: true, release: () => {} };
+  return { ...holdStepCopy(module), isPackage: false };
 }
 
 /** Runs one step in a child of zygote (which must run `stepRunner` as its main). */
@@ -156,32 +156,38 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
   const timed = (out: StepOutcome): StepOutcome => (clock ? clock.attach(out) : out);
   const limits: Limits = normalizeLimits(opts.limits, 'limits', 'runStep()');
   const module = stepModule(opts.module);
-  const dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
+  const files = Object.entries(opts.files ?? {});
+  for (const [name] of files) {
+    if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new InvalidOptionError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
+  }
+  const step = stepSource(module);
+  // A private directory only for what is bind-mounted under /input: a file input, extra files.
+  let dir: string | null = null;
   try {
-    const inDir = join(dir, 'in');
-    mkdirSync(inDir, { mode: 0o755 });
-    const stepDir = stepSource(module, join(dir, 'step'));
-    const mounts: Mount[] = [{ source: stepDir, target: STEP_MOUNT }];
-    // in/ is the child's /input; a file given by path is mounted over a placeholder there.
-    mounts.push({ source: inDir, target: '/input' });
+    const mounts: Mount[] = [{ source: step.dir, target: STEP_MOUNT }];
+    let inDir = '';
+    if (typeof opts.input === 'string' || files.length > 0) {
+      dir = mkdtempSync(join(tmpdir(), 'zygote-step-'));
+      inDir = join(dir, 'in');
+      mkdirSync(inDir, { mode: 0o755 });
+      // in/ is the child's /input; each file is mounted over a placeholder there.
+      mounts.push({ source: inDir, target: '/input' });
+    }
     const showFile = (name: string, path: string, what: string) => {
       if (!statSync(path).isFile()) throw new InvalidOptionError(`Expected ${what} to be a regular file, got ${path}`);
       writeFileSync(join(inDir, name), '', { flag: 'wx', mode: 0o444 });
       mounts.push({ source: path, target: `/input/${name}` });
     };
     let inputPath: string | undefined;
+    let inputBytes: Uint8Array | null = null;
     if (typeof opts.input === 'string') {
       showFile(INPUT_NAME, opts.input, '`input`');
       inputPath = `/input/${INPUT_NAME}`;
     } else if (opts.input) {
-      writeArrowFile(join(inDir, INPUT_NAME), opts.input);
-      inputPath = `/input/${INPUT_NAME}`;
+      inputBytes = arrowFileBytes(opts.input);
+      inputPath = `${OUTPUT_MOUNT}/${INPUT_NAME}`;
     }
-    const files = Object.entries(opts.files ?? {});
-    for (const [name, path] of files) {
-      if (!/^[\w][\w.-]*$/.test(name) || name === INPUT_NAME) throw new InvalidOptionError(`Expected \`files\` names to be plain file names other than ${INPUT_NAME}, got ${JSON.stringify(name)}`);
-      showFile(name, path, `\`files.${name}\``);
-    }
+    for (const [name, path] of files) showFile(name, path, `\`files.${name}\``);
     clock?.mark('prepared');
     let child: ZygoteChild;
     try {
@@ -194,6 +200,17 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     clock?.mark('spawned');
     const output = child.output!;
     try {
+      if (inputBytes) {
+        const full = writeInput(output, inputBytes);
+        if (full) {
+          // Nothing of the step ran: the runner still waits for its request.
+          child.kill();
+          child.stdout.resume();
+          child.stderr.resume();
+          const exit = await child.exited;
+          return timed({ ok: false, error: { kind: 'output-limit', message: `the input table (${inputBytes.length} bytes) does not fit in the step's output filesystem, where it is written (limits.outputBytes ${child.limits.outputBytes} bytes): raise limits.outputBytes`, cause: full }, stderr: { text: '', truncated: false, bytes: 0 }, exit });
+        }
+      }
       const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `${OUTPUT_MOUNT}/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
       const stdio = { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited: child.exited, kill: () => child.kill() };
       const io = await talkToStep(
@@ -205,15 +222,35 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       const out = outcome(io, () => readArrowOutput(output, OUTPUT_NAME, { ...DEFAULT_ARROW_CAPS, ...opts.output }));
       if (out.ok) keepOnly(output, OUTPUT_NAME);
       // Stack traces and messages name the step as the renderer knows it, not its mount point.
-      return timed(userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), stepDir === dirname(module) ? dirname(module) : null, module));
+      return timed(userPaths(out.ok ? out : overOutputLimit(out, output, child.limits), step.isPackage ? step.dir : null, module));
     } finally {
       // Gone with the fd, or, for a returned table, once its mapping is released (keepOnly left
       // only its file).
       output.close();
     }
   } finally {
-    cleanUp(dir);
+    step.release();
+    if (dir !== null) cleanUp(dir);
     clock?.finish();
+  }
+}
+
+/**
+ * Writes the input into the child's output filesystem before its request goes: created
+ * exclusively, never through a link, read-only to the step. Returns the error when it does not
+ * fit (ENOSPC, EDQUOT), null once written; anything else throws.
+ */
+function writeInput(output: ChildOutput, bytes: Uint8Array): NodeJS.ErrnoException | null {
+  const fd = openSync(join(output.path, INPUT_NAME), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o444);
+  try {
+    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return err as NodeJS.ErrnoException;
+    throw err;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -5,11 +5,11 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 
 /** Milliseconds each part of one runStep took; null: the step never reached that part's end. */
 export interface StepTimings {
-  /** Options checked, temp directory made, step module shown, input file written. */
+  /** Options checked, step module shown, an in-memory input encoded (or a file input's placeholder made). */
   prepareMs: number | null;
   /** zygote.spawn() until the zygote reported the child spawned. */
   spawnMs: number | null;
-  /** The request written to the child's stdin and stdin ended (its 'finish'). */
+  /** An in-memory input written into the child's output filesystem, the request written to its stdin and stdin ended (its 'finish'). */
   requestMs: number | null;
   /** Request written until the first byte on the child's stdout: it read the request, mapped the input, imported and ran the step, wrote the output file. */
   firstByteMs: number | null;

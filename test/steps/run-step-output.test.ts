@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tableFromArrays } from 'apache-arrow';
 import { runStep, startZygote, stepRunner, type StepOutcome, type Zygote } from '../../dist/index.js';
 
 const HOG = new URL('../fixtures/steps/output-hog.mjs', import.meta.url).pathname;
@@ -29,9 +30,13 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-/** What is in this file's TMPDIR now. */
+/**
+ * What runStep left in this file's TMPDIR: its per-step directories. The step copies
+ * (zygote-steps-*, steps/step-copies.ts) are kept for the life of the process by design; what
+ * is inside them is one directory per step version, with the module alone.
+ */
 function stepDirs(): string[] {
-  return readdirSync(tmp);
+  return readdirSync(tmp).filter((name) => !name.startsWith('zygote-steps-'));
 }
 
 /** Free bytes of TMPDIR's filesystem. */
@@ -134,5 +139,30 @@ describe('a step that nests 3,000 directories in its output', () => {
     const { removeTree } = await import('../../dist/steps/remove-tree.js');
     expect(removeTree(root)).toEqual([]);
     expect(stepDirs()).toEqual([]);
+  });
+});
+
+describe('an input table held in memory', () => {
+  const COUNT = new URL('../fixtures/steps/count.mjs', import.meta.url).pathname;
+  const big = () => tableFromArrays({ x: new Float64Array(3 * 2 ** 20) }); // 24 MiB of doubles
+
+  it("is written into the step's output filesystem, and one that does not fit is an 'output-limit' before the step runs", async () => {
+    const out = await runStep(z, { module: COUNT, input: big(), limits: { outputBytes: 16 * MiB } });
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.error.kind).toBe('output-limit');
+    expect(out.error.message).toMatch(/the input table \(\d+ bytes\) does not fit in the step's output filesystem.*limits\.outputBytes 16777216/);
+    // The child was ended before its request: nothing of the step ran.
+    expect(out.exit).not.toBeNull();
+    expect(out.stderr.bytes).toBe(0);
+    expect(stepDirs()).toEqual([]);
+  });
+
+  it('positive control: with room for it (64 MiB), the step reads the same table', async () => {
+    const out = await runStep(z, { module: COUNT, input: big(), limits: { outputBytes: 64 * MiB } });
+    expect(out.ok, out.ok ? '' : out.error.message).toBe(true);
+    if (!out.ok) return;
+    expect(out.table.getChild('rows')!.get(0)).toBe(3 * 2 ** 20);
+    out.release();
   });
 });
