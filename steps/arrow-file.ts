@@ -9,7 +9,8 @@
 // length need, and the Table is built from those checked views (apache-arrow's makeData), never
 // by apache-arrow's reader. The work is linear in the file's size, and bounded by the caps.
 import { closeSync, constants, fstatSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { Table, tableToIPC } from 'apache-arrow';
+import { Table } from 'apache-arrow';
+import { writeTableToFd } from './arrow/fd-sink.js';
 import { DEFAULT_ARROW_CAPS } from './arrow/caps.js';
 import { native } from '../native/index.js';
 import { ArrowRefusal, resolveCaps, type ArrowCaps, type ResolvedArrowCaps } from './arrow/caps.js';
@@ -108,13 +109,13 @@ export function mapArrowFile(path: string): MappedArrowFile {
 }
 
 /**
- * The Arrow IPC file bytes of a table or of bytes already in that form. A Table must come from
- * this package's apache-arrow: one built by another copy (a second install, a linked package)
- * passes `instanceof` but serializes to a corrupt file through this copy's writer, so it is
- * refused with what to do. Bytes are checked in full as an Arrow IPC file (the default caps)
- * before anything is written from them.
+ * Checks what may be written as an Arrow IPC file: a Table from this package's apache-arrow (one
+ * built by another copy, a second install or a linked package, passes `instanceof` but
+ * serializes to a corrupt file through this copy's writer, so it is refused with what to do),
+ * or bytes that are an Arrow IPC file in full (checked with the default caps). Throws an
+ * InvalidOptionError naming `what` otherwise; nothing is written.
  */
-export function arrowFileBytes(input: Table | Uint8Array, what = 'the table'): Uint8Array {
+export function checkArrowInput(input: Table | Uint8Array, what = 'the table'): void {
   if (input instanceof Uint8Array) {
     try {
       validateArrowFile(input, DEFAULT_ARROW_CAPS);
@@ -122,30 +123,38 @@ export function arrowFileBytes(input: Table | Uint8Array, what = 'the table'): U
       if (!(err instanceof InvalidOutputError)) throw err;
       throw new InvalidOptionError(`Expected ${what} to be the bytes of an Arrow IPC file: ${err.message}`, { cause: err });
     }
-    return input;
+    return;
   }
   if (Object.getPrototypeOf(input) !== Table.prototype) {
-    const kind = input === null || typeof input !== 'object' ? String(input) : `an object of ${input.constructor?.name ?? 'unknown'} not from this package's apache-arrow`;
+    const kind = input === null || typeof input !== 'object' ? String(input) : `an object of ${(input as object).constructor?.name ?? 'unknown'} not from this package's apache-arrow`;
     throw new InvalidOptionError(
       `Expected ${what} to be an apache-arrow Table from the copy zygote uses, or Arrow IPC file bytes (a Uint8Array), got ${kind}. ` +
         "A Table from another apache-arrow install cannot be written by this one: pass tableToIPC(table, 'file') from your own copy instead, or import apache-arrow from the same install as zygote.",
     );
   }
-  return tableToIPC(input, 'file');
 }
 
 /**
- * Writes a table (see arrowFileBytes) as a new Arrow IPC file at path: created exclusively (an
+ * Writes a checked input (checkArrowInput) to fd as an Arrow IPC file: bytes as they are, a
+ * Table streamed piece by piece (arrow/fd-sink.ts: never joined into one buffer first).
+ * Returns the bytes written.
+ */
+export function writeArrowFd(fd: number, input: Table | Uint8Array): number {
+  if (!(input instanceof Uint8Array)) return writeTableToFd(fd, input);
+  for (let off = 0; off < input.length; ) off += writeSync(fd, input, off, input.length - off);
+  return input.length;
+}
+
+/**
+ * Writes a table (see checkArrowInput) as a new Arrow IPC file at path: created exclusively (an
  * existing file, or a symlink at path, is an EEXIST error, never overwritten or followed), mode
- * 0644 less the umask. The serialized file is built in memory first (apache-arrow's tableToIPC),
- * so writing a table costs about its size once more in memory. A failed write removes the
- * partial file.
+ * 0644 less the umask, streamed (writeArrowFd). A failed write removes the partial file.
  */
 export function writeArrowFile(path: string, table: Table | Uint8Array): void {
-  const bytes = arrowFileBytes(table);
+  checkArrowInput(table);
   const fd = openSync(path, 'wx', 0o644);
   try {
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeArrowFd(fd, table);
   } catch (err) {
     closeSync(fd);
     unlinkSync(path);

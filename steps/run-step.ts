@@ -14,12 +14,12 @@
 // stdout; the output file is then opened through the output's fd without following links,
 // mapped and validated before it is accepted. The output's fd is closed and any directory
 // removed (without recursion, never throwing) before runStep returns; the mapping outlives both.
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, realpathSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Table } from 'apache-arrow';
-import { arrowFileBytes, readArrowOutput, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
+import { checkArrowInput, readArrowOutput, writeArrowFd, DEFAULT_ARROW_CAPS, type ArrowCaps } from './arrow-file.js';
 import type { ChildLimits, ExitStatus, ZygoteChild } from '../client/child.js';
 import type { ChildOutput } from '../client/child-output.js';
 import { InvalidOutputError, ProtocolError, SandboxError } from '../client/errors.js';
@@ -179,12 +179,14 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
       mounts.push({ source: path, target: `/input/${name}` });
     };
     let inputPath: string | undefined;
-    let inputBytes: Uint8Array | null = null;
+    // An in-memory input: checked now, written once the child's output filesystem exists.
+    let inMemory: Table | Uint8Array | null = null;
     if (typeof opts.input === 'string') {
       showFile(INPUT_NAME, opts.input, '`input`');
       inputPath = `/input/${INPUT_NAME}`;
     } else if (opts.input) {
-      inputBytes = arrowFileBytes(opts.input);
+      checkArrowInput(opts.input, '`input`');
+      inMemory = opts.input;
       inputPath = `${OUTPUT_MOUNT}/${INPUT_NAME}`;
     }
     for (const [name, path] of files) showFile(name, path, `\`files.${name}\``);
@@ -200,15 +202,15 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
     clock?.mark('spawned');
     const output = child.output!;
     try {
-      if (inputBytes) {
-        const full = writeInput(output, inputBytes);
+      if (inMemory) {
+        const full = writeInput(output, inMemory);
         if (full) {
           // Nothing of the step ran: the runner still waits for its request.
           child.kill();
           child.stdout.resume();
           child.stderr.resume();
           const exit = await child.exited;
-          return timed({ ok: false, error: { kind: 'output-limit', message: `the input table (${inputBytes.length} bytes) does not fit in the step's output filesystem, where it is written (limits.outputBytes ${child.limits.outputBytes} bytes): raise limits.outputBytes`, cause: full }, stderr: { text: '', truncated: false, bytes: 0 }, exit });
+          return timed({ ok: false, error: { kind: 'output-limit', message: `the input table (${full.bytes} bytes written when it failed) does not fit in the step's output filesystem, where it is written (limits.outputBytes ${child.limits.outputBytes} bytes): raise limits.outputBytes`, cause: full }, stderr: { text: '', truncated: false, bytes: 0 }, exit });
         }
       }
       const request = encodeStepRequest({ module: join(STEP_MOUNT, basename(module)), params: opts.params, inputPath, outputPath: `${OUTPUT_MOUNT}/${OUTPUT_NAME}`, files: files.map(([name]) => name) });
@@ -240,14 +242,14 @@ export async function runStep(zygote: Zygote, opts: RunStepOptions): Promise<Ste
  * exclusively, never through a link, read-only to the step. Returns the error when it does not
  * fit (ENOSPC, EDQUOT), null once written; anything else throws.
  */
-function writeInput(output: ChildOutput, bytes: Uint8Array): NodeJS.ErrnoException | null {
+function writeInput(output: ChildOutput, input: Table | Uint8Array): (NodeJS.ErrnoException & { bytes: number }) | null {
   const fd = openSync(join(output.path, INPUT_NAME), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o444);
   try {
-    for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    writeArrowFd(fd, input);
     return null;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return err as NodeJS.ErrnoException;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return Object.assign(err as NodeJS.ErrnoException, { bytes: fstatSync(fd).size });
     throw err;
   } finally {
     closeSync(fd);

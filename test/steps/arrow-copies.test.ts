@@ -67,7 +67,7 @@ describe('a Table from another copy of apache-arrow', () => {
   it('bytes that are not an Arrow IPC file are refused before anything runs', async () => {
     const err = await runStep(z, { module: DOUBLE, input: new TextEncoder().encode('not arrow at all') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TypeError);
-    expect((err as Error).message).toMatch(/^Expected the table to be the bytes of an Arrow IPC file: /);
+    expect((err as Error).message).toMatch(/^Expected `input` to be the bytes of an Arrow IPC file: /);
     expect(((err as Error).cause as { reason: string }).reason).toBe('not-arrow');
   });
 });

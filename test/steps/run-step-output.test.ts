@@ -151,7 +151,7 @@ describe('an input table held in memory', () => {
     expect(out.ok).toBe(false);
     if (out.ok) return;
     expect(out.error.kind).toBe('output-limit');
-    expect(out.error.message).toMatch(/the input table \(\d+ bytes\) does not fit in the step's output filesystem.*limits\.outputBytes 16777216/);
+    expect(out.error.message).toMatch(/the input table \(\d+ bytes written when it failed\) does not fit in the step's output filesystem.*limits\.outputBytes 16777216/);
     // The child was ended before its request: nothing of the step ran.
     expect(out.exit).not.toBeNull();
     expect(out.stderr.bytes).toBe(0);
