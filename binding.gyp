@@ -16,6 +16,7 @@
         "native/forkable.cc",
         "native/init.cc",
         "native/platform.cc",
+        "native/prefault.cc",
         "native/probe.cc",
         "native/process.cc",
         "native/report.cc",

@@ -127,6 +127,8 @@ export interface ForkSpec {
   sandbox: NativeSandboxSpec;
   /** A pool child: its end of the socketpair its claim comes on (stdio: /dev/null until then). */
   claim?: number;
+  /** A pool child: [start, length, ...] byte ranges it copies before it is ready (zygote/prefault.ts). */
+  prefault?: number[];
 }
 
 export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number; newRoot: boolean; pooled?: boolean };

@@ -5,12 +5,13 @@
 // the output path, and writes one StepResult on stdout. stdout belongs to the protocol: the
 // step's console.log and process.stdout go to stderr.
 import { Console } from 'node:console';
-import { mkdtempSync, rmSync, stat, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync, stat, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Table, tableFromArrays } from 'apache-arrow';
-import { mapArrowFile, writeArrowFile } from './arrow-file.js';
+import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
+import { mapArrowFile, writeArrowFd, writeArrowFile } from './arrow-file.js';
+import { native } from '../native/index.js';
 import { readToEndSync, writeAllSync } from './step-io.js';
 import { decodeMessage, encodeMessage } from '../protocol/messages.js';
 import { decodeStepRequest, encodeStepRequest, MAX_STEP_REQUEST_BYTES, StepRequestMessage, stepResultError, stepResultOk, type DecodedStepRequest } from '../protocol/step.js';
@@ -97,6 +98,29 @@ async function warmUp(): Promise<void> {
     mapped.unmap();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A child's path once more, in a learner pool child of the zygote (zygote/prefault.ts): the
+ * pages it writes are the ones later pool children copy before their claim. No file of its own
+ * exists there yet: the input is a sealed memfd mapped through /proc/self/fd, the step a data:
+ * module, the output goes to its stdout (/dev/null before any claim).
+ */
+export async function rehearse(): Promise<void> {
+  const frame = encodeMessage(encodeStepRequest({ module: '/step/step.mjs', params: { label: 'rehearsal', n: 1 }, inputPath: '/input/input.arrow', outputPath: '/output/output.arrow', files: [] }));
+  decodeStepRequest(decodeMessage(frame, StepRequestMessage, { maxBytes: MAX_STEP_REQUEST_BYTES, typeName: 'StepRequest', expectEnd: true }));
+  const fd = native.sealedDataFd(Buffer.from(tableToIPC(tableFromArrays({ x: Float64Array.of(1, 2, 3), label: ['a', 'b', 'c'] }), 'file')), false);
+  const mapped = mapArrowFile(`/proc/self/fd/${fd}`);
+  try {
+    const step = 'data:text/javascript,export default (t) => t';
+    const mod = (await import(step)) as { default: (t: Table) => Table };
+    const output = mod.default(tableFromArrays({ x: Float64Array.from(mapped.table.getChild('x')!.toArray(), (v) => Number(v) * 2) }));
+    writeArrowFd(1, output);
+    encodeMessage(stepResultOk({ rows: output.numRows, columns: output.numCols }));
+  } finally {
+    mapped.unmap();
+    closeSync(fd);
   }
 }
 

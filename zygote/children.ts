@@ -15,6 +15,8 @@ export interface ChildTask {
   newRoot: boolean;
   /** A pool child: it waits on this fd for its claim (zygote/claim.ts) before it runs anything. */
   claimFd?: number;
+  /** A learner: run main's rehearsal, say so on claimFd, then wait to be killed (zygote/prefault.ts). */
+  rehearse?: boolean;
 }
 
 /** The zygote's record of one child. */
@@ -138,7 +140,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
  * Forks a pool child (zygote/pool.ts): stdio on /dev/null until its claim, a report pipe and
  * a claim socketpair. In the zygote returns its record; in the child, its task (pooled).
  */
-export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number): { role: 'parent'; child: PoolChild } | { role: 'child'; task: ChildTask } | { role: 'failed'; step: string; errnoName: string; message: string } {
+export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number, prefault: number[]): { role: 'parent'; child: PoolChild } | { role: 'child'; task: ChildTask } | { role: 'failed'; step: string; errnoName: string; message: string } {
   const made: number[] = [];
   let report: [number, number], claim: [number, number];
   try {
@@ -152,7 +154,7 @@ export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number): { ro
   }
   let forked;
   try {
-    forked = native.forkChild({ stdin: devNull, stdout: devNull, stderr: devNull, report: report[1], claim: claim[1], name: 'zygote-pool', sandbox });
+    forked = native.forkChild({ stdin: devNull, stdout: devNull, stderr: devNull, report: report[1], claim: claim[1], name: 'zygote-pool', sandbox, prefault });
   } catch (err) {
     made.forEach((fd) => native.close(fd));
     return failure('fork', err);
@@ -162,7 +164,7 @@ export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number): { ro
   native.close(claim[1]);
   native.setNonBlocking(report[0], true);
   native.setNonBlocking(claim[0], true);
-  return { role: 'parent', child: { pid: forked.pid, pidfd: forked.pidfd, claimFd: claim[0], reportFd: report[0], stepPidfd: -1, cgroup: null, forkedAt: performance.now() } };
+  return { role: 'parent', child: { pid: forked.pid, pidfd: forked.pidfd, claimFd: claim[0], reportFd: report[0], stepPidfd: -1, cgroup: null, forkedAt: performance.now(), prefaultGeneration: 0 } };
 }
 
 /** Reaps a child whose pidfd became readable; null if it has not exited after all. */

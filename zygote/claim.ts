@@ -23,10 +23,17 @@ export const CLAIM_STEPS: readonly string[] = [
   'seccomp',
 ];
 
+/** A learner's claim (zygote/prefault.ts): sent to a pool child taken out of the pool. */
+export function sendRehearsal(pc: PoolChild): boolean {
+  return native.sendPacket(pc.claimFd, Buffer.from(JSON.stringify({ rehearse: true })), []);
+}
+
 /** The most a claim packet may hold (a sandbox spec with up to 32 mounts is far smaller). */
 const MAX_CLAIM_BYTES = 256 * 1024;
 
 interface ClaimMessage {
+  /** A learner's claim: rehearse, nothing else (zygote/prefault.ts). */
+  rehearse?: true;
   id: number;
   name: string;
   argsJson: string;
@@ -94,6 +101,11 @@ export function awaitClaim(claimFd: number, maxWaitMs: number): ChildTask {
   if (packet === null || packet === 'eof' || packet.truncated || packet.fdsTruncated) native.exitNow(0);
   const msg = JSON.parse(packet.data.toString()) as ClaimMessage;
   const fds = packet.fds;
+  if (msg.rehearse === true) {
+    // No spawn: nothing is applied, and the child never runs one (it is killed once learned from).
+    for (const fd of fds) native.close(fd);
+    return { pid: 0, id: -1, name: '', argsJson: '[]', newRoot: true, claimFd, rehearse: true };
+  }
   const fd = (i: number): number => {
     if (!Number.isInteger(i) || i < 0 || i >= fds.length) throw new Error(`claim: fd index ${i} out of range`);
     return fds[i];

@@ -4,13 +4,13 @@
 // forked child runs main. Started by startZygote() or `zygote serve`, never directly.
 import { closeSync, readFileSync } from 'node:fs';
 import { encodeServerMessage } from '../protocol/control.js';
-import { native } from '../native/index.js';
+import { native, POLLIN } from '../native/index.js';
 import type { ChildTask } from './children.js';
 import { freshenProcessState, installExitPath, runMain, watchStdio, type MainFunction } from './child-runtime.js';
 import { decodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { unsupportedNode } from '../protocol/node-version.js';
 import { Log } from './log.js';
-import { collectGarbage, loadMain, preloadModules } from './preload.js';
+import { collectGarbage, loadMainModule, preloadModules, type RehearseFunction } from './preload.js';
 import { Server } from './server.js';
 import { awaitClaim } from './claim.js';
 
@@ -22,6 +22,7 @@ const log = new Log('zygote');
 // 1. Start-up: any failure is reported to an embedded client, which is waiting for Hello.
 let config: ZygoteConfig | undefined;
 let main: MainFunction;
+let rehearse: RehearseFunction | null = null;
 let server: Server;
 try {
   config = decodeConfig(configArgument(process.argv[2]));
@@ -30,11 +31,11 @@ try {
   process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
   checkForkSafety();
   await preloadModules(config.main, config.preload);
-  main = await loadMain(config.main);
+  ({ main, rehearse } = await loadMainModule(config.main));
   collectGarbage();
   // Forked children have no platform worker thread; see native/platform.cc.
   native.patchPlatformDrain();
-  server = new Server(config, log);
+  server = new Server(config, log, rehearse !== null);
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   log.error(`cannot start: ${message}`);
@@ -65,6 +66,7 @@ try {
 // 3. In the child, with its fds, loop and pipes already set up by native code. A pool child
 // first waits for the spawn that claims it, and applies it (zygote/claim.ts).
 if (task.claimFd !== undefined) task = awaitClaim(task.claimFd, (config!.pool?.maxIdleMs ?? 0) + POOL_WAIT_SLACK_MS);
+if (task.rehearse) await runRehearsal(task.claimFd!);
 freshenProcessState(task.pid);
 // Node caches its cwd: after pivot_root the real one is the new root's "/". (Without a new root
 // the cwd is the zygote's, which the child's uid may not even be allowed to search.)
@@ -103,4 +105,21 @@ function checkForkSafety(): void {
     // libuv's io_uring rings are fds the child's fd sweep cannot tell from the zygote's own.
     throw new Error('UV_USE_IO_URING=1 is not supported in a zygote (libuv io_uring fds cannot be forked safely)');
   }
+}
+
+/**
+ * A learner: runs main's rehearsal, says "rehearsed" (or "failed"), then waits until the zygote,
+ * having read which pages it wrote, kills it or closes the socket. Never returns.
+ */
+async function runRehearsal(claimFd: number): Promise<never> {
+  let said = 'rehearsed';
+  try {
+    await rehearse!();
+  } catch {
+    said = 'failed';
+  }
+  native.setNonBlocking(claimFd, false);
+  native.sendPacket(claimFd, Buffer.from(said));
+  native.poll(Int32Array.of(claimFd), Int16Array.of(POLLIN), new Int16Array(1), 60_000);
+  native.exitNow(0);
 }

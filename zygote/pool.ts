@@ -22,6 +22,8 @@ export interface PoolChild {
   /** Its cgroup(s), joined at fork, without limits until a claim writes them. */
   cgroup: ChildCgroup | null;
   forkedAt: number;
+  /** Which learned prefault ranges it copied (zygote/prefault.ts): 0, none. */
+  prefaultGeneration: number;
 }
 
 /** How many claims came from the pool. */
@@ -58,12 +60,14 @@ export class WarmPool {
   /**
    * The oldest child whose setup is done, taken out of the pool; null when none is ready. A
    * child is ready once its step-to-be has sent its pidfd ("ready"), read here without waiting.
+   * A child taken to learn from (zygote/prefault.ts) is not counted as claimed.
    */
-  take(): PoolChild | null {
+  take(forLearning = false): PoolChild | null {
     for (const c of this.children.values()) {
       if (c.stepPidfd < 0 && !readReady(c)) continue;
       this.children.delete(c.pid);
-      this.counts.claimed++;
+      // A learner (zygote/prefault.ts) serves no spawn: not a claim.
+      if (!forLearning) this.counts.claimed++;
       return c;
     }
     return null;

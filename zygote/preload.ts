@@ -27,9 +27,22 @@ export async function preloadModules(mainUrl: string, specifiers: readonly strin
   }
 }
 
+/**
+ * A main's optional `rehearse` export: the path its children take, run once in a learner pool
+ * child (zygote/prefault.ts) so that later pool children copy the pages it writes before their
+ * claim. It runs as the pool child is before any claim (no spawn, no sandbox of a spawn's, no
+ * files of its own but what it makes in memory), and must not wait for anything outside.
+ */
+export type RehearseFunction = () => unknown;
+
 /** Imports main and returns its default export, which must be a function. */
 export async function loadMain(mainUrl: string): Promise<MainFunction> {
-  let mod: { default?: unknown };
+  return (await loadMainModule(mainUrl)).main;
+}
+
+/** Imports main: its default export, which must be a function, and its rehearsal, if any. */
+export async function loadMainModule(mainUrl: string): Promise<{ main: MainFunction; rehearse: RehearseFunction | null }> {
+  let mod: { default?: unknown; rehearse?: unknown };
   try {
     mod = await import(mainUrl);
   } catch (err) {
@@ -38,7 +51,7 @@ export async function loadMain(mainUrl: string): Promise<MainFunction> {
   if (typeof mod.default !== 'function') {
     throw new Error(`main module ${mainUrl} must have a function as its default export, found ${typeof mod.default}`);
   }
-  return mod.default as MainFunction;
+  return { main: mod.default as MainFunction, rehearse: typeof mod.rehearse === 'function' ? (mod.rehearse as RehearseFunction) : null };
 }
 
 /**

@@ -9,7 +9,8 @@ import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type ReapResult, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
 import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import { closePoolChild, WarmPool, type PoolChild } from './pool.js';
-import { CLAIM_STEPS, sendClaim } from './claim.js';
+import { CLAIM_STEPS, sendClaim, sendRehearsal } from './claim.js';
+import { LEARN_TIMEOUT_MS, LEARNER_POLL_MS, PrefaultLearner } from './prefault.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
 import type { SandboxRequest } from '../protocol/spawn.js';
@@ -48,7 +49,8 @@ type Watch =
   | { kind: 'report'; child: ChildRecord }
   | { kind: 'status'; child: ChildRecord }
   | { kind: 'pidfd'; child: ChildRecord }
-  | { kind: 'pool'; child: PoolChild };
+  | { kind: 'pool'; child: PoolChild }
+  | { kind: 'learner' };
 
 export class Server {
   private readonly connections = new Map<number, Connection>();
@@ -73,6 +75,8 @@ export class Server {
   private readonly pool: WarmPool | null;
   /** Pool children killed (retired, or at shutdown) and not yet reaped. */
   private readonly retiring = new Map<number, PoolChild>();
+  /** A pool child taken out of the pool to rehearse (zygote/prefault.ts), until it is retired. */
+  private readonly learners = new Map<number, PoolChild>();
   /** /dev/null, a pool child's stdio until its claim. */
   private readonly devNull: number;
   private poolForkFailures = 0;
@@ -94,10 +98,15 @@ export class Server {
   /** Whose output filesystems are (zygote/sandbox/output.ts): the client's where tmpfs takes an idmap. */
   private readonly outputOwnership: OutputOwnership;
 
+  /** Which pages pool children copy before their claim, learned from a rehearsal (zygote/prefault.ts). */
+  private readonly prefault: PrefaultLearner;
+
   constructor(
     private readonly config: ZygoteConfig,
     private readonly log: Log,
+    canRehearse = false,
   ) {
+    this.prefault = new PrefaultLearner(canRehearse && config.pool !== null && config.pool !== undefined);
     this.compiled = {
       seccompId: native.compileSeccomp(seccompRules(), SECCOMP_DEFAULT_ERRNO).id,
       initSeccompId: native.compileSeccomp(initSeccompRules(), SECCOMP_DEFAULT_ERRNO).id,
@@ -219,6 +228,7 @@ export class Server {
         watch(child.pidfd, POLLIN, { kind: 'pidfd', child });
       }
       for (const child of this.poolChildren()) watch(child.pidfd, POLLIN, { kind: 'pool', child });
+      if (this.prefault.learner) watch(this.prefault.learner.claimFd, POLLIN, { kind: 'learner' });
       const revents = new Int16Array(fds.length);
       const ready = native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
       // Idle: now is the time for housekeeping that must not delay a spawn.
@@ -227,6 +237,7 @@ export class Server {
       if (ready === 0 && this.idmaps.sweepPending) this.idmaps.sweep();
       this.expireDeadlines();
       this.expireQueue();
+      if (this.prefault.learner && performance.now() - this.prefault.learner.since > LEARN_TIMEOUT_MS) this.endLearner(`no answer within ${LEARN_TIMEOUT_MS} ms`);
       this.refusals.flushDue();
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
@@ -241,6 +252,8 @@ export class Server {
       if (ready === 0 && this.refillDue()) {
         const task = this.forkPoolChild();
         if (task) return task;
+      } else if (ready === 0 && this.prefault.wantsLearner && !this.shuttingDown && !this.anyInSetup()) {
+        this.startLearner();
       }
     }
   }
@@ -304,6 +317,9 @@ export class Server {
     }
     if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
     if (this.pool) next = Math.min(next, this.pool.nextExpiry());
+    if (this.prefault.learner) next = Math.min(next, this.prefault.learner.since + LEARN_TIMEOUT_MS);
+    // A pool child's readiness is read when one is taken: look again shortly while one is wanted.
+    else if (this.prefault.wantsLearner && this.pool && this.pool.idle > 0 && !this.shuttingDown) next = Math.min(next, now + LEARNER_POLL_MS);
     // The end of a refill back-off (a refill that is due without one returned 0 above).
     if (this.pool?.wantsChild && !this.shuttingDown && this.poolRetryAt > now) next = Math.min(next, this.poolRetryAt);
     // Killed idmap helpers die within a scheduling round or two: look again shortly.
@@ -336,6 +352,9 @@ export class Server {
         return;
       case 'pool':
         this.onPoolChildExit(w.child);
+        return;
+      case 'learner':
+        this.onLearner();
         return;
     }
   }
@@ -751,7 +770,7 @@ export class Server {
       return;
     }
     if (cgroup) sandbox.cgroupProcs = cgroup.procsFds;
-    const out = forkPoolChild(sandbox, this.devNull);
+    const out = forkPoolChild(sandbox, this.devNull, this.prefault.forFork());
     if (out.role === 'child') {
       this.forked = true;
       return out.task;
@@ -764,6 +783,7 @@ export class Server {
       return;
     }
     out.child.cgroup = cgroup;
+    out.child.prefaultGeneration = this.prefault.generation;
     this.pool!.add(out.child);
   }
 
@@ -797,6 +817,56 @@ export class Server {
   private *poolChildren(): Generator<PoolChild> {
     if (this.pool) yield* this.pool.all();
     yield* this.retiring.values();
+    yield* this.learners.values();
+  }
+
+  /** Takes a ready pool child out of the pool and has it rehearse (zygote/prefault.ts). */
+  private startLearner(): void {
+    const pc = this.pool?.take(true);
+    if (!pc) return;
+    try {
+      if (!sendRehearsal(pc)) throw new Error('its socket is full');
+    } catch (err) {
+      this.log.error(`cannot start a prefault learner (pid ${pc.pid}): ${(err as Error).message}`);
+      this.retire(pc);
+      return;
+    }
+    this.learners.set(pc.pid, pc);
+    this.prefault.learner = { pid: pc.pid, claimFd: pc.claimFd, stepPidfd: pc.stepPidfd, since: performance.now() };
+  }
+
+  /** The learner answered or went away: learn from it, then kill it (it never serves a spawn). */
+  private onLearner(): void {
+    const l = this.prefault.learner;
+    if (!l || !this.learners.has(l.pid)) return;
+    let said: string | null = null;
+    try {
+      const packet = native.recvPacket(l.claimFd, 64);
+      if (packet === null) return;
+      if (packet !== 'eof') {
+        for (const fd of packet.fds) native.close(fd);
+        said = packet.data.toString();
+      }
+    } catch {
+      said = null;
+    }
+    this.endLearner(said);
+  }
+
+  private endLearner(said: string | null): void {
+    const l = this.prefault.learner!;
+    let line: string;
+    try {
+      line = this.prefault.finish(said);
+    } catch (err) {
+      line = `learning from the prefault learner (pid ${l.pid}) failed: ${(err as Error).message}`;
+    }
+    if (this.config.verbose || !line.startsWith('learned')) this.log.info(line);
+    const pc = this.learners.get(l.pid);
+    this.learners.delete(l.pid);
+    if (pc) this.retire(pc);
+    // Idle children that copied older ranges (or none) are replaced by ones that copy these.
+    for (const old of [...(this.pool?.all() ?? [])]) if (old.prefaultGeneration < this.prefault.generation) this.retire(old);
   }
 
   /** Kills a pool child that will never be claimed; it is reaped when its pidfd says so. */
@@ -808,6 +878,8 @@ export class Server {
 
   private onPoolChildExit(pc: PoolChild): void {
     if (native.reap(pc.pid) === null) return;
+    // A learner that died before it answered: nothing learned from it.
+    if (this.learners.delete(pc.pid) && this.prefault.learner?.pid === pc.pid) this.log.info(this.prefault.finish(null));
     const diedIdle = this.pool?.remove(pc.pid) !== undefined;
     this.retiring.delete(pc.pid);
     native.close(pc.pidfd);
@@ -1008,6 +1080,7 @@ export class Server {
     // Connections stay open until the children are reaped, so clients learn how each ended.
     for (const child of this.children.values()) killChild(child);
     for (const pc of [...(this.pool?.all() ?? [])]) this.retire(pc);
+    if (this.prefault.learner) this.endLearner('the zygote is shutting down');
     for (const w of this.admission.drain()) {
       this.queuedFds -= w.fds.length;
       closeClientFds(w.fds);

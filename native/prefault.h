@@ -1,0 +1,22 @@
+// prefault: copying, in a pool child before its claim, the pages a claimed child would write
+// first, so that its step does not pay a copy-on-write fault for each of them.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vector>
+
+namespace zygote {
+
+struct PageRange {
+  uintptr_t start;
+  size_t length;
+};
+
+// madvise(MADV_POPULATE_WRITE) over each range: each private page is copied (or, where never
+// mapped, allocated) now. Best effort: a range that no longer matches a writable mapping (the
+// zygote's heap moved since the ranges were learned) is skipped; nothing here can fail a child.
+void PrefaultRanges(const std::vector<PageRange>& ranges);
+
+}  // namespace zygote

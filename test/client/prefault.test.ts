@@ -1,0 +1,99 @@
+// Pool children copy, before their claim, the pages a claimed child writes first
+// (zygote/prefault.ts): a learner pool child runs main's rehearsal, the zygote reads which
+// pages it made its own, and every later pool child copies them (MADV_POPULATE_WRITE) before
+// it is ready. The learner serves no spawn; a main with no rehearsal learns nothing.
+import { readFileSync } from 'node:fs';
+import { tableFromArrays } from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runStep, startZygote, stepRunner, type Zygote } from '../../dist/index.js';
+import { ECHO_MAIN, waitFor } from '../helpers/index.js';
+
+const FAILING_REHEARSAL = new URL('../fixtures/rehearse-throws-main.mjs', import.meta.url);
+const STEP = new URL('../fixtures/steps/count.mjs', import.meta.url).pathname;
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Each ready pool child's step-to-be (the child of its init) and its private dirty memory in KiB. */
+function poolSteps(zpid: number): { pid: number; privateDirtyKb: number }[] {
+  const out = [];
+  for (const init of childrenOf(zpid)) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${init}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm !== 'zygote-pool') continue;
+    for (const pid of childrenOf(init)) {
+      try {
+        const kb = Number(/^Private_Dirty:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))![1]);
+        out.push({ pid, privateDirtyKb: kb });
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  return out;
+}
+
+/** Waits until the pool holds `size` ready children and returns them. */
+async function fullPool(z: Zygote, size: number, ok: (s: { privateDirtyKb: number }) => boolean = () => true) {
+  let steps: ReturnType<typeof poolSteps> = [];
+  await waitFor(() => (steps = poolSteps(z.pid)).length === size && steps.every(ok), 20_000, `${size} ready pool children`);
+  return steps;
+}
+
+describe('prefaulted pool children', () => {
+  let learning: Zygote;
+  let plain: Zygote;
+  beforeAll(async () => {
+    [learning, plain] = await Promise.all([startZygote({ main: stepRunner, preload: ['apache-arrow'], pool: { size: 2 } }), startZygote({ main: ECHO_MAIN, pool: { size: 2 } })]);
+  });
+  afterAll(async () => {
+    await Promise.all([learning?.close(), plain?.close()]);
+  });
+
+  it('copy what the rehearsal wrote before any claim: megabytes of their own, where a main without a rehearsal leaves a few hundred KiB', async () => {
+    // Control: echo-main has no rehearse export, so its pool children copy nothing.
+    const bare = await fullPool(plain, 2);
+    for (const s of bare) expect(s.privateDirtyKb).toBeLessThan(1024);
+    // The step runner rehearses: once learned, the idle children are replaced by ones that copy.
+    const copied = await fullPool(learning, 2, (s) => s.privateDirtyKb > 2 * 1024);
+    expect(copied).toHaveLength(2);
+  });
+
+  it('never gives the learner a spawn: every step is served by a prefaulted child, and claims count only those', async () => {
+    await fullPool(learning, 2, (s) => s.privateDirtyKb > 2 * 1024);
+    const before = await learning.stats();
+    const served = poolSteps(learning.pid).map((s) => s.pid);
+    const out = await runStep(learning, { module: STEP, input: tableFromArrays({ x: Float64Array.of(1, 2, 3) }) });
+    expect(out.ok, out.ok ? '' : out.error.message).toBe(true);
+    if (out.ok) expect(out.table.getChild('rows')!.get(0)).toBe(3);
+    const after = await learning.stats();
+    expect(after.claimed).toBe(before.claimed + 1);
+    expect(after.forked).toBe(before.forked);
+    // The one claimed was one of the prefaulted children.
+    expect(poolSteps(learning.pid).map((s) => s.pid).filter((p) => served.includes(p))).toHaveLength(1);
+  });
+
+  it('a rehearsal that throws teaches nothing, and the pool serves as before', async () => {
+    const z = await startZygote({ main: FAILING_REHEARSAL, pool: { size: 1 } });
+    try {
+      const steps = await fullPool(z, 1);
+      expect(steps[0].privateDirtyKb).toBeLessThan(1024);
+      const child = await z.spawn({ args: ['hi'] });
+      child.stdout.resume();
+      child.stderr.resume();
+      expect(await child.exited).toMatchObject({ code: 0 });
+      expect((await z.stats()).claimed).toBe(1);
+    } finally {
+      await z.close();
+    }
+  });
+});

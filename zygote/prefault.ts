@@ -1,0 +1,126 @@
+// Learning which pages a claimed child writes, so pool children copy them before their claim.
+//
+// On these machines a copy-on-write fault costs 10-16 us and a claimed step took ~1,200 of
+// them, most before its first byte. A learner, a pool child taken out of the pool, runs main's
+// rehearsal (its optional `rehearse` export: for the step runner, one whole step's path on
+// in-memory files) and stops; the zygote then reads which of its pages are its own now (present
+// and exclusively mapped, /proc/PID/pagemap bits 63 and 56: a page still shared with the zygote
+// was never written) and kills it. Later pool children copy those ranges
+// (MADV_POPULATE_WRITE, native/prefault.cc) before they say they are ready, off any claim's
+// path. Soft-dirty bits would say the same, but these kernels lack them.
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+/** The most a pool child copies ahead: 8,192 pages (32 MiB). */
+export const MAX_PREFAULT_PAGES = 8192;
+const PAGE = 4096;
+const PRESENT = 1n << 63n;
+const EXCLUSIVE = 1n << 56n;
+
+/** [start, length, ...] byte ranges, as native forkChild takes them. */
+export type PrefaultRanges = number[];
+
+/**
+ * The pages pid has written since it was forked, as merged ranges: in its private writable
+ * anonymous mappings (the JS heap, malloc's heap, its stack), present and mapped by it alone.
+ * At most MAX_PREFAULT_PAGES pages, the lowest addresses first.
+ */
+export function writtenPages(pid: number): { ranges: PrefaultRanges; pages: number } {
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  const ranges: PrefaultRanges = [];
+  let pages = 0;
+  try {
+    for (const line of maps.split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+      if (!m) continue;
+      const [, from, to, perms, inode, path] = m;
+      if (perms[0] !== 'r' || perms[1] !== 'w' || perms[3] !== 'p') continue;
+      if (inode !== '0' || (path !== '' && path !== '[heap]' && path !== '[stack]')) continue;
+      const start = BigInt(`0x${from}`);
+      const count = Number((BigInt(`0x${to}`) - start) / BigInt(PAGE));
+      const entries = Buffer.alloc(count * 8);
+      const n = readSync(fd, entries, 0, entries.length, (start / BigInt(PAGE)) * 8n);
+      let run = -1;
+      const flush = (end: number) => {
+        if (run < 0) return;
+        const len = Math.min(end - run, MAX_PREFAULT_PAGES - pages);
+        if (len > 0) {
+          ranges.push(Number(start) + run * PAGE, len * PAGE);
+          pages += len;
+        }
+        run = -1;
+      };
+      for (let i = 0; i < n / 8; i++) {
+        const v = entries.readBigUInt64LE(i * 8);
+        const own = (v & PRESENT) !== 0n && (v & EXCLUSIVE) !== 0n;
+        if (own && run < 0) run = i;
+        if (!own) flush(i);
+      }
+      flush(n / 8);
+      if (pages >= MAX_PREFAULT_PAGES) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { ranges, pages };
+}
+
+/** The pid a pidfd refers to (its fdinfo), or null. */
+export function pidOfPidfd(pidfd: number): number | null {
+  const m = /^Pid:\s+(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8'));
+  const pid = m ? Number(m[1]) : -1;
+  return pid > 0 ? pid : null;
+}
+
+/** How often the serve loop looks for a ready pool child to learn from while it wants one. */
+export const LEARNER_POLL_MS = 50;
+/** A learner is killed if it has not rehearsed by then. */
+export const LEARN_TIMEOUT_MS = 10_000;
+/** Learned again after this many pool forks: the zygote's heap moves a little as it serves. */
+const RELEARN_AFTER_FORKS = 200;
+
+/**
+ * The serve loop's side of learning: when to take a learner, what pool forks copy. One learner
+ * at a time, only for a main that can rehearse; until the first one has rehearsed, pool children
+ * copy nothing.
+ */
+export class PrefaultLearner {
+  /** What the next pool fork copies. */
+  private ranges: PrefaultRanges = [];
+  private forksSince = 0;
+  private learned = false;
+  /** Counts the ranges learned: a pool child records the one it copied. */
+  generation = 0;
+  learner: { pid: number; claimFd: number; stepPidfd: number; since: number } | null = null;
+
+  constructor(private readonly canRehearse: boolean) {}
+
+  /** Whether to take a ready pool child out of the pool to learn from now. */
+  get wantsLearner(): boolean {
+    return this.canRehearse && this.learner === null && (!this.learned || this.forksSince >= RELEARN_AFTER_FORKS);
+  }
+
+  /** A pool child is being forked: the ranges it copies. */
+  forFork(): PrefaultRanges {
+    this.forksSince++;
+    return this.ranges;
+  }
+
+  /**
+   * The learner answered ("rehearsed", "failed") or went away (null): learns what it wrote if
+   * it rehearsed. Returns a line for the log. The caller kills it.
+   */
+  finish(said: string | null): string {
+    const l = this.learner!;
+    this.learner = null;
+    this.learned = true;
+    this.forksSince = 0;
+    if (said !== 'rehearsed') return `the prefault learner (pid ${l.pid}) did not rehearse (${said ?? 'it went away'}): pool children copy ${this.ranges.length / 2} ranges as before`;
+    const pid = pidOfPidfd(l.stepPidfd);
+    if (pid === null) return `the prefault learner (pid ${l.pid}) exited before it could be read`;
+    const { ranges, pages } = writtenPages(pid);
+    this.ranges = ranges;
+    this.generation++;
+    return `learned from a rehearsal (pid ${pid}): pool children copy ${pages} pages in ${ranges.length / 2} ranges before their claim`;
+  }
+}
