@@ -1,6 +1,6 @@
 // Running one stress child to its end and classifying it: ok, hung, crashed, wrong output, or
 // not spawned at all.
-import type { Zygote } from 'zygote';
+import type { Limits, Zygote } from 'zygote';
 import { readAll, TimeoutError, within } from './lib/waits.js';
 
 export type Outcome = 'ok' | 'hung' | 'crashed' | 'wrong' | 'spawnFailed';
@@ -18,11 +18,11 @@ export interface ChildResult {
 /** How long a killed child may take to be reported reaped. */
 const KILL_GRACE_MS = 5_000;
 
-export async function runChild(z: Zygote, seed: number, name: string, expected: string, timeoutMs: number): Promise<ChildResult> {
+export async function runChild(z: Zygote, seed: number, name: string, expected: string, timeoutMs: number, limits: Limits = {}): Promise<ChildResult> {
   const t0 = performance.now();
   let child;
   try {
-    child = await z.spawn({ args: [seed], name });
+    child = await z.spawn({ args: [seed], name, limits });
   } catch (err) {
     return { outcome: 'spawnFailed', seed, pid: null, wallMs: performance.now() - t0, detail: (err as Error).message };
   }

@@ -48,20 +48,45 @@ export function countFds(pid: number): number {
 
 /** Pids of the zombie (state Z) children of ppid. */
 export function zombieChildren(ppid: number): number[] {
-  const zombies: number[] = [];
+  return childProcesses(ppid).filter((c) => c.state === 'Z').map((c) => c.pid);
+}
+
+/** Pids of the children of ppid that are still running (not zombies). */
+export function liveChildren(ppid: number): number[] {
+  return childProcesses(ppid).filter((c) => c.state !== 'Z').map((c) => c.pid);
+}
+
+/** Lines in a process's /proc/PID/mountinfo: its mount namespace's mounts. */
+export function countMounts(pid: number): number {
+  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').filter(Boolean).length;
+}
+
+/** A process's identity that survives pid reuse: its pid and start time (stat field 22); null once gone. */
+export function processStart(pid: number): string | null {
+  const stat = readStat(pid);
+  return stat === null ? null : `${pid}@${stat.fields[19]}`;
+}
+
+function childProcesses(ppid: number): { pid: number; state: string }[] {
+  const out: { pid: number; state: string }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we listed
-    }
-    // comm (field 2) may hold spaces and parentheses: the fields we want follow the last ')'.
-    const [state, parent] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (state === 'Z' && Number(parent) === ppid) zombies.push(Number(name));
+    const stat = readStat(Number(name));
+    if (stat && Number(stat.fields[1]) === ppid) out.push({ pid: Number(name), state: stat.fields[0] });
   }
-  return zombies;
+  return out;
+}
+
+/** stat's fields from state (field 3) on; null when the process has exited. */
+function readStat(pid: number): { fields: string[] } | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null; // exited while we listed
+  }
+  // comm (field 2) may hold spaces and parentheses: the fields we want follow the last ')'.
+  return { fields: stat.slice(stat.lastIndexOf(')') + 2).split(' ') };
 }
 
 function statusField(pid: number, field: string): number {
