@@ -247,9 +247,10 @@ export class Server {
       // Children reaped this round made room: the queue goes first, in its fair order.
       const task = this.admitWaiting();
       if (task) return task;
-      // Idle: refill the pool, one child a round, so a spawn that arrives meanwhile waits for
-      // one fork at most (refillDue says when).
-      if (ready === 0 && this.refillDue()) {
+      // Refill the pool, one child a round, so a spawn that arrives meanwhile waits for one fork
+      // at most (refillDue says when): in an idle round, or in a busy one once fewer than half
+      // the pool is idle (under steady load idle rounds hardly come, and the pool would drain).
+      if ((ready === 0 || this.poolLow()) && this.refillDue()) {
         const task = this.forkPoolChild();
         if (task) return task;
       } else if (ready === 0 && this.prefault.wantsLearner && !this.shuttingDown && !this.anyInSetup()) {
@@ -795,17 +796,25 @@ export class Server {
   }
 
   /**
-   * Whether to fork a pool child now. Never while a child sets up (its report would wait for
-   * the fork). While steps run, only once fewer than half the pool is idle: a refill blocks
-   * the loop for a fork and competes for the CPUs with those steps (measured: a refill during
-   * a step added milliseconds to its spawn and first byte on 2 vCPUs), so a pool with children
-   * to spare is refilled when the zygote is quiet.
+   * Whether to fork a pool child now. Once fewer than half the pool is idle, always. Otherwise
+   * not while a child sets up (its report would wait for the fork) or steps run: a refill
+   * blocks the loop for a fork and competes for the CPUs with those steps (measured: a refill
+   * during a step added milliseconds to its spawn and first byte on 2 vCPUs), so a pool with
+   * children to spare is refilled when the zygote is quiet.
    */
   private refillDue(): boolean {
-    if (!this.pool?.wantsChild || this.shuttingDown || this.anyInSetup()) return false;
-    if (this.pool.idle * 2 < this.pool.options.size) return true;
+    if (!this.pool?.wantsChild || this.shuttingDown) return false;
+    // Low: refill whatever runs or sets up (a report then waits for one fork at most), or the
+    // pool drains under a steady load and every spawn forks on its own path.
+    if (this.poolLow()) return true;
+    if (this.anyInSetup()) return false;
     for (const c of this.children.values()) if (!c.exitSent && !c.failed) return false;
     return true;
+  }
+
+  /** Fewer than half the pool is idle. */
+  private poolLow(): boolean {
+    return this.pool !== null && this.pool.idle * 2 < this.pool.options.size;
   }
 
   private anyInSetup(): boolean {

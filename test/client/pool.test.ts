@@ -184,8 +184,9 @@ describe('a warm pool', () => {
       expect(await sz.stats()).toEqual({ busy: 0, queued: 0, poolIdle: 1, poolSize: 1, claimed: 0, forked: 0, retired: 0 });
       const held = await sz.spawn({ args: ['hang'] });
       await new Promise((r) => held.stdout.once('data', r));
-      // A layer skipped: no pool child is made that way, so it forks fresh.
-      await run(sz, ['echo-args', 'fresh'], { sandbox: { dangerouslySkip: ['landlock'] } });
+      // A layer a pool child has before any claim skipped (its own UTS namespace): no pool
+      // child is made that way, so it forks fresh, pool child ready or not.
+      await run(sz, ['echo-args', 'fresh'], { sandbox: { dangerouslySkip: ['uts-namespace'] } });
       expect(await sz.stats()).toMatchObject({ busy: 1, claimed: 1, forked: 1, poolSize: 1 });
       held.kill();
       await held.exited;
