@@ -5,7 +5,7 @@
 // the output path, and writes one StepResult on stdout. stdout belongs to the protocol: the
 // step's console.log and process.stdout go to stderr.
 import { Console } from 'node:console';
-import { closeSync, mkdtempSync, rmSync, stat, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,7 +28,6 @@ await warmUp();
 
 export default async function stepRunner(): Promise<void> {
   stepOutputToStderr();
-  startThreadPool();
   let request;
   try {
     request = readRequest(0);
@@ -51,17 +50,6 @@ export default async function stepRunner(): Promise<void> {
     writeResult(stepResultError(err instanceof Error ? (err.stack ?? err.message) + hint(err) : `non-Error thrown: ${String(err)}`));
     process.exitCode = 1;
   }
-}
-
-/**
- * Starts libuv's thread pool while the request is on its way: importing the step reads its
- * file through fs/promises, and a forked child has no pool threads (a fork keeps only the
- * caller's): made on that first read, they cost the import several ms of thread start-up and
- * handoffs. The sandbox is complete by now (the pool is made after every layer, like any of
- * the step's threads); the stat's own result is not needed.
- */
-function startThreadPool(): void {
-  stat('/', () => {});
 }
 
 /** The one request on fd (its stdin): read to its end, one frame and nothing after it. */
