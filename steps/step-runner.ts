@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { mapArrowFile, writeArrowFd, writeArrowFile } from './arrow-file.js';
 import { native } from '../native/index.js';
+import { pauseOptimizer, resumeOptimizer } from '../native/optimizer.js';
 import { readToEndSync, writeAllSync } from './step-io.js';
 import { decodeMessage, encodeMessage } from '../protocol/messages.js';
 import { decodeStepRequest, encodeStepRequest, MAX_STEP_REQUEST_BYTES, StepRequestMessage, stepResultError, stepResultOk, type DecodedStepRequest } from '../protocol/step.js';
@@ -27,6 +28,8 @@ const RESULT_TIMEOUT_MS = 10_000;
 await warmUp();
 
 export default async function stepRunner(): Promise<void> {
+  // The runner's own work is one-shot: no optimizing compiles but for the step's code.
+  pauseOptimizer();
   stepOutputToStderr();
   let request;
   try {
@@ -38,11 +41,16 @@ export default async function stepRunner(): Promise<void> {
   }
   try {
     const input = request.inputPath ? mapArrowFile(request.inputPath).table : null;
-    const mod = (await import(pathToFileURL(request.module).href)) as { default?: unknown };
+    // Resolved while paused (the resolver is what the zygote left hot), evaluated with the
+    // compiler on: a module's top level is the step's code too.
+    const url = import.meta.resolve(pathToFileURL(request.module).href);
+    resumeOptimizer();
+    const mod = (await import(url)) as { default?: unknown };
     if (typeof mod.default !== 'function') throw new InvalidOptionError(`the step module ${request.module} must have a function as its default export, found ${typeof mod.default}`);
     // The extra files, by name, where the step can read them (beside its input, in /input).
     const files = Object.fromEntries(request.files.map((name) => [name, `/input/${name}`]));
     const output: unknown = await (mod.default as (t: Table | null, p: unknown, c: { files: Record<string, string> }) => unknown)(input, request.params, { files });
+    pauseOptimizer();
     if (!(output instanceof Table)) throw new InvalidOptionError(`the step returned ${describe(output)}, not an apache-arrow Table (import it from 'apache-arrow')`);
     writeArrowFile(request.outputPath, output);
     writeResult(stepResultOk({ rows: output.numRows, columns: output.numCols }));

@@ -13,6 +13,7 @@ import { Log } from './log.js';
 import { collectGarbage, loadMainModule, preloadModules, type RehearseFunction } from './preload.js';
 import { Server } from './server.js';
 import { awaitClaim } from './claim.js';
+import { pauseOptimizer, resumeOptimizer } from '../native/optimizer.js';
 
 /** A pool child outlives its maxIdleMs by this much before it leaves by itself (the zygote retires it first). */
 const POOL_WAIT_SLACK_MS = 10_000;
@@ -64,7 +65,9 @@ try {
 }
 
 // 3. In the child, with its fds, loop and pipes already set up by native code. A pool child
-// first waits for the spawn that claims it, and applies it (zygote/claim.ts).
+// first waits for the spawn that claims it, and applies it (zygote/claim.ts). Until main runs,
+// nothing is worth an optimizing compile (native/optimizer.ts).
+pauseOptimizer();
 if (task.claimFd !== undefined) task = awaitClaim(task.claimFd, (config!.pool?.maxIdleMs ?? 0) + POOL_WAIT_SLACK_MS);
 if (task.rehearse) await runRehearsal(task.claimFd!);
 freshenProcessState(task.pid);
@@ -75,6 +78,7 @@ process.title = `zygote-child ${task.name || task.id}`;
 process.argv = [process.execPath, new URL(config.main).pathname];
 installExitPath();
 watchStdio();
+resumeOptimizer();
 await runMain(main, JSON.parse(task.argsJson) as unknown[]);
 
 /**
