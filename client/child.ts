@@ -19,9 +19,10 @@ export interface ExitStatus {
    * 'killed': kill(), an abort or close() ended it; 'timeout': its wall-time limit;
    * 'cpu-limit': its CPU-time limit; 'output-limit': it wrote more than its stdout or stderr cap;
    * 'oom': its cgroup ran out of memory and the kernel killed it; 'pids-limit': it could not
-   * start a thread or process because its cgroup was at its pids limit.
+   * start a thread or process because its cgroup was at its pids limit; 'shutdown': the zygote
+   * was stopped (SIGTERM) and its drain (`zygote serve --drain-ms`) ended before the child did.
    */
-  reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit' | 'oom' | 'pids-limit';
+  reason: 'exit' | 'signal' | 'killed' | 'timeout' | 'cpu-limit' | 'output-limit' | 'oom' | 'pids-limit' | 'shutdown';
   /** Fork to reap, measured by the zygote. */
   wallMs: number;
   /** User plus system CPU time; of all its processes, from its cgroup, when it had memory or pids limits. */
@@ -45,7 +46,7 @@ export interface RawExit {
   code: number | null;
   signal: number | null;
   /** The limit the zygote ended it for, if any. */
-  limit: 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit' | null;
+  limit: 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit' | 'shutdown' | null;
   wallMs: number;
   cpuMs: number;
   maxRssBytes: number;

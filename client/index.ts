@@ -3,7 +3,7 @@
 // protocol/ and native/ only. The package's root entry (index.ts) re-exports all of this.
 export { startZygote, connect } from './start.js';
 export { Zygote } from './zygote.js';
-export type { ZygoteStats } from '../protocol/control.js';
+export type { ZygoteStats, ZygoteHealth } from '../protocol/control.js';
 export { ZygoteChild, type ExitStatus, type ChildLimits, type OutputCaps } from './child.js';
 export { ChildOutput, type OutputUsage } from './child-output.js';
 export type { StartZygoteOptions, ConnectOptions, SpawnOptions, SpawnSandboxOptions } from './options.js';

@@ -12,7 +12,7 @@ import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 import type { Limits, Mount } from '../protocol/spawn.js';
 import { isAbsolute } from 'node:path';
 import { InvalidOptionError } from '../protocol/errors.js';
-import type { ZygoteStats } from '../protocol/control.js';
+import type { ZygoteHealth, ZygoteStats } from '../protocol/control.js';
 
 interface PendingSpawn {
   name: string;
@@ -38,7 +38,8 @@ export class Zygote {
   private readonly pending = new Map<number, PendingSpawn>();
   private readonly live = new Map<number, ZygoteChild>();
   /** stats() calls waiting for their answer, by request id. */
-  private readonly statsPending = new Map<number, { resolve: (s: ZygoteStats) => void; reject: (e: Error) => void }>();
+  /** stats() and health() questions waiting for their answer, by id. */
+  private readonly asked = new Map<number, { kind: 'stats' | 'health'; resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   /** Output filesystems handed out and not closed yet: close() closes them. */
   private readonly outputs = new Set<ChildOutput>();
   private closedBy: ZygoteClosedError | null = null;
@@ -70,24 +71,37 @@ export class Zygote {
    * ZygoteClosedError once the handle is closed, or a ZygoteError after spawnTimeoutMs.
    */
   stats(): Promise<ZygoteStats> {
+    return this.ask<ZygoteStats>('stats');
+  }
+
+  /**
+   * Whether the zygote can serve: it forks a throwaway child, checks its cgroups and (with
+   * networks) its nftables table, and says what is wrong. Rejects like stats().
+   */
+  health(): Promise<ZygoteHealth> {
+    return this.ask<ZygoteHealth>('health');
+  }
+
+  /** A question to the zygote, answered by a message of the same kind and id. */
+  private ask<T>(kind: 'stats' | 'health'): Promise<T> {
     if (this.closedBy) return Promise.reject(this.closedBy);
     const id = this.nextId++;
-    return new Promise<ZygoteStats>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.statsPending.delete(id)) reject(new ZygoteError(`zygote ${this.pid} did not answer stats() within ${this.spawnTimeoutMs} ms`));
+        if (this.asked.delete(id)) reject(new ZygoteError(`zygote ${this.pid} did not answer ${kind}() within ${this.spawnTimeoutMs} ms`));
         this.updateRef();
       }, this.spawnTimeoutMs);
       const settle = () => {
         clearTimeout(timer);
-        this.statsPending.delete(id);
+        this.asked.delete(id);
         this.updateRef();
       };
-      this.statsPending.set(id, { resolve: (st) => (settle(), resolve(st)), reject: (e) => (settle(), reject(e)) });
+      this.asked.set(id, { kind, resolve: (v) => (settle(), resolve(v as T)), reject: (e) => (settle(), reject(e)) });
       this.updateRef();
       try {
-        this.conn.send({ kind: 'stats', id });
+        this.conn.send({ kind, id });
       } catch (err) {
-        this.statsPending.get(id)?.reject(err as Error);
+        this.asked.get(id)?.reject(err as Error);
       }
     });
   }
@@ -250,10 +264,12 @@ export class Zygote {
         closeAll(fds);
         this.pending.get(msg.id)?.queued(msg.timeoutMs);
         return;
-      case 'stats': {
+      case 'stats':
+      case 'health': {
         closeAll(fds);
-        const { kind: _kind, id, ...stats } = msg;
-        this.statsPending.get(id)?.resolve(stats);
+        const { kind, id, ...answer } = msg;
+        const q = this.asked.get(id);
+        if (q?.kind === kind) q.resolve(answer);
         return;
       }
       case 'fault':
@@ -331,7 +347,7 @@ export class Zygote {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) p.reject(err);
-    for (const st of [...this.statsPending.values()]) st.reject(err);
+    for (const q of [...this.asked.values()]) q.reject(err);
     this.updateRef();
   }
 
@@ -344,7 +360,7 @@ export class Zygote {
 
   /** Keeps the event loop alive only while something is in flight, like a net.Socket would. */
   private updateRef(): void {
-    const busy = this.pending.size > 0 || this.live.size > 0 || this.statsPending.size > 0;
+    const busy = this.pending.size > 0 || this.live.size > 0 || this.asked.size > 0;
     this.conn.setRef(busy);
     if (this.process) {
       if (busy) this.process.ref();

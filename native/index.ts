@@ -270,6 +270,8 @@ export interface NativeAddon {
   probeMountAttr(path: string, attr: 'noexec' | 'idmap'): { ok: boolean; errno: string | null };
   /** /proc/self/status of a forked child before and after an allow-all seccomp filter, split by a line "--". */
   probeSeccompSpeculation(): string;
+  /** Whether this process can fork now: a raw clone of it that exits at once (zygote health). */
+  probeFork(): { ok: boolean; errno: string | null; micros: number };
 }
 
 /** The package's root: dist/native/ is two levels below it. */

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <time.h>
 
 #include <sched.h>
 #include <stdio.h>
@@ -314,6 +315,29 @@ Napi::Value ProbeSeccompSpeculation(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, run.out);
 }
 
+// probeFork() -> { ok, errno, micros }: whether this process can fork now (zygote health). A
+// raw clone(SIGCHLD), so no atfork handler runs: the child only exits, touching nothing of the
+// parent's heap. The child cannot block, so the wait for it is bounded by its exit.
+Napi::Value ProbeFork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) syscall(SYS_exit_group, 0);
+  int err = pid < 0 ? errno : 0;
+  if (pid > 0) {
+    int status;
+    while (waitpid(static_cast<pid_t>(pid), &status, __WALL) < 0 && errno == EINTR) {
+    }
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", Napi::Boolean::New(env, pid > 0));
+  out.Set("errno", pid > 0 ? env.Null() : Napi::Value(Napi::String::New(env, ErrnoName(err))));
+  out.Set("micros", Napi::Number::New(env, (t1.tv_sec - t0.tv_sec) * 1e6 + (t1.tv_nsec - t0.tv_nsec) / 1e3));
+  return out;
+}
+
 }  // namespace
 
 void InitProbe(Napi::Env env, Napi::Object exports) {
@@ -322,6 +346,7 @@ void InitProbe(Napi::Env env, Napi::Object exports) {
   exports.Set("probeSyscallEntry", Napi::Function::New(env, ProbeSyscallEntry, "probeSyscallEntry"));
   exports.Set("probeMountAttr", Napi::Function::New(env, ProbeMountAttr, "probeMountAttr"));
   exports.Set("probeSeccompSpeculation", Napi::Function::New(env, ProbeSeccompSpeculation, "probeSeccompSpeculation"));
+  exports.Set("probeFork", Napi::Function::New(env, ProbeFork, "probeFork"));
 }
 
 }  // namespace zygote

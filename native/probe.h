@@ -6,7 +6,7 @@
 namespace zygote {
 
 // Adds the probe functions (probeSeccompVersion, probeLandlockAbi, probeSyscallEntry,
-// probeMountAttr, probeSeccompSpeculation) to the addon's exports.
+// probeMountAttr, probeSeccompSpeculation, probeFork) to the addon's exports.
 void InitProbe(Napi::Env env, Napi::Object exports);
 
 }  // namespace zygote

@@ -4,6 +4,7 @@ import { InvalidOptionError, ProtocolError } from './errors.js';
 import { normalizeLimitPolicy, type LimitPolicy } from './limits.js';
 import { normalizeSandboxDefaults, type NormalizedSandboxDefaults, type SandboxDefaults } from './sandbox.js';
 import { normalizePoolOptions, type NormalizedPoolOptions } from './pool.js';
+import { normalizeOperations, type OperationsConfig } from './operations.js';
 
 /** How the zygote meets its clients. */
 export type ControlConfig =
@@ -39,6 +40,8 @@ export interface ZygoteConfig {
   shutdownTimeoutMs: number;
   /** Children forked and sandboxed ahead of spawns (zygote/pool.ts); absent or null: none. */
   pool?: NormalizedPoolOptions | null;
+  /** Log, drain and metrics (protocol/operations.ts); absent: text on stderr, no drain, no metrics. */
+  operations?: OperationsConfig;
 }
 
 /** The Node flags without which forking a warm Node process is unsafe (README, How it works). */
@@ -91,6 +94,11 @@ export function decodeConfig(word: string | undefined): ZygoteConfig {
     c.pool = normalizePoolOptions(c.pool, 'the zygote configuration');
   } catch (err) {
     bad('pool', (err as Error).message);
+  }
+  try {
+    c.operations = normalizeOperations(c.operations, 0);
+  } catch (err) {
+    bad('operations', (err as Error).message);
   }
   const ctl = c.control as ControlConfig | undefined;
   if (ctl?.kind === 'fd') {

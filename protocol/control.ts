@@ -91,13 +91,23 @@ export interface Capacity {
 }
 
 /** The limit the zygote ended a child for. */
-export type ZygoteLimit = 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit';
-const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit', 'oom', 'pids-limit'];
+export type ZygoteLimit = 'timeout' | 'cpu-limit' | 'oom' | 'pids-limit' | 'shutdown';
+const ZYGOTE_LIMITS: readonly string[] = ['timeout', 'cpu-limit', 'oom', 'pids-limit', 'shutdown'];
 
 export type ClientMessage =
   | { kind: 'spawn'; id: number; argsJson: string; name: string; sandbox: WireSandboxRequest; limits: WireLimits }
   | { kind: 'kill'; id: number; signal: number }
-  | { kind: 'stats'; id: number };
+  | { kind: 'stats'; id: number }
+  | { kind: 'health'; id: number };
+
+/** Whether a zygote can serve (zygote.health(), `zygote health`). */
+export interface ZygoteHealth {
+  healthy: boolean;
+  /** One line per failed check; empty when healthy. */
+  problems: string[];
+  /** The checks that ran. */
+  checks: string[];
+}
 
 /** How busy a zygote is (zygote.stats()); counts since it started. */
 export interface ZygoteStats {
@@ -135,6 +145,7 @@ export type ServerMessage =
       limit: ZygoteLimit | null;
     }
   | ({ kind: 'stats'; id: number } & ZygoteStats)
+  | ({ kind: 'health'; id: number } & ZygoteHealth)
   | { kind: 'fault'; message: string };
 
 export function encodeClientMessage(m: ClientMessage): Buffer {
@@ -156,14 +167,17 @@ export function encodeClientMessage(m: ClientMessage): Buffer {
         })
       : m.kind === 'kill'
         ? new gen.ClientMessage({ kill: new gen.KillRequest({ id: m.id, signal: m.signal }) })
-        : new gen.ClientMessage({ stats: new gen.StatsRequest({ id: m.id }) });
+        : m.kind === 'stats'
+          ? new gen.ClientMessage({ stats: new gen.StatsRequest({ id: m.id }) })
+          : new gen.ClientMessage({ health: new gen.HealthRequest({ id: m.id }) });
   return encodeFrame(msg, MAX_CONTROL_FRAME_BYTES);
 }
 
 export function decodeClientMessage(frame: Buffer): ClientMessage {
   const msg = decodeFrame(frame, gen.ClientMessage, 'ClientMessage', MAX_CONTROL_FRAME_BYTES);
-  const which = onlyMember(msg, ['spawn', 'kill', 'stats'], 'ClientMessage');
+  const which = onlyMember(msg, ['spawn', 'kill', 'stats', 'health'], 'ClientMessage');
   if (which === 'stats') return { kind: 'stats', id: int32(msg.stats!.id, 'StatsRequest.id') };
+  if (which === 'health') return { kind: 'health', id: int32(msg.health!.id, 'HealthRequest.id') };
   if (which === 'spawn') {
     const s = msg.spawn!;
     return {
@@ -220,6 +234,11 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
       msg = new gen.ServerMessage({ stats: new gen.Stats(rest as never) });
       break;
     }
+    case 'health': {
+      const { kind: _kind, ...rest } = m;
+      msg = new gen.ServerMessage({ health: new gen.Health(rest) });
+      break;
+    }
     case 'fault':
       msg = new gen.ServerMessage({ fault: new gen.Fault(m) });
       break;
@@ -229,7 +248,7 @@ export function encodeServerMessage(m: ServerMessage): Buffer {
 
 export function decodeServerMessage(frame: Buffer): ServerMessage {
   const msg = decodeFrame(frame, gen.ServerMessage, 'ServerMessage', MAX_CONTROL_FRAME_BYTES);
-  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault', 'refused', 'queued', 'stats'], 'ServerMessage');
+  const which = onlyMember(msg, ['hello', 'startupFailed', 'spawned', 'spawnFailed', 'exited', 'fault', 'refused', 'queued', 'stats', 'health'], 'ServerMessage');
   switch (which) {
     case 'hello': {
       const h = msg.hello!;
@@ -304,6 +323,15 @@ export function decodeServerMessage(frame: Buffer): ServerMessage {
         forked: count(t.forked, 'forked'),
         retired: count(t.retired, 'retired'),
       };
+    }
+    case 'health': {
+      const h = msg.health!;
+      const lines = (v: unknown, field: string): string[] => {
+        if (!Array.isArray(v)) throw new ProtocolError('invalid', `Health.${field} must be a list of strings`);
+        return v.map((x, i) => str(x, `Health.${field}[${i}]`));
+      };
+      if (typeof h.healthy !== 'boolean') throw new ProtocolError('invalid', 'Health.healthy must be a boolean');
+      return { kind: 'health', id: int32(h.id, 'Health.id'), healthy: h.healthy, problems: lines(h.problems, 'problems'), checks: lines(h.checks, 'checks') };
     }
     case 'fault':
       return { kind: 'fault', message: str(msg.fault!.message, 'Fault.message') };

@@ -115,10 +115,16 @@ struct StatsRequest {
   1: required i32 id
 }
 
+/** Client → zygote: is the zygote able to serve? Answered with Health carrying the same id. */
+struct HealthRequest {
+  1: required i32 id
+}
+
 union ClientMessage {
   1: SpawnRequest spawn
   2: KillRequest kill
   3: StatsRequest stats
+  4: HealthRequest health
 }
 
 /** Zygote → client, first frame on every connection: the zygote is warm and serving. */
@@ -232,7 +238,7 @@ struct Exited {
   6: required double cpuMs
   /** The step process's peak resident set size (its init's wait4 rusage, else the zygote's). */
   7: required double maxRssBytes
-  /** Set when a limit ended the child: "timeout", "cpu-limit", "oom" or "pids-limit". */
+  /** Set when a limit ended the child: "timeout", "cpu-limit", "oom" or "pids-limit"; or "shutdown": the zygote stopped, and its drain ended before the child did. */
   8: optional string limit
   /**
    * Set when the child had a cgroup: the peak memory charged to it (memory.peak on v2,
@@ -265,6 +271,18 @@ struct Stats {
   8: required i64 retired
 }
 
+/**
+ * Zygote → client: the answer to a HealthRequest. healthy: every check passed; problems: one
+ * line per failed check (cannot fork, a cgroup root missing, nftables rules gone, stopping).
+ */
+struct Health {
+  1: required i32 id
+  2: required bool healthy
+  3: required list<string> problems
+  /** The checks that ran, passed or not (fork, cgroups, nftables, serving). */
+  4: required list<string> checks
+}
+
 union ServerMessage {
   1: Hello hello
   2: StartupFailed startupFailed
@@ -275,4 +293,5 @@ union ServerMessage {
   7: Refused refused
   8: Queued queued
   9: Stats stats
+  10: Health health
 }

@@ -20,7 +20,7 @@ export const LAYERS = {
   steps: ['client', 'protocol', 'native'],
   // The package's root entry and the command line's.
   'index.ts': ['client', 'steps'],
-  'cli.ts': ['zygote', 'steps'],
+  'cli.ts': ['zygote', 'steps', 'client'],
 };
 
 /** Directories that may import the package only by its name (its "exports"), as a user would. */

@@ -75,7 +75,7 @@ export interface RunStepOptions {
   timings?: boolean;
 }
 
-export type StepErrorKind = 'error' | 'timeout' | 'oom' | 'output-limit' | 'protocol' | 'invalid-output' | 'sandbox';
+export type StepErrorKind = 'error' | 'timeout' | 'oom' | 'output-limit' | 'protocol' | 'invalid-output' | 'sandbox' | 'shutdown';
 
 /** What the step wrote on stderr, up to the cap. */
 export interface CapturedText {
@@ -398,6 +398,7 @@ function outcome(io: StepExchange<ExitStatus>, readOutput: () => { table: Table;
   if (exit.reason === 'oom') return fail('oom', `the step ran out of memory (its cgroup's limit) and was killed; peak memory ${((exit.memoryPeakBytes ?? exit.maxRssBytes) / 2 ** 20).toFixed(0)} MiB`);
   if (exit.reason === 'output-limit') return fail('output-limit', 'the step wrote more output than its limit (stdout: one result; stderr: limits.stderrBytes) and was killed');
   if (exit.reason === 'pids-limit') return fail('error', 'the step hit its pids limit (threads or processes)');
+  if (exit.reason === 'shutdown') return fail('shutdown', `the zygote was stopped and its drain ended before the step did (killed after ${exit.wallMs.toFixed(0)} ms)`);
   if (io.protocolError) {
     // Died without a word: a crash or an exit of its own, with its stderr as the story.
     if (io.protocolError.reason === 'truncated' && (exit.code !== 0 || exit.signal !== null)) {

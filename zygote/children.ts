@@ -54,7 +54,7 @@ export interface ChildRecord {
   /** Its RLIMIT_CPU in seconds, or null. */
   cpuLimitSec: number | null;
   /** The limit the zygote ended it for. */
-  limitHit: 'timeout' | 'cpu-limit' | null;
+  limitHit: 'timeout' | 'cpu-limit' | 'shutdown' | null;
   /** Its own cgroup(s), when it has memory or pids limits. */
   cgroup: ChildCgroup | null;
   /** Its veth's /30 and its own allow entries, when it has a network. */

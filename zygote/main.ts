@@ -27,6 +27,7 @@ let rehearse: RehearseFunction | null = null;
 let server: Server;
 try {
   config = decodeConfig(configArgument(process.argv[2]));
+  log.configure(config.operations!.log);
   // The config came on argv: overwrite it there (libuv rewrites the argv area in place), so
   // neither ps nor a child's /proc/1/cmdline (its init is a fork of this process) shows it.
   process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
@@ -39,7 +40,7 @@ try {
   server = new Server(config, log, rehearse !== null);
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
-  log.error(`cannot start: ${message}`);
+  log.error('start-failed', `cannot start: ${message}`);
   if (config?.control.kind === 'fd') {
     try {
       native.sendPacket(config.control.fd, encodeServerMessage({ kind: 'startupFailed', message }));
@@ -55,11 +56,11 @@ let task: ChildTask;
 try {
   task = server.run();
 } catch (err) {
-  log.error(`serve loop failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  log.error('serve-failed', `serve loop failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   try {
     server.abort();
   } catch (cleanup) {
-    log.error(`cleaning up after the failure failed too: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}`);
+    log.error('serve-failed', `cleaning up after the failure failed too: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}`);
   }
   native.exitNow(1);
 }

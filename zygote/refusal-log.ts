@@ -42,7 +42,7 @@ export class RefusalLog {
     const w = this.windows.get(kind.key);
     if (!w) {
       this.windows.set(kind.key, { verb: kind.verb, what: kind.what, start: this.now(), suppressed: 0, byReason: new Map() });
-      this.log.info(line);
+      this.log.info('refused', line);
       return;
     }
     w.suppressed++;
@@ -85,7 +85,7 @@ export class RefusalLog {
 
   private summarize(w: Window, now: number): void {
     const reasons = [...w.byReason].map(([r, n]) => `${r}: ${count(n)}`).join(', ');
-    this.log.info(`${w.verb} ${count(w.suppressed)} more ${w.what} in the last ${seconds(now - w.start)} (${reasons})`);
+    this.log.info('refused', `${w.verb} ${count(w.suppressed)} more ${w.what} in the last ${seconds(now - w.start)} (${reasons})`);
   }
 }
 

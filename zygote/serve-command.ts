@@ -3,13 +3,15 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { native } from '../native/index.js';
 import { encodeConfig, FORK_SAFE_NODE_FLAGS, type ZygoteConfig } from '../protocol/config.js';
 import { builtinLimitPolicy, DEFAULT_LIMITS, DEFAULT_NOFILE, normalizeLimitPolicy, parseLimitArg, POLICY_DEFAULT_KEYS, POLICY_SIZED_KEYS, type LimitPolicy } from '../protocol/limits.js';
 import { DEFAULT_POOL_MAX_IDLE_MS, MAX_POOL_SIZE, normalizePoolOptions } from '../protocol/pool.js';
 import { DEFAULT_NETWORK_SUBNET, normalizeSandboxDefaults, NOBODY } from '../protocol/sandbox.js';
 import { DEFAULT_ADMISSION, resolveAdmission, type AdmissionNames, type AdmissionPolicy } from '../protocol/admission.js';
+import { DEFAULT_DRAIN_MS, LOG_FORMATS, LOG_LEVELS, MAX_DRAIN_MS, parseMetricsAddress, type LogFormat, type LogLevel, type MetricsAddress } from '../protocol/operations.js';
+import { applyConfigSources } from './serve-config.js';
 
 
 const ZYGOTE_MAIN = new URL('./main.js', import.meta.url).pathname;
@@ -19,8 +21,9 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('Preload modules once, then fork a child running MODULE for every client spawn() on a Unix socket.')
-    .requiredOption('--socket <path>', "Unix socket to listen on (mode 0600, plus an ACL entry for each other --allow-uid; a stale socket of this uid's is replaced, anything else there refused)")
-    .requiredOption('--main <module>', "module whose default export each child runs (path or file: URL)")
+    .option('--config <file>', 'read options from this JSON or TOML file (keys: the long flag names in camelCase); flags and ZYGOTE_* variables override it')
+    .option('--socket <path>', "Unix socket to listen on (mode 0600, plus an ACL entry for each other --allow-uid; a stale socket of this uid's is replaced, anything else there refused); required")
+    .option('--main <module>', "module whose default export each child runs (path or file: URL); required")
     .option('--preload <module>', 'module the zygote imports once before serving (repeatable)', collect)
     .option('--env <K=V>', "a variable of the children's environment, which is otherwise empty (repeatable)", collectEnv)
     .option('--allow-uid <uid>', "a uid allowed to connect (repeatable; default: this process's uid): it gets an ACL entry on the socket, and the server checks each peer's uid", collectUid)
@@ -54,7 +57,12 @@ export function registerServe(program: Command): void {
     .option('--max-children-per-uid <n>', 'live children of one client uid (default: --max-children minus one for each other --allow-uid, at least 1, so no uid takes the last slots)', parseCount)
     .option('--max-queue <n>', `spawns that wait for a free child slot (default ${DEFAULT_ADMISSION.maxQueue}; 0: refuse at once); each uid may hold --max-queue divided by the number of --allow-uid uids (at least 1)`, parseUint)
     .option('--queue-timeout <ms>', `how long a spawn may wait in the queue before it is refused (default ${DEFAULT_ADMISSION.queueTimeoutMs})`, parseCount)
-    .option('--quiet', 'log only errors, not every spawn and exit')
+    .option('--quiet', 'no log line for every spawn, exit and connection (the rest as --log-level says)')
+    .addOption(new Option('--log-format <format>', 'log lines as text, or as JSON objects (time, level, event, pid, name, uid, reason, wallMs, ...)').choices(LOG_FORMATS).default('text'))
+    .addOption(new Option('--log-level <level>', 'the least severe lines logged').choices(LOG_LEVELS).default('info'))
+    .option('--log-file <path>', 'append the log to this file instead of stderr; reopened on SIGHUP (logrotate)')
+    .option('--drain-ms <ms>', `on SIGTERM or SIGINT, how long running children may finish before they are killed (reason 'shutdown'; at most ${MAX_DRAIN_MS}; a second signal ends the drain)`, parseDrain, DEFAULT_DRAIN_MS)
+    .option('--metrics <host:port|unix:path>', 'serve Prometheus metrics (text format) at this TCP address or Unix socket (README, Operations)', parseMetrics)
     .addHelpText(
       'after',
       `
@@ -72,12 +80,29 @@ Refusals are logged once per uid every 10 s, with a count of the rest.
 
 The server runs node with ${FORK_SAFE_NODE_FLAGS.join(' ')} (required to fork a warm Node
 safely) and an environment of exactly the --env variables. SIGTERM or SIGINT stop it: it
-stops accepting, kills and reaps its children, and removes the socket.
+stops accepting and removes the socket, lets running children finish for up to --drain-ms,
+then kills and reaps the rest (their exit reason: 'shutdown') and removes their cgroups,
+nftables rules and veths. A second SIGTERM or SIGINT ends the drain at once. SIGHUP reopens
+--log-file and does not stop it.
+
+Every option may also come from a ZYGOTE_* variable (--max-children: ZYGOTE_MAX_CHILDREN;
+a repeatable one as a JSON array, '["a","b"]'; a switch as true or false) or from the
+--config file (ZYGOTE_CONFIG names one too). Flags win over variables, variables over the
+file, the file over the defaults. Sizes are bytes unless suffixed, times are milliseconds.
 
 Example:
   zygote serve --socket /run/zygote.sock --main ./step.js --preload apache-arrow --env LC_ALL=C.UTF-8`,
     )
-    .action((opts: ServeOptions) => {
+    .action((_opts: ServeOptions, cmd: Command) => {
+      let opts: ServeOptions;
+      try {
+        for (const warning of applyConfigSources(cmd, { env: process.env, repeatable: REPEATABLE })) process.stderr.write(`zygote serve: ${warning}\n`);
+        opts = cmd.opts<ServeOptions>();
+        if (opts.socket === undefined) throw new Error('--socket is required (or ZYGOTE_SOCKET, or `socket` in the --config file)');
+        if (opts.main === undefined) throw new Error('--main is required (or ZYGOTE_MAIN, or `main` in the --config file)');
+      } catch (err) {
+        return program.error(`error: ${(err as Error).message}`);
+      }
       const main = opts.main.startsWith('file:') ? opts.main : pathToFileURL(resolve(opts.main)).href;
       if (!existsSync(new URL(main))) program.error(`error: --main module not found: ${new URL(main).pathname}`);
       let sandbox: ZygoteConfig['sandbox'];
@@ -131,6 +156,7 @@ Example:
         // The CLI never serves unsandboxed children: that switch exists for tests only.
         allowUnsandboxed: false,
         pool,
+        operations: { log: { format: opts.logFormat, level: opts.logLevel, file: opts.logFile === undefined ? null : resolve(opts.logFile) }, drainMs: opts.drainMs, metrics: opts.metrics ?? null },
       };
       // Become the zygote in place (same pid, for supervisors): a fresh node with the flags
       // fork safety needs and only the configured environment; nothing of this shell's.
@@ -142,8 +168,14 @@ Example:
 }
 
 interface ServeOptions {
-  socket: string;
-  main: string;
+  config?: string;
+  socket?: string;
+  main?: string;
+  logFormat: LogFormat;
+  logLevel: LogLevel;
+  logFile?: string;
+  drainMs: number;
+  metrics?: MetricsAddress;
   preload?: string[];
   env?: Record<string, string>;
   allowUid?: number[];
@@ -180,6 +212,9 @@ interface ServeOptions {
   defaultOutputFiles?: number;
   maxOutputFiles?: number;
 }
+
+/** The options that may be given more than once (a list in a config file). */
+const REPEATABLE: ReadonlySet<string> = new Set(['preload', 'env', 'allowUid', 'readOnlyPath', 'networkAllow', 'networkClientAllow']);
 
 /** The admission caps as the command line names them. */
 const FLAG_NAMES: AdmissionNames = {
@@ -255,6 +290,20 @@ function parseBytesOrNone(value: string): number | 'none' {
 function parseLimit(value: string, bytes: boolean, allowNone: boolean): number | null {
   try {
     return parseLimitArg(value, { bytes, allowNone });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function parseDrain(value: string): number {
+  const n = parseUint(value);
+  if (n > MAX_DRAIN_MS) throw new InvalidArgumentError(`at most ${MAX_DRAIN_MS} ms, got ${n}`);
+  return n;
+}
+
+function parseMetrics(value: string): MetricsAddress {
+  try {
+    return parseMetricsAddress(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }

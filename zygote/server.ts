@@ -3,7 +3,7 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
+import { type ZygoteHealth, type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type ReapResult, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
@@ -60,7 +60,11 @@ export class Server {
   /** The inode of the socket this zygote bound: it removes that at shutdown and nothing else. */
   private socketIno = -1;
   private readonly signalFd: number;
-  private shuttingDown: { reason: string; deadline: number } | null = null;
+  /**
+   * Set by the first SIGTERM or SIGINT: running children may finish until killAt (the drain),
+   * then are killed (reason 'shutdown'); the zygote exits once all are reaped, or at deadline.
+   */
+  private shuttingDown: { reason: string; killAt: number; killed: boolean; deadline: number } | null = null;
   /**
    * Made once here rather than in every child: the compiled seccomp filters (native ids) of
    * the step and of its pid namespace's init, and the binds of every child's root.
@@ -151,7 +155,7 @@ export class Server {
           throw new Error(`cannot let uids ${others.join(', ')} connect to ${ctl.path} (a POSIX ACL on the socket): ${(err as Error).message}; put the socket on a filesystem with ACLs (tmpfs, ext4, xfs)`, { cause: err });
         }
       }
-      log.info(`listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
+      log.info('listening', `listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
     }
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
@@ -166,17 +170,17 @@ export class Server {
   private sweepDeadZygotes(): void {
     try {
       const { removed, left } = this.cgroups.sweepDeadZygotes();
-      for (const dir of removed) this.log.info(`removed cgroup ${dir}, left by a zygote that died`);
-      for (const dir of left) this.log.error(`cannot remove cgroup ${dir}, left by a zygote that died: a process of it is still alive`);
+      for (const dir of removed) this.log.info('swept-cgroup', `removed cgroup ${dir}, left by a zygote that died`);
+      for (const dir of left) this.log.error('sweep-failed', `cannot remove cgroup ${dir}, left by a zygote that died: a process of it is still alive`);
     } catch (err) {
-      this.log.error(`sweeping the cgroups of dead zygotes failed: ${(err as Error).message}`);
+      this.log.error('sweep-failed', `sweeping the cgroups of dead zygotes failed: ${(err as Error).message}`);
     }
     const nft = this.config.sandbox.network || this.config.control.kind === 'listen' ? findNft() : null;
     if (nft === null) return;
     try {
-      for (const table of sweepDeadZygoteTables(nft)) this.log.info(`deleted nftables table inet ${table}, left by a zygote that died`);
+      for (const table of sweepDeadZygoteTables(nft)) this.log.info('swept-nft-table', `deleted nftables table inet ${table}, left by a zygote that died`);
     } catch (err) {
-      this.log.error(`sweeping the nftables tables of dead zygotes failed: ${(err as Error).message}`);
+      this.log.error('sweep-failed', `sweeping the nftables tables of dead zygotes failed: ${(err as Error).message}`);
     }
   }
 
@@ -199,7 +203,7 @@ export class Server {
         if (c.cgroup) this.cgroups.finish(c.cgroup);
       }
     }
-    for (const problem of this.cgroups.removeAll()) this.log.error(`left a cgroup behind: ${problem}`);
+    for (const problem of this.cgroups.removeAll()) this.log.error('cgroup-left', `left a cgroup behind: ${problem}`);
     this.network?.close();
     this.removeSocket();
   }
@@ -210,6 +214,7 @@ export class Server {
    */
   run(): ChildTask {
     for (;;) {
+      if (this.shuttingDown && !this.shuttingDown.killed && performance.now() >= this.shuttingDown.killAt) this.endDrain();
       if (this.shuttingDown && ((this.children.size === 0 && this.retiring.size === 0) || performance.now() > this.shuttingDown.deadline)) this.exit();
       const watches: Watch[] = [];
       const fds: number[] = [];
@@ -273,17 +278,17 @@ export class Server {
       const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
       switch (w.kind) {
         case 'connection':
-          this.log.error(`handling ${w.conn.label} failed, dropping it: ${what}`);
+          this.log.error('internal-error', `handling ${w.conn.label} failed, dropping it: ${what}`);
           this.dropConnection(w.conn, `internal error: ${err instanceof Error ? err.message : String(err)}`);
           return;
         case 'report':
         case 'status':
         case 'pidfd':
-          this.log.error(`handling child pid=${w.child.pid} failed, killing and forgetting it: ${what}`);
+          this.log.error('internal-error', `handling child pid=${w.child.pid} failed, killing and forgetting it: ${what}`, { pid: w.child.pid });
           this.forgetChild(w.child);
           return;
         default:
-          this.log.error(`handling the ${w.kind} event failed: ${what}`);
+          this.log.error('internal-error', `handling the ${w.kind} event failed: ${what}`);
       }
     }
   }
@@ -316,7 +321,7 @@ export class Server {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
     }
-    if (this.shuttingDown) next = Math.min(next, this.shuttingDown.deadline);
+    if (this.shuttingDown) next = Math.min(next, this.shuttingDown.killed ? this.shuttingDown.deadline : this.shuttingDown.killAt);
     if (this.pool) next = Math.min(next, this.pool.nextExpiry());
     if (this.prefault.learner) next = Math.min(next, this.prefault.learner.since + LEARN_TIMEOUT_MS);
     // A pool child's readiness is read when one is taken: look again shortly while one is wanted.
@@ -331,7 +336,10 @@ export class Server {
   private dispatch(w: Watch, rev: number): ChildTask | undefined {
     switch (w.kind) {
       case 'signals':
-        for (const sig of native.readSignals()) this.shutdown(`received ${signalName(sig)}`);
+        for (const sig of native.readSignals()) {
+          if (sig === osConstants.signals.SIGHUP) this.reopenLog();
+          else this.shutdown(`received ${signalName(sig)}`);
+        }
         return;
       case 'listen':
         this.acceptAll();
@@ -368,7 +376,7 @@ export class Server {
       try {
         peer = native.peerCred(fd);
       } catch (err) {
-        this.log.error(`could not read the peer credentials of a new connection: ${(err as Error).message}`);
+        this.log.error('accept-failed', `could not read the peer credentials of a new connection: ${(err as Error).message}`);
         native.close(fd);
         continue;
       }
@@ -494,6 +502,10 @@ export class Server {
       this.guard(conn, () => conn.send({ kind: 'stats', id: msg.id, ...this.stats() }));
       return;
     }
+    if (msg.kind === 'health') {
+      this.guard(conn, () => conn.send({ kind: 'health', id: msg.id, ...this.health() }));
+      return;
+    }
     if (this.shuttingDown) {
       this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
       return;
@@ -534,13 +546,36 @@ export class Server {
       this.admission.enqueue({ owner: conn, uid: conn.peer.uid, id: msg.id, request: { msg, limits }, fds: [...fds] }, performance.now());
       this.queuedFds += fds.length;
       this.guard(conn, () => conn.send({ kind: 'queued', id: msg.id, timeoutMs: this.config.admission.queueTimeoutMs }));
-      if (this.config.verbose) this.log.info(`spawn id=${msg.id} for ${conn.label} queued: ${this.admission.fullness(conn.peer.uid)} (${this.admission.queued} waiting)`);
+      if (this.config.verbose) this.log.info('queued', `spawn id=${msg.id} for ${conn.label} queued: ${this.admission.fullness(conn.peer.uid)} (${this.admission.queued} waiting)`, { id: msg.id, clientUid: conn.peer.uid, queued: this.admission.queued });
       return 'queued';
     }
     return this.spawnNow(conn, msg, fds, limits);
   }
 
   /** How busy this zygote is, for a client's stats(). */
+  /**
+   * zygote health: each check, and a line for each that failed. Bounded: a throwaway fork
+   * (about 2 ms), two stats of cgroup directories, and with networks one nft run (a few ms).
+   */
+  private health(): ZygoteHealth {
+    const checks = ['serving', 'fork', 'cgroups'];
+    const problems: string[] = [];
+    if (this.shuttingDown) problems.push(`shutting down (${this.shuttingDown.reason})`);
+    const fork = native.probeFork();
+    if (!fork.ok) problems.push(`cannot fork: ${fork.errno}`);
+    const d = this.config.limits.defaults;
+    problems.push(...this.cgroups.healthProblems({ memory: d.memoryBytes !== null, pids: d.pids !== null }));
+    if (this.network) {
+      checks.push('nftables');
+      problems.push(...this.network.healthProblems());
+    }
+    if (this.pool) {
+      checks.push('pool');
+      if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) problems.push(`the pool cannot refill: ${this.poolForkFailures} forks in a row failed`);
+    }
+    return { healthy: problems.length === 0, problems, checks };
+  }
+
   private stats(): ZygoteStats {
     const p = this.pool;
     return {
@@ -655,7 +690,7 @@ export class Server {
       this.children.set(claimed.pid, claimed);
       conn.children.set(msg.id, claimed.pid);
       this.admission.started(claimed.pid, conn.peer.uid);
-      if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${claimed.pid} name=${JSON.stringify(msg.name)} for ${conn.label} (from the pool)`);
+      if (this.config.verbose) this.log.info('spawn', `spawn id=${msg.id} pid=${claimed.pid} name=${JSON.stringify(msg.name)} for ${conn.label} (from the pool)`, { id: msg.id, pid: claimed.pid, name: msg.name, uid: this.childUid(claimed), clientUid: conn.peer.uid, pool: true });
       return;
     }
     let cgroup: ChildCgroup | null = null;
@@ -683,7 +718,7 @@ export class Server {
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       if (network) this.network!.detach(network);
       closeOutput(output);
-      this.log.error(`spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`);
+      this.log.error('spawn-failed', `spawn ${msg.id} for ${conn.label} failed at ${out.step}: ${out.message}`, { id: msg.id, name: msg.name, clientUid: conn.peer.uid, reason: out.step });
       refuse(out.step, out.message, out.errnoName);
       return;
     }
@@ -698,7 +733,7 @@ export class Server {
     this.admission.started(out.child.pid, conn.peer.uid);
     this.forkedCount++;
     conn.children.set(msg.id, out.child.pid);
-    if (this.config.verbose) this.log.info(`spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`);
+    if (this.config.verbose) this.log.info('spawn', `spawn id=${msg.id} pid=${out.child.pid} name=${JSON.stringify(msg.name)} for ${conn.label}`, { id: msg.id, pid: out.child.pid, name: msg.name, uid: this.childUid(out.child), clientUid: conn.peer.uid, pool: false });
   }
 
   /**
@@ -723,7 +758,7 @@ export class Server {
         }
         stdio = sendClaim(pc, { id: msg.id, name: msg.name, argsJson: msg.argsJson, comm: processName(msg) }, sandbox);
       } catch (err) {
-        this.log.error(`a pool child could not take spawn ${msg.id} (${(err as Error).message}): retired`);
+        this.log.error('claim-failed', `a pool child could not take spawn ${msg.id} (${(err as Error).message}): retired`);
         this.retire(pc);
         continue;
       }
@@ -792,7 +827,7 @@ export class Server {
   private poolFailed(message: string): void {
     this.poolForkFailures++;
     if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) this.poolRetryAt = performance.now() + POOL_RETRY_MS;
-    this.log.error(`${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
+    this.log.error('fork-failed', `${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
   }
 
   /**
@@ -802,6 +837,11 @@ export class Server {
    * during a step added milliseconds to its spawn and first byte on 2 vCPUs), so a pool with
    * children to spare is refilled when the zygote is quiet.
    */
+  /** The uid a child runs as: its own from --uid-range, or the sandbox's. */
+  private childUid(child: Pick<ChildRecord, 'pooledUid'>): number {
+    return child.pooledUid ?? this.config.sandbox.uid;
+  }
+
   private refillDue(): boolean {
     if (!this.pool?.wantsChild || this.shuttingDown) return false;
     // Low: refill whatever runs or sets up (a report then waits for one fork at most), or the
@@ -836,7 +876,7 @@ export class Server {
     try {
       if (!sendRehearsal(pc)) throw new Error('its socket is full');
     } catch (err) {
-      this.log.error(`cannot start a prefault learner (pid ${pc.pid}): ${(err as Error).message}`);
+      this.log.error('learner-failed', `cannot start a prefault learner (pid ${pc.pid}): ${(err as Error).message}`);
       this.retire(pc);
       return;
     }
@@ -870,7 +910,8 @@ export class Server {
     } catch (err) {
       line = `learning from the prefault learner (pid ${l.pid}) failed: ${(err as Error).message}`;
     }
-    if (this.config.verbose || !line.startsWith('learned')) this.log.info(line);
+    if (line.startsWith('learned')) this.log.debug('prefault', line);
+    else this.log.info('prefault', line);
     const pc = this.learners.get(l.pid);
     this.learners.delete(l.pid);
     if (pc) this.retire(pc);
@@ -888,7 +929,7 @@ export class Server {
   private onPoolChildExit(pc: PoolChild): void {
     if (native.reap(pc.pid) === null) return;
     // A learner that died before it answered: nothing learned from it.
-    if (this.learners.delete(pc.pid) && this.prefault.learner?.pid === pc.pid) this.log.info(this.prefault.finish(null));
+    if (this.learners.delete(pc.pid) && this.prefault.learner?.pid === pc.pid) this.log.info('prefault', this.prefault.finish(null));
     const diedIdle = this.pool?.remove(pc.pid) !== undefined;
     this.retiring.delete(pc.pid);
     native.close(pc.pidfd);
@@ -937,7 +978,7 @@ export class Server {
     child.failed = true;
     closeHandover(child);
     killChild(child);
-    this.log.error(`child pid=${child.pid} id=${child.id}: ${message}`);
+    this.log.error('child-failed', `child pid=${child.pid} id=${child.id}: ${message}`, { id: child.id, pid: child.pid, name: child.name });
     const owner = this.connections.get(child.ownerFd);
     if (owner) this.guard(owner, () => owner.send({ kind: 'spawnFailed', id: child.id, step, errnoName, message, sandbox: true }));
   }
@@ -1029,15 +1070,28 @@ export class Server {
     // The step's own peak RSS where its init reported it (wait4 of the init counts the init too).
     const maxRssBytes = (stepExit?.maxRssKb ?? st.maxRssKb) * 1024;
     const memoryPeakBytes = cg?.memoryPeakBytes ?? null;
-    if (this.config.verbose) this.log.info(`exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms`);
     // A clean exit 0 is success even if the pids limit refused a thread along the way.
     const limit = child.limitHit ?? (st.code === 0 ? null : (cg?.hit ?? null)) ?? (cpuLimitReached(child, st.signal, cpuMs) ? 'cpu-limit' : null);
+    const reason = limit ?? (st.signal !== null ? 'signal' : 'exit');
+    if (this.config.verbose) {
+      this.log.info('exit', `exit id=${child.id} pid=${child.pid} ${describe(st.code, st.signal)} wall=${wallMs.toFixed(1)}ms cpu=${cpuMs.toFixed(1)}ms${limit ? ` (${limit})` : ''}`, {
+        id: child.id,
+        pid: child.pid,
+        name: child.name,
+        uid: this.childUid(child),
+        reason,
+        code: st.code,
+        signal: st.signal,
+        wallMs: Math.round(wallMs * 10) / 10,
+        cpuMs: Math.round(cpuMs * 10) / 10,
+      });
+    }
     this.guard(owner, () => owner.send({ kind: 'exited', id: child.id, pid: child.pid, code: st.code, signal: st.signal, wallMs, cpuMs, maxRssBytes, memoryPeakBytes, limit }));
   }
 
   /** Tells a client what was wrong with its frame, then drops it. The zygote carries on. */
   private fault(conn: Connection, message: string): void {
-    this.log.error(`bad frame from ${conn.label}: ${message}`);
+    this.log.error('bad-frame', `bad frame from ${conn.label}: ${message}`, { clientUid: conn.peer.uid });
     try {
       conn.send({ kind: 'fault', message });
     } catch {
@@ -1075,25 +1129,60 @@ export class Server {
       closeHandover(child);
       killChild(child);
     }
-    if (this.config.verbose) this.log.info(`${conn.label} closed (${why}); killed ${conn.children.size} children`);
+    if (this.config.verbose) this.log.info('disconnected', `${conn.label} closed (${why}); killed ${conn.children.size} children`, { clientUid: conn.peer.uid, reason: why, killed: conn.children.size });
     conn.children.clear();
     if (this.config.control.kind === 'fd') this.shutdown('its client disconnected');
   }
 
   /** Stops accepting, kills every child, and exits once they are reaped (bounded). */
+  /**
+   * Stops: no more connections or spawns (queued ones are refused), the pool is retired, and
+   * running children get the drain (operations.drainMs) to finish before they are killed. A
+   * second SIGTERM or SIGINT ends the drain at once.
+   */
   private shutdown(reason: string): void {
-    if (this.shuttingDown) return;
-    this.shuttingDown = { reason, deadline: performance.now() + this.config.shutdownTimeoutMs };
-    if (this.config.verbose) this.log.info(`shutting down: ${reason}`);
+    if (this.shuttingDown) {
+      if (!this.shuttingDown.killed) {
+        this.log.info('drain-cut', `drain cut short: ${reason}`, { reason });
+        this.endDrain();
+      }
+      return;
+    }
+    const drainMs = this.children.size > 0 ? (this.config.operations?.drainMs ?? 0) : 0;
+    const now = performance.now();
+    this.shuttingDown = { reason, killAt: now + drainMs, killed: false, deadline: now + drainMs + this.config.shutdownTimeoutMs };
+    this.log.info('stopping', `shutting down: ${reason}${drainMs > 0 ? `; ${this.children.size} running children may finish within ${drainMs} ms` : ''}`, { reason, running: this.children.size, drainMs });
     this.removeSocket();
-    // Connections stay open until the children are reaped, so clients learn how each ended.
-    for (const child of this.children.values()) killChild(child);
     for (const pc of [...(this.pool?.all() ?? [])]) this.retire(pc);
     if (this.prefault.learner) this.endLearner('the zygote is shutting down');
     for (const w of this.admission.drain()) {
       this.queuedFds -= w.fds.length;
       closeClientFds(w.fds);
       this.guard(w.owner, () => w.owner.send({ kind: 'spawnFailed', id: w.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
+    }
+    if (drainMs === 0) this.endDrain();
+  }
+
+  /** The drain is over: every child still alive is killed, and its client told 'shutdown'. */
+  private endDrain(): void {
+    const s = this.shuttingDown!;
+    s.killed = true;
+    s.deadline = Math.min(s.deadline, performance.now() + this.config.shutdownTimeoutMs);
+    if (this.children.size > 0) this.log.info('drain-over', `killing ${this.children.size} children left at the end of the drain`, { killed: this.children.size });
+    // Connections stay open until the children are reaped, so clients learn how each ended.
+    for (const child of this.children.values()) {
+      child.limitHit ??= 'shutdown';
+      killChild(child);
+    }
+  }
+
+  /** SIGHUP: the log file is reopened (after logrotate moved it); the server carries on. */
+  private reopenLog(): void {
+    try {
+      this.log.reopen();
+      this.log.info('log-reopened', 'log reopened (SIGHUP)');
+    } catch (err) {
+      this.log.error('log-reopen-failed', `SIGHUP: cannot reopen the log file: ${(err as Error).message}; still writing to the old one`);
     }
   }
 
@@ -1113,7 +1202,7 @@ export class Server {
   private exit(): never {
     this.refusals.flushAll();
     this.acceptor?.close();
-    for (const problem of this.cgroups.removeAll()) this.log.error(`left a cgroup behind: ${problem}`);
+    for (const problem of this.cgroups.removeAll()) this.log.error('cgroup-left', `left a cgroup behind: ${problem}`);
     this.network?.close();
     for (const conn of this.connections.values()) {
       try {
@@ -1124,8 +1213,8 @@ export class Server {
       conn.close();
     }
     const left = this.children.size;
-    if (left > 0) this.log.error(`${left} children not reaped within ${this.config.shutdownTimeoutMs} ms; exiting anyway`);
-    if (this.config.verbose) this.log.info('exited');
+    if (left > 0) this.log.error('reap-timeout', `${left} children not reaped within ${this.config.shutdownTimeoutMs} ms; exiting anyway`);
+    this.log.info('stopped', 'exited');
     native.exitNow(left > 0 ? 1 : 0);
   }
 }
@@ -1151,7 +1240,7 @@ function listenReplacingStale(path: string, log: Log): number {
       if ((probe as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
         // Still the socket just examined: it is what goes.
         if (lstatSync(path).ino !== st.ino) throw new Error(`--socket ${path} changed while it was examined: refusing to replace it`);
-        log.info(`removing stale socket ${path} (nothing is listening on it)`);
+        log.info('stale-socket', `removing stale socket ${path} (nothing is listening on it)`);
         unlinkSync(path);
         return native.listenUnix(path, 128);
       }
@@ -1278,7 +1367,7 @@ function probeOutputOwnership(idmaps: Idmaps, child: { uid: number; gid: number 
   } catch (err) {
     probe = { ownership: 'child' as const, errno: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
   }
-  if (probe.ownership === 'child') log.info(`this kernel's tmpfs takes no idmapped mounts (${probe.errno}; Linux 6.3+ does): a child's output filesystem is its own, and its client reads only what it leaves readable`);
+  if (probe.ownership === 'child') log.info('output-ownership', `this kernel's tmpfs takes no idmapped mounts (${probe.errno}; Linux 6.3+ does): a child's output filesystem is its own, and its client reads only what it leaves readable`);
   return probe.ownership;
 }
 
@@ -1286,7 +1375,7 @@ function probeOutputOwnership(idmaps: Idmaps, child: { uid: number; gid: number 
 function landlockAbi(log: Log): number {
   const probe = native.probeLandlockAbi();
   if (probe.abi !== null && probe.abi > 0) return probe.abi;
-  log.info(`Landlock is not available (${probe.errno ?? 'unknown'}): children run without that layer; see zygote doctor`);
+  log.info('landlock-missing', `Landlock is not available (${probe.errno ?? 'unknown'}): children run without that layer; see zygote doctor`);
   return 0;
 }
 

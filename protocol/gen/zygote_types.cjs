@@ -798,11 +798,66 @@ const StatsRequest = module.exports.StatsRequest = class {
   }
 
 };
+const HealthRequest = module.exports.HealthRequest = class {
+  constructor(args) {
+    this.id = null;
+    if (args) {
+      if (args.id !== undefined && args.id !== null) {
+        this.id = args.id;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field id is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.id = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 0:
+          input.skip(ftype);
+          break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('HealthRequest');
+    if (this.id !== null && this.id !== undefined) {
+      output.writeFieldBegin('id', Thrift.Type.I32, 1);
+      output.writeI32(this.id);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const ClientMessage = module.exports.ClientMessage = class {
   constructor(args) {
     this.spawn = null;
     this.kill = null;
     this.stats = null;
+    this.health = null;
     if (args) {
       if (args.spawn !== undefined && args.spawn !== null) {
         this.spawn = new ttypes.SpawnRequest(args.spawn);
@@ -812,6 +867,9 @@ const ClientMessage = module.exports.ClientMessage = class {
       }
       if (args.stats !== undefined && args.stats !== null) {
         this.stats = new ttypes.StatsRequest(args.stats);
+      }
+      if (args.health !== undefined && args.health !== null) {
+        this.health = new ttypes.HealthRequest(args.health);
       }
     }
   }
@@ -850,6 +908,14 @@ const ClientMessage = module.exports.ClientMessage = class {
           input.skip(ftype);
         }
         break;
+        case 4:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.health = new ttypes.HealthRequest();
+          this.health.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -874,6 +940,11 @@ const ClientMessage = module.exports.ClientMessage = class {
     if (this.stats !== null && this.stats !== undefined) {
       output.writeFieldBegin('stats', Thrift.Type.STRUCT, 3);
       this.stats.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.health !== null && this.health !== undefined) {
+      output.writeFieldBegin('health', Thrift.Type.STRUCT, 4);
+      this.health.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -2185,6 +2256,141 @@ const Stats = module.exports.Stats = class {
   }
 
 };
+const Health = module.exports.Health = class {
+  constructor(args) {
+    this.id = null;
+    this.healthy = null;
+    this.problems = null;
+    this.checks = null;
+    if (args) {
+      if (args.id !== undefined && args.id !== null) {
+        this.id = args.id;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field id is unset!');
+      }
+      if (args.healthy !== undefined && args.healthy !== null) {
+        this.healthy = args.healthy;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field healthy is unset!');
+      }
+      if (args.problems !== undefined && args.problems !== null) {
+        this.problems = Thrift.copyList(args.problems, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field problems is unset!');
+      }
+      if (args.checks !== undefined && args.checks !== null) {
+        this.checks = Thrift.copyList(args.checks, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field checks is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.id = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.BOOL) {
+          this.healthy = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.LIST) {
+          this.problems = [];
+          const _rtmp316 = input.readListBegin();
+          const _size15 = _rtmp316.size || 0;
+          for (let _i17 = 0; _i17 < _size15; ++_i17) {
+            let elem18 = null;
+            elem18 = input.readString();
+            this.problems.push(elem18);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.LIST) {
+          this.checks = [];
+          const _rtmp320 = input.readListBegin();
+          const _size19 = _rtmp320.size || 0;
+          for (let _i21 = 0; _i21 < _size19; ++_i21) {
+            let elem22 = null;
+            elem22 = input.readString();
+            this.checks.push(elem22);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Health');
+    if (this.id !== null && this.id !== undefined) {
+      output.writeFieldBegin('id', Thrift.Type.I32, 1);
+      output.writeI32(this.id);
+      output.writeFieldEnd();
+    }
+    if (this.healthy !== null && this.healthy !== undefined) {
+      output.writeFieldBegin('healthy', Thrift.Type.BOOL, 2);
+      output.writeBool(this.healthy);
+      output.writeFieldEnd();
+    }
+    if (this.problems !== null && this.problems !== undefined) {
+      output.writeFieldBegin('problems', Thrift.Type.LIST, 3);
+      output.writeListBegin(Thrift.Type.STRING, this.problems.length);
+      for (let iter23 in this.problems) {
+        if (this.problems.hasOwnProperty(iter23)) {
+          iter23 = this.problems[iter23];
+          output.writeString(iter23);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.checks !== null && this.checks !== undefined) {
+      output.writeFieldBegin('checks', Thrift.Type.LIST, 4);
+      output.writeListBegin(Thrift.Type.STRING, this.checks.length);
+      for (let iter24 in this.checks) {
+        if (this.checks.hasOwnProperty(iter24)) {
+          iter24 = this.checks[iter24];
+          output.writeString(iter24);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const ServerMessage = module.exports.ServerMessage = class {
   constructor(args) {
     this.hello = null;
@@ -2196,6 +2402,7 @@ const ServerMessage = module.exports.ServerMessage = class {
     this.refused = null;
     this.queued = null;
     this.stats = null;
+    this.health = null;
     if (args) {
       if (args.hello !== undefined && args.hello !== null) {
         this.hello = new ttypes.Hello(args.hello);
@@ -2223,6 +2430,9 @@ const ServerMessage = module.exports.ServerMessage = class {
       }
       if (args.stats !== undefined && args.stats !== null) {
         this.stats = new ttypes.Stats(args.stats);
+      }
+      if (args.health !== undefined && args.health !== null) {
+        this.health = new ttypes.Health(args.health);
       }
     }
   }
@@ -2309,6 +2519,14 @@ const ServerMessage = module.exports.ServerMessage = class {
           input.skip(ftype);
         }
         break;
+        case 10:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.health = new ttypes.Health();
+          this.health.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -2363,6 +2581,11 @@ const ServerMessage = module.exports.ServerMessage = class {
     if (this.stats !== null && this.stats !== undefined) {
       output.writeFieldBegin('stats', Thrift.Type.STRUCT, 9);
       this.stats.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.health !== null && this.health !== undefined) {
+      output.writeFieldBegin('health', Thrift.Type.STRUCT, 10);
+      this.health.write(output);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -126,12 +126,24 @@ export declare class StatsRequest {
       write(output: thrift.TProtocol): void;
   }
 
+/**
+ * Client → zygote: is the zygote able to serve? Answered with Health carrying the same id.
+ */
+export declare class HealthRequest {
+    public id: number;
+
+      constructor(args?: { id: number; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
 export declare class ClientMessage {
     public spawn?: SpawnRequest;
     public kill?: KillRequest;
     public stats?: StatsRequest;
+    public health?: HealthRequest;
 
-      constructor(args?: { spawn?: SpawnRequest; kill?: KillRequest; stats?: StatsRequest; });
+      constructor(args?: { spawn?: SpawnRequest; kill?: KillRequest; stats?: StatsRequest; health?: HealthRequest; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }
@@ -313,6 +325,21 @@ export declare class Stats {
       write(output: thrift.TProtocol): void;
   }
 
+/**
+ * Zygote → client: the answer to a HealthRequest. healthy: every check passed; problems: one
+ * line per failed check (cannot fork, a cgroup root missing, nftables rules gone, stopping).
+ */
+export declare class Health {
+    public id: number;
+    public healthy: boolean;
+    public problems: string[];
+    public checks: string[];
+
+      constructor(args?: { id: number; healthy: boolean; problems: string[]; checks: string[]; });
+      read(input: thrift.TProtocol): void;
+      write(output: thrift.TProtocol): void;
+  }
+
 export declare class ServerMessage {
     public hello?: Hello;
     public startupFailed?: StartupFailed;
@@ -323,8 +350,9 @@ export declare class ServerMessage {
     public refused?: Refused;
     public queued?: Queued;
     public stats?: Stats;
+    public health?: Health;
 
-      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; refused?: Refused; queued?: Queued; stats?: Stats; });
+      constructor(args?: { hello?: Hello; startupFailed?: StartupFailed; spawned?: Spawned; spawnFailed?: SpawnFailed; exited?: Exited; fault?: Fault; refused?: Refused; queued?: Queued; stats?: Stats; health?: Health; });
       read(input: thrift.TProtocol): void;
       write(output: thrift.TProtocol): void;
   }

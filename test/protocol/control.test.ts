@@ -38,6 +38,7 @@ describe('control protocol constants', () => {
 describe('ClientMessage round-trips', () => {
   const cases: [string, ClientMessage][] = [
     ['a stats request', { kind: 'stats', id: 7 }],
+    ['a health request', { kind: 'health', id: 8 }],
     ['a spawn with a name', { kind: 'spawn', id: 1, argsJson: '["echo-args",1,{"a":[true,null]}]', name: 'step one', sandbox: { skip: [] }, limits: {} }],
     [
       'a spawn with a full sandbox request',
@@ -95,6 +96,8 @@ describe('ServerMessage round-trips', () => {
     ['an exited with its cgroup\'s peak memory', { ...exitedBase, code: 0, signal: null, memoryPeakBytes: 812 * 1024 * 1024 }],
     ['an exited the zygote ended for a limit', { ...exitedBase, code: null, signal: 9, limit: 'timeout' as const }],
     ['a stats answer', { kind: 'stats', id: 12, busy: 3, queued: 1, poolIdle: 2, poolSize: 4, claimed: 900, forked: 17, retired: 2 }],
+    ['a health answer', { kind: 'health', id: 13, healthy: false, problems: ['cannot fork: EAGAIN', 'the memory cgroup /x is gone'], checks: ['serving', 'fork', 'cgroups'] }],
+    ['an exit at the end of a drain', { kind: 'exited', id: 3, pid: 4, code: null, signal: 9, wallMs: 10, cpuMs: 1, maxRssBytes: 4096, memoryPeakBytes: null, limit: 'shutdown' }],
     ['a fault', { kind: 'fault', message: 'frame header claims 9 bytes but 3 followed' }],
     ['a spawnFailed for lack of room', { kind: 'spawnFailed', id: 10, step: 'admission', errnoName: '', message: 'full', sandbox: false, capacity: { cap: 'children-per-uid', limit: 3 } }],
     ['a spawnFailed after a queue timeout', { kind: 'spawnFailed', id: 11, step: 'admission', errnoName: '', message: 'waited', sandbox: false, capacity: { cap: 'queue-timeout', limit: 30_000 } }],
@@ -372,7 +375,7 @@ describe('property: decoding arbitrary bytes', () => {
   function isValidClient(m: ClientMessage): boolean {
     if (m.kind === 'spawn') return isI32(m.id) && isStr(m.argsJson) && isStr(m.name) && isSandbox(m.sandbox) && isLimits(m.limits) && Object.keys(m).length === 6;
     if (m.kind === 'kill') return isI32(m.id) && isI32(m.signal) && Object.keys(m).length === 3;
-    if (m.kind === 'stats') return isI32(m.id) && Object.keys(m).length === 2;
+    if (m.kind === 'stats' || m.kind === 'health') return isI32(m.id) && Object.keys(m).length === 2;
     return false;
   }
 
@@ -403,6 +406,8 @@ describe('property: decoding arbitrary bytes', () => {
         return isI32(m.id) && Number.isSafeInteger(m.timeoutMs) && m.timeoutMs > 0;
       case 'refused':
         return isStr(m.reason) && isStr(m.message) && (m.limit === undefined || Number.isSafeInteger(m.limit));
+      case 'health':
+        return isI32(m.id) && typeof m.healthy === 'boolean' && [m.problems, m.checks].every((l) => Array.isArray(l) && l.every(isStr));
       case 'stats':
         return isI32(m.id) && [m.busy, m.queued, m.poolIdle, m.poolSize, m.claimed, m.forked, m.retired].every((n) => Number.isSafeInteger(n) && n >= 0);
       case 'exited':
@@ -415,7 +420,7 @@ describe('property: decoding arbitrary bytes', () => {
           isNum(m.cpuMs) &&
           isNum(m.maxRssBytes) &&
           (m.memoryPeakBytes === null || isNum(m.memoryPeakBytes)) &&
-          (m.limit === null || m.limit === 'timeout' || m.limit === 'cpu-limit')
+          (m.limit === null || ['timeout', 'cpu-limit', 'oom', 'pids-limit', 'shutdown'].includes(m.limit))
         );
       default:
         return false;
@@ -426,6 +431,8 @@ describe('property: decoding arbitrary bytes', () => {
     encodeClientMessage({ kind: 'spawn', id: 1, argsJson: '["echo-args",1,"two"]', name: 'seed', sandbox: { skip: [] }, limits: {} }),
     encodeClientMessage({ kind: 'kill', id: 12, signal: 9 }),
     encodeClientMessage({ kind: 'stats', id: 13 }),
+    encodeClientMessage({ kind: 'health', id: 14 }),
+    encodeServerMessage({ kind: 'health', id: 14, healthy: false, problems: ['cannot fork: EAGAIN'], checks: ['serving', 'fork'] }),
     encodeServerMessage({ kind: 'stats', id: 13, busy: 1, queued: 0, poolIdle: 2, poolSize: 2, claimed: 5, forked: 1, retired: 0 }),
     encodeServerMessage({ kind: 'hello', protocolVersion: 1, zygotePid: 77, nodeVersion: 'v20.20.2' }),
     encodeServerMessage({ kind: 'spawned', id: 3, pid: 4 }),

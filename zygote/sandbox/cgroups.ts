@@ -112,6 +112,26 @@ export class Cgroups {
     }
   }
 
+  /**
+   * Health: what stops this zygote from giving children the limits it must (zygote health).
+   * Makes its parent cgroups if no spawn has yet, then checks that each is still there (a
+   * hierarchy unmounted, or a tree removed by hand, fails every limited spawn). Empty when fine.
+   */
+  healthProblems(needs: { memory: boolean; pids: boolean }): string[] {
+    let parents: { memory: string | null; pids: string | null };
+    try {
+      parents = this.ensureParents({ ...(needs.memory && { memoryBytes: 1 }), ...(needs.pids && { pids: 1 }) });
+    } catch (err) {
+      return [`cannot make cgroups: ${(err as Error).message}`];
+    }
+    const problems: string[] = [];
+    for (const c of ['memory', 'pids'] as const) {
+      const dir = parents[c];
+      if (dir !== null && !existsSync(dir)) problems.push(`the ${c} cgroup ${dir} is gone: limited spawns fail; restart the zygote`);
+    }
+    return problems;
+  }
+
   /** A cgroup that was never joined (a failed spawn): its fds closed, its directories removed. */
   discard(cg: ChildCgroup): void {
     for (const fd of cg.procsFds) closeSync(fd);

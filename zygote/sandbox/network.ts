@@ -75,6 +75,22 @@ export class HostNetwork {
   }
 
   /**
+   * Health: what is wrong with this zygote's table (zygote health): gone, or its chains gone,
+   * e.g. after someone ran `nft flush ruleset`. Empty when it is whole. Runs nft (a few ms).
+   */
+  healthProblems(): string[] {
+    if (!this.installed) return [`nftables table inet ${this.table} was never installed`];
+    let chains: string[];
+    try {
+      chains = listNftChains(this.nft);
+    } catch (err) {
+      return [(err as Error).message];
+    }
+    const ours = chains.filter((c) => c.startsWith(`inet ${this.table} `));
+    return ours.length > 0 ? [] : [`nftables table inet ${this.table} is gone (networked children would have no rules): restart the zygote`];
+  }
+
+  /**
    * A link for a new child, and its own allow entries in the table, in place before it is
    * forked. Throws (code EAGAIN) when every /30 is taken.
    */
@@ -125,7 +141,7 @@ export class HostNetwork {
     try {
       runNft(this.nft, `delete element inet ${this.table} child_allow { ${elements.join(', ')} }\n`, `removing the allow entries of reaped children ${done.map((c) => c.veth.childAddr).join(', ')}`);
     } catch (err) {
-      this.log.error(`${(err as Error).message}; their /30s are not reused`);
+      this.log.error('network-cleanup', `${(err as Error).message}; their /30s are not reused`);
       return;
     }
     for (const c of done) this.pool.release(c);
@@ -138,13 +154,13 @@ export class HostNetwork {
     try {
       runNft(this.nft, deleteTable(this.table), `sandbox.network: deleting nftables table inet ${this.table}`);
     } catch (err) {
-      this.log.error((err as Error).message);
+      this.log.error('network-cleanup', (err as Error).message);
     }
     if (!this.forwardingIsOurs) return;
     try {
       if (!this.otherMarkedTables()) writeFileSync(IP_FORWARD, '0');
     } catch (err) {
-      this.log.error(`sandbox.network: could not restore ${IP_FORWARD} to 0: ${(err as Error).message}`);
+      this.log.error('network-cleanup', `sandbox.network: could not restore ${IP_FORWARD} to 0: ${(err as Error).message}`);
     }
   }
 
