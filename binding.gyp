@@ -22,6 +22,7 @@
         "native/report.cc",
         "native/signals.cc",
         "native/sources.cc",
+        "native/stream.cc",
         "native/sandbox/creds.cc",
         "native/sandbox/idmap.cc",
         "native/sandbox/landlock.cc",

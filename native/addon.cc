@@ -14,6 +14,7 @@
 #include "sandbox/seccomp.h"
 #include "signals.h"
 #include "sources.h"
+#include "stream.h"
 
 namespace zygote {
 
@@ -27,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProbe(env, exports);
   InitPlatform(env, exports);
   InitSources(env, exports);
+  InitStream(env, exports);
   sandbox::InitIdmap(env, exports);
   sandbox::InitSeccomp(env, exports);
   sandbox::InitNetwork(env, exports);

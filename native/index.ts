@@ -202,6 +202,9 @@ export interface NativeAddon {
   peerMountNamespace(fd: number): number;
   sendPacket(fd: number, data: Buffer, fds?: number[]): boolean;
   recvPacket(fd: number, maxBytes: number): NativePacket | null | 'eof';
+  // stream.cc
+  /** A listening stream socket (TCP, or Unix with mode 0600), close-on-exec and non-blocking. */
+  listenStream(address: { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string }, backlog: number): number;
   // channel.cc
   Channel: NativeChannelConstructor;
   // fork.cc

@@ -55,6 +55,8 @@ export interface ChildRecord {
   cpuLimitSec: number | null;
   /** The limit the zygote ended it for. */
   limitHit: 'timeout' | 'cpu-limit' | 'shutdown' | null;
+  /** A pool child claimed by the spawn (else forked for it). */
+  fromPool?: boolean;
   /** Its own cgroup(s), when it has memory or pids limits. */
   cgroup: ChildCgroup | null;
   /** Its veth's /30 and its own allow entries, when it has a network. */

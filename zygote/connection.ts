@@ -16,6 +16,8 @@ interface Outgoing {
 export class Connection {
   /** Spawn ids of this client's live children, by id. */
   readonly children = new Map<number, number>(); // id -> pid
+  /** When each spawn request still unanswered arrived (performance.now()), by id: for the spawn latency metric. */
+  readonly requestedAt = new Map<number, number>();
   private readonly queue: Outgoing[] = [];
   closed = false;
 
@@ -24,6 +26,8 @@ export class Connection {
     readonly peer: { pid: number; uid: number; gid: number },
     /** An fd of the client's mount namespace when it is not the zygote's, else -1 (closed with the connection). */
     readonly mountNs: number = -1,
+    /** Sees every message sent (the zygote's metrics). */
+    private readonly observe: (conn: Connection, message: ServerMessage) => void = () => {},
   ) {}
 
   get label(): string {
@@ -43,6 +47,7 @@ export class Connection {
       closeUnkept(fds, keep);
       return true;
     }
+    this.observe(this, message);
     this.queue.push({ data: encodeServerMessage(message), fds, keep });
     this.flush();
     return this.queue.length <= MAX_QUEUED_PACKETS;

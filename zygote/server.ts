@@ -1,9 +1,9 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { closeSync, lstatSync, openSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { type ZygoteHealth, type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
+import { type ServerMessage, type ZygoteHealth, type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
 import { native, type NativeSandboxSpec, type ReapResult, type StepExit, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT } from '../native/index.js';
@@ -29,6 +29,9 @@ import { Idmaps } from './sandbox/idmaps.js';
 import { makeOutput, outputOwnership, type OutputOwnership } from './sandbox/output.js';
 import type { FdMount } from './sandbox/root.js';
 import type { Log } from './log.js';
+import { PACKAGE_VERSION, ZygoteMetrics, type SpawnOutcome } from './metrics.js';
+import { formatMetricsAddress } from '../protocol/operations.js';
+import { MetricsServer } from './metrics-server.js';
 import { Acceptor, BACKOFF_MS, FDS_PER_CHILD } from './accept.js';
 import { Admission } from './admission.js';
 import { RefusalLog } from './refusal-log.js';
@@ -50,7 +53,8 @@ type Watch =
   | { kind: 'status'; child: ChildRecord }
   | { kind: 'pidfd'; child: ChildRecord }
   | { kind: 'pool'; child: PoolChild }
-  | { kind: 'learner' };
+  | { kind: 'learner' }
+  | { kind: 'metrics'; fd: number };
 
 export class Server {
   private readonly connections = new Map<number, Connection>();
@@ -104,6 +108,9 @@ export class Server {
 
   /** Which pages pool children copy before their claim, learned from a rehearsal (zygote/prefault.ts). */
   private readonly prefault: PrefaultLearner;
+  private readonly metrics = new ZygoteMetrics({ version: PACKAGE_VERSION, node: process.version });
+  /** --metrics: scrapes answered from the serve loop; null without. */
+  private metricsServer: MetricsServer | null = null;
 
   constructor(
     private readonly config: ZygoteConfig,
@@ -157,6 +164,11 @@ export class Server {
       }
       log.info('listening', `listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
     }
+    const metricsAt = config.operations?.metrics ?? null;
+    if (metricsAt) {
+      this.metricsServer = new MetricsServer(metricsAt, () => this.renderMetrics());
+      log.info('metrics', `serving metrics at ${formatMetricsAddress(metricsAt)}/metrics`);
+    }
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;
     this.network?.start();
@@ -205,6 +217,7 @@ export class Server {
     }
     for (const problem of this.cgroups.removeAll()) this.log.error('cgroup-left', `left a cgroup behind: ${problem}`);
     this.network?.close();
+    this.metricsServer?.close();
     this.removeSocket();
   }
 
@@ -234,6 +247,7 @@ export class Server {
       }
       for (const child of this.poolChildren()) watch(child.pidfd, POLLIN, { kind: 'pool', child });
       if (this.prefault.learner) watch(this.prefault.learner.claimFd, POLLIN, { kind: 'learner' });
+      for (const m of this.metricsServer?.watches() ?? []) watch(m.fd, m.events, { kind: 'metrics', fd: m.fd });
       const revents = new Int16Array(fds.length);
       const ready = native.poll(Int32Array.from(fds), Int16Array.from(events), revents, this.pollTimeout());
       // Idle: now is the time for housekeeping that must not delay a spawn.
@@ -244,6 +258,7 @@ export class Server {
       this.expireQueue();
       if (this.prefault.learner && performance.now() - this.prefault.learner.since > LEARN_TIMEOUT_MS) this.endLearner(`no answer within ${LEARN_TIMEOUT_MS} ms`);
       this.refusals.flushDue();
+      this.metricsServer?.expire(performance.now());
       for (let i = 0; i < watches.length; i++) {
         if (revents[i] === 0) continue;
         const task = this.isolated(watches[i], () => this.dispatch(watches[i], revents[i]));
@@ -316,7 +331,7 @@ export class Server {
     let next = Infinity;
     const now = performance.now();
     // The end of an accept back-off, a queued spawn's deadline, a refusal count due in the log.
-    for (const t of [this.acceptor?.wakeAt(now), this.admission.nextDeadline(), this.refusals.nextFlush()]) if (t != null) next = Math.min(next, t);
+    for (const t of [this.acceptor?.wakeAt(now), this.admission.nextDeadline(), this.refusals.nextFlush(), this.metricsServer?.nextDeadline()]) if (t != null) next = Math.min(next, t);
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
@@ -364,6 +379,9 @@ export class Server {
         return;
       case 'learner':
         this.onLearner();
+        return;
+      case 'metrics':
+        this.metricsServer!.onReady(w.fd, rev);
         return;
     }
   }
@@ -417,6 +435,7 @@ export class Server {
    * once per uid and interval, with a count of the rest (zygote/refusal-log.ts).
    */
   private refuseConnection(fd: number, peer: { pid: number; uid: number } | null, reason: RefusalReason, message: string, limit?: number): void {
+    this.metrics.refusedConnection(reason);
     if (!peer) {
       try {
         peer = native.peerCred(fd);
@@ -445,7 +464,7 @@ export class Server {
   }
 
   private addConnection(fd: number, peer: { pid: number; uid: number; gid: number }, mountNs = -1): void {
-    const conn = new Connection(fd, peer, mountNs);
+    const conn = new Connection(fd, peer, mountNs, (c, m) => this.observeSent(c, m));
     this.connections.set(fd, conn);
     this.connectionsOf.set(peer.uid, (this.connectionsOf.get(peer.uid) ?? 0) + 1);
     this.guard(conn, () => conn.send({ kind: 'hello', protocolVersion: PROTOCOL_VERSION, zygotePid: process.pid, nodeVersion: process.version }));
@@ -506,6 +525,7 @@ export class Server {
       this.guard(conn, () => conn.send({ kind: 'health', id: msg.id, ...this.health() }));
       return;
     }
+    if (!conn.requestedAt.has(msg.id)) conn.requestedAt.set(msg.id, performance.now());
     if (this.shuttingDown) {
       this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step: 'shutdown', errnoName: '', message: 'the zygote is shutting down', sandbox: false }));
       return;
@@ -574,6 +594,45 @@ export class Server {
       if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) problems.push(`the pool cannot refill: ${this.poolForkFailures} forks in a row failed`);
     }
     return { healthy: problems.length === 0, problems, checks };
+  }
+
+  /** The metrics a scrape gets: counters kept as things happen, gauges read now. */
+  private renderMetrics(): string {
+    const children = [...this.children.values()];
+    let openFds = 0;
+    try {
+      openFds = readdirSync('/proc/self/fd').length - 1; // the directory's own fd
+    } catch {
+      // Unreadable /proc: reported as 0.
+    }
+    const rssPages = Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]);
+    return this.metrics.render(
+      {
+        children: children.length,
+        queued: this.admission.queued,
+        poolIdle: this.pool?.idle ?? 0,
+        poolSize: this.pool?.options.size ?? 0,
+        cgroups: children.filter((c) => c.cgroup !== null).length + this.cgroups.pendingRemovals,
+        networks: children.filter((c) => c.network !== null).length,
+        connections: this.connections.size,
+      },
+      { rssBytes: rssPages * 4096, openFds }, // x86_64 pages
+    );
+  }
+
+  /** Counts what the clients are told: spawn latency and how each spawn ended. */
+  private observeSent(conn: Connection, m: ServerMessage): void {
+    if (m.kind === 'spawned') {
+      const t0 = conn.requestedAt.get(m.id);
+      conn.requestedAt.delete(m.id);
+      if (t0 !== undefined) this.metrics.spawned((performance.now() - t0) / 1000, this.children.get(m.pid)?.fromPool === true);
+    } else if (m.kind === 'spawnFailed') {
+      conn.requestedAt.delete(m.id);
+      this.metrics.outcome(m.sandbox ? 'sandbox-refused' : 'refused');
+    } else if (m.kind === 'exited') {
+      const outcome: SpawnOutcome = m.limit ?? (m.signal !== null ? 'signal' : 'exit');
+      this.metrics.outcome(outcome);
+    }
   }
 
   private stats(): ZygoteStats {
@@ -715,6 +774,7 @@ export class Server {
     for (const fd of cgroup?.procsFds ?? []) closeSync(fd);
     if (cgroup && out.role === 'failed') this.cgroups.finish(cgroup);
     if (out.role === 'failed') {
+      if (out.step === 'fork') this.metrics.forkFailed();
       if (pooledUid !== null) this.uidPool!.release(pooledUid);
       if (network) this.network!.detach(network);
       closeOutput(output);
@@ -765,6 +825,7 @@ export class Server {
       native.close(pc.claimFd);
       const now = performance.now();
       return {
+        fromPool: true,
         id: msg.id,
         pid: pc.pid,
         pidfd: pc.pidfd,
@@ -825,6 +886,7 @@ export class Server {
 
   /** A pool child could not be made, or died before its claim: try again later, not at once. */
   private poolFailed(message: string): void {
+    this.metrics.forkFailed();
     this.poolForkFailures++;
     if (this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF) this.poolRetryAt = performance.now() + POOL_RETRY_MS;
     this.log.error('fork-failed', `${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
@@ -1202,6 +1264,7 @@ export class Server {
   private exit(): never {
     this.refusals.flushAll();
     this.acceptor?.close();
+    this.metricsServer?.close();
     for (const problem of this.cgroups.removeAll()) this.log.error('cgroup-left', `left a cgroup behind: ${problem}`);
     this.network?.close();
     for (const conn of this.connections.values()) {

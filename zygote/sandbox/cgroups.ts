@@ -132,6 +132,11 @@ export class Cgroups {
     return problems;
   }
 
+  /** Dead children's cgroups not removed yet (the metrics count them as in use). */
+  get pendingRemovals(): number {
+    return this.toRemove.length;
+  }
+
   /** A cgroup that was never joined (a failed spawn): its fds closed, its directories removed. */
   discard(cg: ChildCgroup): void {
     for (const fd of cg.procsFds) closeSync(fd);
