@@ -10,8 +10,8 @@ export type Hello = Extract<ServerMessage, { kind: 'hello' }>;
 export interface ConnectionHandlers {
   /** A message after the greeting, with the fds that rode on it (the handler owns them). */
   message(msg: ServerMessage, fds: number[]): void;
-  /** The connection is over; err says why. Called once. */
-  end(err: ZygoteClosedError): void;
+  /** The connection is over; err says why; byPeer: the zygote's end closed (it died or hung up), not this side. Called once. */
+  end(err: ZygoteClosedError, byPeer: boolean): void;
 }
 
 export class ControlConnection {
@@ -19,6 +19,7 @@ export class ControlConnection {
   private handlers: ConnectionHandlers | null = null;
   private greeting: { resolve(h: Hello): void; reject(e: Error): void } | null = null;
   private ended: ZygoteClosedError | null = null;
+  private endedByPeer = false;
 
   /** Takes ownership of fd, a connected SEQPACKET socket. */
   constructor(fd: number, private readonly describePeer: () => string) {
@@ -26,7 +27,7 @@ export class ControlConnection {
       fd,
       MAX_CONTROL_FRAME_BYTES + 4,
       (data, fds, truncated) => this.onPacket(data, fds, truncated),
-      (code) => this.finish(new ZygoteClosedError(`${this.describePeer()} closed the connection${code ? ` (${code})` : ''}`)),
+      (code) => this.finish(new ZygoteClosedError(`${this.describePeer()} closed the connection${code ? ` (${code})` : ''}`), true),
     );
   }
 
@@ -54,7 +55,7 @@ export class ControlConnection {
   /** Routes every later message and the end to handlers. */
   attach(handlers: ConnectionHandlers): void {
     this.handlers = handlers;
-    if (this.ended) handlers.end(this.ended);
+    if (this.ended) handlers.end(this.ended, this.endedByPeer);
   }
 
   /** Sends a message, with fds to pass on it (the caller keeps and closes its own). */
@@ -102,15 +103,16 @@ export class ControlConnection {
     this.handlers.message(msg, fds);
   }
 
-  private finish(err: ZygoteClosedError): void {
+  private finish(err: ZygoteClosedError, byPeer = false): void {
     if (this.ended) return;
     this.ended = err;
+    this.endedByPeer = byPeer;
     this.channel.close();
     if (this.greeting) {
       const g = this.greeting;
       this.greeting = null;
       g.reject(new ZygoteStartError(err.message, { cause: err }));
     }
-    this.handlers?.end(err);
+    this.handlers?.end(err, byPeer);
   }
 }

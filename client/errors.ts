@@ -42,7 +42,26 @@ export class ZygoteRefusedError extends ZygoteStartError {
 /** The handle was closed, or the zygote died or hung up: nothing more can be done with it. */
 export class ZygoteClosedError extends ZygoteError {
   override name = 'ZygoteClosedError';
-  override readonly code = 'ERR_ZYGOTE_CLOSED';
+  override readonly code: string = 'ERR_ZYGOTE_CLOSED';
+}
+
+/**
+ * The zygote went away under an open handle: it died (a crash, SIGKILL, the OOM killer), was
+ * stopped, or hung up. Every spawn and question in flight rejects with it, and the handle emits
+ * 'gone' with it. exitCode and signal say how the zygote ended where this client can see it
+ * (a zygote it started); null otherwise (a served zygote is another process's child).
+ */
+export class ZygoteGoneError extends ZygoteClosedError {
+  override name = 'ZygoteGoneError';
+  override readonly code = 'ERR_ZYGOTE_GONE';
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 /** A system error as Node makes them: code the errno symbol, syscall the step that failed. */

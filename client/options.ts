@@ -58,6 +58,12 @@ export interface StartZygoteOptions {
 export interface ConnectOptions {
   /** How long to wait for the zygote's greeting. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * How long to keep trying while nothing listens at the path (no socket yet, or a stale one:
+   * a zygote starting or restarting), backing off from 50 ms to 1 s between attempts. Default 0:
+   * one attempt. A refusal (ZygoteRefusedError) is never retried.
+   */
+  retryMs?: number;
   /** How long each spawn may take to answer. Default 10 s. */
   spawnTimeoutMs?: number;
   /**
@@ -105,7 +111,7 @@ export interface SpawnOptions {
 export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 'dangerouslySkip' | 'dangerouslyInjectFailure'>;
 
 const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'maxChildren', 'maxQueue', 'queueTimeoutMs', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
-const CONNECT_KEYS = ['timeoutMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
+const CONNECT_KEYS = ['timeoutMs', 'retryMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
 const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'output', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
 export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
 
@@ -164,6 +170,7 @@ export function normalizeConnectOptions(opts: ConnectOptions = {}): Required<Con
   refuseUnknownKeys(opts, CONNECT_KEYS, 'connect()');
   return {
     timeoutMs: positiveInt(opts.timeoutMs, 'timeoutMs', 10_000),
+    retryMs: nonNegativeInt(opts.retryMs, 'retryMs', 0),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
     limits: normalizeLimits(opts.limits, 'limits', 'connect()'),
   };
@@ -216,6 +223,12 @@ function toFileUrl(main: unknown): string {
 function positiveInt(v: unknown, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new InvalidOptionError(`Expected the \`${name}\` option to be a positive integer, got ${describe(v)}`);
+  return v;
+}
+
+function nonNegativeInt(v: unknown, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InvalidOptionError(`Expected the \`${name}\` option to be a non-negative integer, got ${describe(v)}`);
   return v;
 }
 

@@ -81,12 +81,7 @@ export async function connect(path: string, options: ConnectOptions = {}): Promi
   refuseUnsupportedNode();
   if (typeof path !== 'string' || path === '') throw new InvalidOptionError(`Expected a socket path, got ${String(path)}`);
   const o = normalizeConnectOptions(options);
-  let fd: number;
-  try {
-    fd = native.connectUnix(path);
-  } catch (err) {
-    throw new ZygoteStartError(`cannot connect to the zygote at ${path}: ${(err as Error).message}`, { cause: err });
-  }
+  const fd = await connectRetrying(path, o.retryMs);
   const conn = new ControlConnection(fd, () => `zygote at ${path}`);
   let hello;
   try {
@@ -97,6 +92,29 @@ export async function connect(path: string, options: ConnectOptions = {}): Promi
     throw err;
   }
   return new Zygote(conn, hello, o.spawnTimeoutMs, null, o.limits);
+}
+
+/** Backoff between connect attempts while nothing listens (connect's retryMs). */
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 1_000;
+
+/** Connects; while nothing listens (ENOENT, ECONNREFUSED) tries again until retryMs has passed. */
+async function connectRetrying(path: string, retryMs: number): Promise<number> {
+  const deadline = performance.now() + retryMs;
+  let wait = RETRY_FIRST_MS;
+  for (;;) {
+    try {
+      return native.connectUnix(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const left = deadline - performance.now();
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || left <= 0) {
+        throw new ZygoteStartError(`cannot connect to the zygote at ${path}: ${(err as Error).message}${retryMs > 0 ? ` (tried for ${retryMs} ms)` : ''}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, Math.min(wait, left)));
+      wait = Math.min(wait * 2, RETRY_MAX_MS);
+    }
+  }
 }
 
 /** Refuses a Node.js zygote is not made for: an embedded zygote runs on this very node, and the client's own addon is built and tested for Node 20 alone. */

@@ -1,5 +1,6 @@
 // A handle on a zygote: spawn children, track them, close. Shared by embedded and connected zygotes.
 import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import type { ServerMessage, WireLimits } from '../protocol/control.js';
 import { NO_LIMIT, SPAWNED_FDS } from '../protocol/control.js';
 import { DEFAULT_LIMITS, type GrantedLimits } from '../protocol/limits.js';
@@ -7,7 +8,7 @@ import { native } from '../native/index.js';
 import { ZygoteChild, type OutputCaps } from './child.js';
 import { ChildOutput } from './child-output.js';
 import type { ControlConnection, Hello } from './connection.js';
-import { ZygoteError, AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteRefusedError } from './errors.js';
+import { ZygoteError, AbortError, LimitCapError, ProtocolError, SandboxError, SpawnError, SpawnPolicyError, ZygoteBusyError, ZygoteClosedError, ZygoteGoneError, ZygoteRefusedError } from './errors.js';
 import { normalizeSpawnOptions, type SpawnOptions } from './options.js';
 import type { Limits, Mount } from '../protocol/spawn.js';
 import { isAbsolute } from 'node:path';
@@ -30,8 +31,21 @@ interface PendingSpawn {
 
 /** How long close() waits for killed children to be reported before giving up on them. */
 const CLOSE_TIMEOUT_MS = 5_000;
+/** How long a hang-up waits for the zygote this handle started to be reaped, to report its exit. */
+const GONE_EXIT_WAIT_MS = 2_000;
 
-export class Zygote {
+/** What a Zygote handle emits. */
+export interface ZygoteEvents {
+  /** The zygote went away under the open handle (it died, was stopped, or hung up). */
+  gone: [err: ZygoteGoneError];
+}
+
+/**
+ * A handle on a zygote, from startZygote() or connect(). An EventEmitter: 'gone' when the
+ * zygote goes away under it (never after close()); with no listener it is only a rejection of
+ * whatever was in flight, not an uncaught error.
+ */
+export class Zygote extends EventEmitter<ZygoteEvents> {
   /** The zygote's pid. */
   readonly pid: number;
   private nextId = 1;
@@ -55,8 +69,9 @@ export class Zygote {
     /** Limits every child of this handle gets unless its spawn says otherwise (over the zygote's defaults). */
     private readonly defaultLimits: Limits = {},
   ) {
+    super();
     this.pid = hello.zygotePid;
-    conn.attach({ message: (m, fds) => this.onMessage(m, fds), end: (err) => this.onEnd(err) });
+    conn.attach({ message: (m, fds) => this.onMessage(m, fds), end: (err, byPeer) => void this.onEnd(err, byPeer) });
     this.updateRef();
   }
 
@@ -334,10 +349,31 @@ export class Zygote {
     p.resolve(child);
   }
 
-  private onEnd(err: ZygoteClosedError): void {
-    const exit = this.process && (this.process.exitCode !== null || this.process.signalCode !== null) ? ` (zygote exit code ${this.process.exitCode}, signal ${this.process.signalCode})` : '';
-    const reason = this.closedBy ?? new ZygoteClosedError(`${err.message}${exit}`, { cause: err.cause });
-    this.closedBy = reason;
+  private async onEnd(err: ZygoteClosedError, byPeer: boolean): Promise<void> {
+    if (this.closedBy || !byPeer) {
+      const reason = this.closedBy ?? err;
+      this.closedBy = reason;
+      this.settleEnd(reason);
+      return;
+    }
+    // The zygote's end closed. A zygote this handle started: wait (bounded) for its exit, to say how it ended.
+    let exitCode: number | null = null;
+    let signal: NodeJS.Signals | null = null;
+    const cp = this.process;
+    if (cp) {
+      if (cp.exitCode === null && cp.signalCode === null) await withTimeout(new Promise<void>((r) => cp.once('exit', () => r())), GONE_EXIT_WAIT_MS);
+      exitCode = cp.exitCode;
+      signal = cp.signalCode;
+    }
+    const how = signal ? `it was killed by ${signal}` : exitCode !== null ? `it exited with code ${exitCode}` : 'it died, was stopped, or dropped this connection';
+    const gone = new ZygoteGoneError(`zygote ${this.pid} is gone: ${how} (${err.message})`, exitCode, signal, { cause: err.cause });
+    // close() may have been called meanwhile: it owns the handle's end then.
+    this.closedBy ??= gone;
+    this.settleEnd(this.closedBy);
+    if (this.closedBy === gone) this.emit('gone', gone);
+  }
+
+  private settleEnd(reason: ZygoteClosedError): void {
     this.failPending(reason);
     for (const child of this.live.values()) child._orphaned(reason);
     this.live.clear();
