@@ -162,7 +162,7 @@ const caseKey = (c: StepCase) => c.label;
 const cgroups = saved ? { unavailable: 'not measuring' } : BenchCgroups.open();
 const blobDir = saved ? '' : mkdtempSync(join(tmpdir(), 'zygote-bench-snapshot-'));
 const wanted = opts.peers?.split(',').map((s) => s.trim());
-const PEERS: Peer[] = [zygotePeer('zygote-pool', true), zygotePeer('zygote', false), coldPeer(cgroups), bubblewrapPeer(cgroups), snapshotPeer(cgroups, blobDir), isolatePeer()].filter(
+const PEERS: Peer[] = [zygotePeer('zygote-pool', true), zygotePeer('zygote-pool-metrics', true, true), zygotePeer('zygote', false), coldPeer(cgroups), bubblewrapPeer(cgroups), snapshotPeer(cgroups, blobDir), isolatePeer()].filter(
   (p) => !wanted || wanted.includes(p.name) || p.name === BASELINE,
 );
 

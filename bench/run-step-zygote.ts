@@ -1,6 +1,8 @@
 // The zygote peers: an embedded zygote running the step runner, as the demo starts it
 // (examples/demo.ts), each step a runStep(); with a warm pool when startZygote has one.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runStep, startZygote, stepRunner, type Limits, type SpawnOptions, type StartZygoteOptions, type Zygote } from 'zygote';
 import { fixturePath } from './lib/paths.js';
@@ -15,15 +17,25 @@ export const BENCH_POOL = { size: 16 };
 /** The options the lead's pool adds (issue 11): passed through as they are, not typed here yet. */
 type WithPool = StartZygoteOptions & { pool?: { size: number } };
 
-export function zygotePeer(name: string, withPool: boolean): Peer {
+/** How often the metrics peer's scraper reads /metrics: far more often than Prometheus would (15 s). */
+const SCRAPE_EVERY_MS = 1_000;
+
+export function zygotePeer(name: string, withPool: boolean, withMetrics = false): Peer {
   return {
     name,
-    description: withPool
-      ? `startZygote({ main: stepRunner, preload: ['apache-arrow'], pool: ${JSON.stringify(BENCH_POOL)} }), runStep() per step`
-      : "startZygote({ main: stepRunner, preload: ['apache-arrow'] }) as the demo does, runStep() per step: full sandbox, a fork per step",
+    description: withMetrics
+      ? `as zygote-pool, with metrics on (startZygote({ metrics: 'unix:...' })) and scraped every ${SCRAPE_EVERY_MS} ms`
+      : withPool
+        ? `startZygote({ main: stepRunner, preload: ['apache-arrow'], pool: ${JSON.stringify(BENCH_POOL)} }), runStep() per step`
+        : "startZygote({ main: stepRunner, preload: ['apache-arrow'] }) as the demo does, runStep() per step: full sandbox, a fork per step",
     async start() {
       const opts: WithPool = { main: stepRunner, preload: ['apache-arrow'], env: { LC_ALL: 'C.UTF-8' }, name: `bench-${name}` };
       if (withPool) opts.pool = BENCH_POOL;
+      let scraper: Scraper | null = null;
+      if (withMetrics) {
+        scraper = new Scraper();
+        opts.metrics = `unix:${scraper.socketPath}`;
+      }
       let z: Zygote;
       try {
         z = await startZygote(opts);
@@ -32,9 +44,39 @@ export function zygotePeer(name: string, withPool: boolean): Peer {
         if (withPool && err instanceof TypeError && /`pool`/.test(err.message)) return { skipped: `startZygote() has no \`pool\` option yet (it said: ${err.message})` };
         throw err;
       }
-      return running(z);
+      scraper?.start();
+      const r = running(z);
+      if (!scraper) return r;
+      const stop = scraper;
+      return { ...r, close: async () => (await stop.stop(), await r.close()) };
     },
   };
+}
+
+/** Reads /metrics over the zygote's Unix socket on a timer, as a monitoring agent would. */
+class Scraper {
+  private readonly dir = mkdtempSync(join(tmpdir(), 'zygote-bench-metrics-'));
+  readonly socketPath = join(this.dir, 'metrics.sock');
+  private timer: NodeJS.Timeout | null = null;
+  scrapes = 0;
+
+  start(): void {
+    this.timer = setInterval(() => {
+      const req = request({ socketPath: this.socketPath, path: '/metrics', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => this.scrapes++);
+      });
+      req.on('error', () => {});
+      req.end();
+    }, SCRAPE_EVERY_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    console.log(`  zygote-pool-metrics: ${this.scrapes} scrapes of /metrics during the run`);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 function running(z: Zygote): RunningPeer {

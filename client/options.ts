@@ -10,6 +10,7 @@ import { describe, isOptionsObject, refuseUnknownKeys } from '../protocol/option
 import { normalizeSandboxDefaults, type SandboxDefaults } from '../protocol/sandbox.js';
 import { normalizeNetworkRequest, normalizeOutputRequest, normalizeSandboxRequest, type Mount, type NetworkRequest, type OutputRequest, type SandboxRequest } from '../protocol/spawn.js';
 import { InvalidOptionError } from '../protocol/errors.js';
+import { parseMetricsAddress, type MetricsAddress } from '../protocol/operations.js';
 import { resolveAdmission, type AdmissionPolicy } from '../protocol/admission.js';
 
 export interface StartZygoteOptions {
@@ -27,6 +28,11 @@ export interface StartZygoteOptions {
   spawnTimeoutMs?: number;
   /** Log every spawn and exit on stderr. Default false (errors only). */
   verbose?: boolean;
+  /**
+   * Serve Prometheus metrics from the zygote at this address: "HOST:PORT" (an IP address) or
+   * "unix:/PATH" (README, Operations). Default: none.
+   */
+  metrics?: string;
   /** The children's sandbox: uid/gid (default 65534), a uid per child, resource limits. */
   sandbox?: SandboxDefaults;
   /**
@@ -110,7 +116,7 @@ export interface SpawnOptions {
 /** What spawn({ sandbox }) may hold (mounts and network are spawn options of their own). */
 export type SpawnSandboxOptions = Pick<SandboxRequest, 'rlimits' | 'tmpBytes' | 'dangerouslySkip' | 'dangerouslyInjectFailure'>;
 
-const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'sandbox', 'limits', 'pool', 'maxChildren', 'maxQueue', 'queueTimeoutMs', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
+const START_KEYS = ['main', 'preload', 'env', 'name', 'startupTimeoutMs', 'spawnTimeoutMs', 'verbose', 'metrics', 'sandbox', 'limits', 'pool', 'maxChildren', 'maxQueue', 'queueTimeoutMs', 'dangerouslyAllowUnsandboxed'] as const satisfies readonly (keyof StartZygoteOptions)[];
 const CONNECT_KEYS = ['timeoutMs', 'retryMs', 'spawnTimeoutMs', 'limits'] as const satisfies readonly (keyof ConnectOptions)[];
 const SPAWN_KEYS = ['args', 'name', 'signal', 'mounts', 'network', 'output', 'sandbox', 'limits'] as const satisfies readonly (keyof SpawnOptions)[];
 export const SPAWN_SANDBOX_KEYS = ['rlimits', 'tmpBytes', 'dangerouslySkip', 'dangerouslyInjectFailure'] as const satisfies readonly (keyof SpawnSandboxOptions)[];
@@ -123,6 +129,7 @@ export interface NormalizedStart {
   startupTimeoutMs: number;
   spawnTimeoutMs: number;
   verbose: boolean;
+  metrics: MetricsAddress | null;
   sandbox: ReturnType<typeof normalizeSandboxDefaults>;
   allowUnsandboxed: boolean;
   limits: Limits;
@@ -157,6 +164,7 @@ export function normalizeStartOptions(opts: StartZygoteOptions): NormalizedStart
     startupTimeoutMs: positiveInt(opts.startupTimeoutMs, 'startupTimeoutMs', 30_000),
     spawnTimeoutMs: positiveInt(opts.spawnTimeoutMs, 'spawnTimeoutMs', 10_000),
     verbose: opts.verbose === undefined ? false : bool(opts.verbose, 'verbose'),
+    metrics: opts.metrics === undefined ? null : parseMetricsAddress(optionalString(opts.metrics, 'metrics')!),
     sandbox,
     admission,
     allowUnsandboxed: opts.dangerouslyAllowUnsandboxed === undefined ? false : bool(opts.dangerouslyAllowUnsandboxed, 'dangerouslyAllowUnsandboxed'),

@@ -40,6 +40,7 @@ export async function startZygote(options: StartZygoteOptions): Promise<Zygote> 
     admission: o.admission,
     allowUnsandboxed: o.allowUnsandboxed,
     pool: o.pool,
+    operations: { log: { format: 'text', level: 'info', file: null }, drainMs: 0, metrics: o.metrics },
   };
   const [mine, theirs] = native.socketpair();
   // The config travels in a sealed memfd, not on argv, where ps would show it.

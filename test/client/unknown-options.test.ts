@@ -28,13 +28,13 @@ const main = ECHO_MAIN;
 
 /** [where, call, the exact message]; every call must throw or reject with a TypeError. */
 const UNKNOWN: [string, () => unknown, string][] = [
-  ['startZygote()', () => startZygote({ main, poolSize: 4 } as never), 'Unknown option `poolSize` in startZygote(); known: main, preload, env, name, startupTimeoutMs, spawnTimeoutMs, verbose, sandbox, limits, pool, maxChildren, maxQueue, queueTimeoutMs, dangerouslyAllowUnsandboxed'],
+  ['startZygote()', () => startZygote({ main, poolSize: 4 } as never), 'Unknown option `poolSize` in startZygote(); known: main, preload, env, name, startupTimeoutMs, spawnTimeoutMs, verbose, metrics, sandbox, limits, pool, maxChildren, maxQueue, queueTimeoutMs, dangerouslyAllowUnsandboxed'],
   ['startZygote() limits', () => startZygote({ main, limits: { memoryBytez: 1 } } as never), `Unknown option \`limits.memoryBytez\` in startZygote(); known: ${LIMITS}`],
   ['startZygote() sandbox', () => startZygote({ main, sandbox: { tmpbytes: 1 } } as never), 'Unknown option `sandbox.tmpbytes` in startZygote(); known: uid, gid, uidRange, rlimits, tmpBytes, readOnlyPaths, network'],
   ['startZygote() sandbox.rlimits', () => startZygote({ main, sandbox: { rlimits: { nofiles: 9 } } } as never), 'Unknown option `sandbox.rlimits.nofiles` in startZygote(); known: nofile, fsize'],
   ['startZygote() sandbox.uidRange', () => startZygote({ main, sandbox: { uidRange: { start: 1e5, count: 10, step: 2 } } } as never), 'Unknown option `sandbox.uidRange.step` in startZygote(); known: start, count'],
   ['startZygote() sandbox.network', () => startZygote({ main, sandbox: { network: { subnet: '10.9.0.0/16', allowed: [] } } } as never), 'Unknown option `sandbox.network.allowed` in startZygote(); known: subnet, allow, clientAllow'],
-  ['connect()', () => connect('/nonexistent.sock', { timeout: 5 } as never), 'Unknown option `timeout` in connect(); known: timeoutMs, spawnTimeoutMs, limits'],
+  ['connect()', () => connect('/nonexistent.sock', { timeout: 5 } as never), 'Unknown option `timeout` in connect(); known: timeoutMs, retryMs, spawnTimeoutMs, limits'],
   ['connect() limits', () => connect('/nonexistent.sock', { limits: { pid: 20 } } as never), `Unknown option \`limits.pid\` in connect(); known: ${LIMITS}`],
   ['spawn() limitz', () => z.spawn({ limitz: { memoryBytes: 1 } } as never), 'Unknown option `limitz` in spawn(); known: args, name, signal, mounts, network, output, sandbox, limits'],
   ['spawn() timeout', () => z.spawn({ timeout: 5 } as never), 'Unknown option `timeout` in spawn(); known: args, name, signal, mounts, network, output, sandbox, limits'],
@@ -77,6 +77,9 @@ const WRONG_TYPE: [string, () => unknown, string][] = [
   ['startZygote() sandbox.uidRange not an object', () => startZygote({ main, sandbox: { uidRange: 7 } } as never), 'Expected `sandbox.uidRange` to be { start, count }, got 7 (number)'],
   ['startZygote() pids below what Node needs', () => startZygote({ main, limits: { pids: 4 } }), 'Expected `limits.pids` to be at least 10'],
   ['connect() options not an object', () => connect('/nonexistent.sock', 'fast' as never), 'Expected connect() options to be an object, got "fast" (string)'],
+  ['connect() retryMs negative', () => connect('/nonexistent.sock', { retryMs: -1 }), 'Expected the `retryMs` option to be a non-negative integer, got -1 (number)'],
+  ['startZygote() metrics not an address', () => startZygote({ main, metrics: 'nowhere' }), 'a metrics address is HOST:PORT (port 1-65535) or unix:/PATH, got "nowhere"'],
+  ['startZygote() metrics not a string', () => startZygote({ main, metrics: 9100 } as never), 'Expected the `metrics` option to be a string, got 9100 (number)'],
   ['runStep() files not paths', () => runStep(z, { module: '/x.mjs', files: { 'a.csv': 5 } } as never), 'Expected `files.a.csv` of runStep() to be a path, got 5 (number)'],
   ['runStep() timings not a boolean', () => runStep(z, { module: '/x.mjs', timings: 1 } as never), 'Expected the `timings` option of runStep() to be a boolean, got 1 (number)'],
   ['runStep() module missing', () => runStep(z, {} as never), 'Expected the `module` option of runStep() to be a path, got undefined (undefined)'],
