@@ -23,8 +23,8 @@ import {
   type DoctorReport,
   type ProbeResult,
 } from '../../dist/zygote/doctor/index.js';
-import { ROOT } from '../helpers/index.js';
-import { idmappedMounts, itNeeds } from '../helpers/host.js';
+import { CLI, ROOT } from '../helpers/index.js';
+import { binary, idmappedMounts, itNeeds } from '../helpers/host.js';
 import { native } from '../../dist/native/index.js';
 import { ATTACK_ADDON_PATH } from '../native/attack.js';
 import { constants, tmpdir } from 'node:os';
@@ -66,12 +66,18 @@ describe('zygote doctor on this host', () => {
     );
   });
 
-  it('finds root with CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN', () => {
+  it('finds root with CAP_SETUID, CAP_SETGID, CAP_SETPCAP, CAP_SYS_CHROOT and CAP_SYS_ADMIN', () => {
     expect(process.geteuid!()).toBe(0);
     const r = layer(report, 'privileges');
     expect(r.status).toBe('ok');
     expect(r.data).toMatchObject({ euid: 0, lacking: [] });
-    expect(r.data!.have).toEqual(expect.arrayContaining(['CAP_SETUID', 'CAP_SETGID', 'CAP_SYS_ADMIN']));
+    expect(r.data!.have).toEqual(expect.arrayContaining(['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SYS_CHROOT', 'CAP_SYS_ADMIN']));
+  });
+
+  itNeeds(binary('setpriv', 'util-linux'), 'says root without CAP_SYS_CHROOT (which every spawn needs) is missing a privilege', () => {
+    const r = spawnSync('setpriv', ['--bounding-set', '-sys_chroot', process.execPath, CLI, 'doctor', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    const found = (JSON.parse(r.stdout) as { results: { layer: string; status: string; data?: { lacking?: string[] } }[] }).results.find((f) => f.layer === 'privileges');
+    expect(found).toMatchObject({ status: 'missing', data: { lacking: ['CAP_SYS_CHROOT'] } });
   });
 
   it('finds seccomp with kill_process among the kernel actions, and the libseccomp version', () => {

@@ -2,8 +2,13 @@
 import { readValue, selfStatus } from './proc.js';
 import type { Finding } from './types.js';
 
-/** The capabilities a uid drop and namespace set-up need (bit numbers of linux/capability.h). */
-export const NEEDED_CAPS = { CAP_SETGID: 6, CAP_SETUID: 7, CAP_SYS_ADMIN: 21 } as const;
+/**
+ * The capabilities every spawn needs (bit numbers of linux/capability.h): the uid drop
+ * (SETUID, SETGID), emptying the child's bounding set (SETPCAP), its namespaces and root
+ * (SYS_ADMIN), and setns() into the root template's mount namespace (SYS_CHROOT). A client's
+ * mounts from another mount namespace also need SYS_PTRACE; not every server takes those.
+ */
+export const NEEDED_CAPS = { CAP_SETGID: 6, CAP_SETUID: 7, CAP_SETPCAP: 8, CAP_SYS_CHROOT: 18, CAP_SYS_ADMIN: 21 } as const;
 
 /** A CapEff/CapPrm hex mask ("000001fffeffffff") as a bigint; 0n when unparseable. */
 export function parseCapMask(hex: string | undefined): bigint {
