@@ -45,6 +45,9 @@ const SERVE_LOOP_FAULT = 'serve-loop';
 /** Mount fds all queued spawns together may hold (each spawn carries at most 32). */
 const MAX_QUEUED_FDS = 256;
 
+/** How long a health answer is reused (zygote health, probes every few seconds). */
+const HEALTH_CACHE_MS = 1_000;
+
 type Watch =
   | { kind: 'signals' }
   | { kind: 'listen' }
@@ -108,6 +111,8 @@ export class Server {
 
   /** Which pages pool children copy before their claim, learned from a rehearsal (zygote/prefault.ts). */
   private readonly prefault: PrefaultLearner;
+  /** The last health check's answer, reused for HEALTH_CACHE_MS. */
+  private lastHealth: { at: number; answer: ZygoteHealth } | null = null;
   private readonly metrics = new ZygoteMetrics({ version: PACKAGE_VERSION, node: process.version });
   /** --metrics: scrapes answered from the serve loop; null without. */
   private metricsServer: MetricsServer | null = null;
@@ -578,6 +583,16 @@ export class Server {
    * (about 2 ms), two stats of cgroup directories, and with networks one nft run (a few ms).
    */
   private health(): ZygoteHealth {
+    // At most one check a second, whoever asks: each forks, and questions cost a client nothing.
+    const now = performance.now();
+    if (this.lastHealth && now - this.lastHealth.at < HEALTH_CACHE_MS && !this.shuttingDown) return this.lastHealth.answer;
+    const answer = this.checkHealth();
+    this.lastHealth = { at: now, answer };
+    this.log.debug('health', `health checked: ${answer.healthy ? 'healthy' : answer.problems.join('; ')}`, { reason: answer.healthy ? 'healthy' : answer.problems[0] });
+    return answer;
+  }
+
+  private checkHealth(): ZygoteHealth {
     const checks = ['serving', 'fork', 'cgroups'];
     const problems: string[] = [];
     if (this.shuttingDown) problems.push(`shutting down (${this.shuttingDown.reason})`);

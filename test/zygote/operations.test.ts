@@ -15,6 +15,9 @@ import { startServed, stopAllServed } from '../helpers/served.js';
 
 afterEach(stopAllServed);
 
+/** How long the zygote reuses a health answer (zygote/server.ts), plus a margin. */
+const HEALTH_CACHE_MS = 1_100;
+
 /** `zygote health --socket`: its exit code and what it printed. */
 function health(socket: string, ...extra: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, 'health', '--socket', socket, ...extra], { encoding: 'utf8', timeout: 30_000, cwd: ROOT });
@@ -142,6 +145,19 @@ describe('the drain on SIGTERM', () => {
 });
 
 describe('zygote health', () => {
+  it('checks at most once a second, whoever asks (each check forks): 50 questions at once, one check', async () => {
+    const s = await startServed(['--log-level', 'debug']);
+    const z = await connect(s.socket);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => z.health()));
+    expect(answers.every((a) => a.healthy)).toBe(true);
+    expect(s.stderr().match(/health checked: healthy/g)).toHaveLength(1);
+    // A second later the next question checks again.
+    await new Promise((r) => setTimeout(r, HEALTH_CACHE_MS));
+    await z.health();
+    expect(s.stderr().match(/health checked: healthy/g)).toHaveLength(2);
+    await z.close();
+  });
+
   it('says healthy, with the checks it ran, on the CLI and through the client', async () => {
     const s = await startServed();
     const r = health(s.socket);
@@ -191,6 +207,7 @@ describe('zygote health', () => {
     const parent = `${own}/zygote-${s.proc.pid}`;
     expect(existsSync(parent)).toBe(true);
     rmdirSync(parent);
+    await new Promise((r) => setTimeout(r, HEALTH_CACHE_MS)); // an answer is reused for a second
     expect(health(s.socket)).toMatchObject({ code: 1, out: expect.stringContaining(`the memory cgroup ${parent} is gone`) });
   });
 
@@ -199,6 +216,7 @@ describe('zygote health', () => {
     expect(health(s.socket)).toMatchObject({ code: 0, out: expect.stringContaining('nftables') });
     const del = spawnSync('nft', ['delete', 'table', 'inet', `zygote_${s.proc.pid}`], { encoding: 'utf8' });
     expect(del.status, del.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, HEALTH_CACHE_MS));
     expect(health(s.socket)).toMatchObject({ code: 1, out: expect.stringContaining(`nftables table inet zygote_${s.proc.pid} is gone`) });
   });
 });
