@@ -98,7 +98,8 @@ function running(z: Zygote): RunningPeer {
         spawn: {
           value: async (o: SpawnOptions) => {
             const ch = await z.spawn(o);
-            outDir = o.mounts?.find((m) => m.target === '/output')?.source ?? null;
+            // runStep's /output is the child's own output filesystem (spawn({ output })), reached through its fd.
+            outDir = o.mounts?.find((m) => m.target === '/output')?.source ?? ch.output?.path ?? null;
             ch.stderr.on('data', (d: Buffer) => (holding ||= d.toString().includes(HOLD_MARK)));
             child = ch;
             return ch;
