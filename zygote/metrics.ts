@@ -64,7 +64,7 @@ export class ZygoteMetrics {
   }
 
   /** The exposition: every metric with its HELP and TYPE, then the process's own figures. */
-  render(g: MetricGauges, proc: { rssBytes: number; openFds: number }): string {
+  render(g: MetricGauges, proc: { rssBytes: number; openFds: number; heapUsedBytes: number; heapSizeBytes: number; externalBytes: number }): string {
     const out: string[] = [];
     const metric = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, lines: string[]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
@@ -90,6 +90,9 @@ export class ZygoteMetrics {
     metric('zygote_connections', 'gauge', 'Client connections open', [`zygote_connections ${g.connections}`]);
     metric('zygote_resident_memory_bytes', 'gauge', "The zygote process's resident set size", [`zygote_resident_memory_bytes ${proc.rssBytes}`]);
     metric('zygote_open_fds', 'gauge', 'File descriptors the zygote has open', [`zygote_open_fds ${proc.openFds}`]);
+    metric('zygote_heap_used_bytes', 'gauge', "The zygote's V8 heap in use (what a fork copies on write)", [`zygote_heap_used_bytes ${proc.heapUsedBytes}`]);
+    metric('zygote_heap_size_bytes', 'gauge', "The zygote's V8 heap, reserved and committed", [`zygote_heap_size_bytes ${proc.heapSizeBytes}`]);
+    metric('zygote_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JS objects (Buffers, ArrayBuffers)', [`zygote_external_memory_bytes ${proc.externalBytes}`]);
     metric('zygote_start_time_seconds', 'gauge', 'When the zygote started, seconds since the epoch', [`zygote_start_time_seconds ${this.started}`]);
     metric('zygote_build_info', 'gauge', 'The package and Node.js versions', [`zygote_build_info{version="${this.build.version}",node="${this.build.node}"} 1`]);
     return `${out.join('\n')}\n`;

@@ -3,6 +3,7 @@
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { type ServerMessage, type ZygoteHealth, type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
 import type { CapacityCap, RefusalReason } from '../protocol/admission.js';
 import { signalName } from '../protocol/signals.js';
@@ -621,6 +622,7 @@ export class Server {
       // Unreadable /proc: reported as 0.
     }
     const rssPages = Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]);
+    const heap = getHeapStatistics();
     return this.metrics.render(
       {
         children: children.length,
@@ -631,7 +633,7 @@ export class Server {
         networks: children.filter((c) => c.network !== null).length,
         connections: this.connections.size,
       },
-      { rssBytes: rssPages * 4096, openFds }, // x86_64 pages
+      { rssBytes: rssPages * 4096, openFds, heapUsedBytes: heap.used_heap_size, heapSizeBytes: heap.total_heap_size, externalBytes: heap.external_memory }, // x86_64 pages
     );
   }
 

@@ -95,6 +95,8 @@ describe('zygote serve --metrics', () => {
     expect(value(after, 'zygote_spawns_by_source_total{source="fork"}')).toBe(5);
     expect(value(after, 'zygote_resident_memory_bytes')).toBeGreaterThan(20 * 2 ** 20);
     expect(value(after, 'zygote_open_fds')).toBeGreaterThan(3);
+    expect(value(after, 'zygote_heap_used_bytes')).toBeGreaterThan(2 ** 20);
+    expect(value(after, 'zygote_heap_size_bytes')).toBeGreaterThanOrEqual(value(after, 'zygote_heap_used_bytes'));
     expect(after).toMatch(/^# TYPE zygote_spawns_total counter$/m);
     expect(after).toMatch(/^zygote_build_info\{version="\d+\.\d+\.\d+",node="v20\.[\d.]+"\} 1$/m);
     expect((await get(target)).type).toBe('text/plain; version=0.0.4; charset=utf-8');
