@@ -22,11 +22,14 @@ const running: Served[] = [];
  * logged so (on stderr, or in opts.logFile), whatever its log format; a silent one (--log-level
  * error) once its socket exists. With expectExit it may exit instead.
  */
-export async function startServed(args: string[] = [], opts: { env?: NodeJS.ProcessEnv; bare?: boolean; expectExit?: boolean; socket?: string; logFile?: string; silent?: boolean } = {}): Promise<Served> {
+export async function startServed(args: string[] = [], opts: { env?: NodeJS.ProcessEnv; bare?: boolean; expectExit?: boolean; socket?: string; logFile?: string; silent?: boolean; prefix?: string[] } = {}): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), 'zygote-served-'));
   const socket = opts.socket ?? join(dir, 'z.sock');
   const base = opts.bare ? [] : ['--socket', socket, '--main', ECHO_MAIN.pathname];
-  const proc = spawn(process.execPath, [CLI, 'serve', ...base, ...args], { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT, env: opts.env ?? process.env });
+  // prefix: a command that execs the server (`ip netns exec NS`): the pid stays the zygote's.
+  const argv = [process.execPath, CLI, 'serve', ...base, ...args];
+  const [cmd, ...rest] = [...(opts.prefix ?? []), ...argv];
+  const proc = spawn(cmd, rest, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT, env: opts.env ?? process.env });
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));

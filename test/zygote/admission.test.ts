@@ -97,7 +97,7 @@ describe('Admission', () => {
 describe('RefusalLog', () => {
   function logged(): { log: Log; lines: string[] } {
     const lines: string[] = [];
-    return { lines, log: { info: (m: string) => lines.push(m), error: (m: string) => lines.push(`error: ${m}`) } as unknown as Log };
+    return { lines, log: { info: (_event: string, m: string) => lines.push(m), error: (_event: string, m: string) => lines.push(`error: ${m}`) } as unknown as Log };
   }
 
   it('logs the first refusal of a kind at once, counts the rest, and gives the count when the interval ends', () => {

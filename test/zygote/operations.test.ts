@@ -2,14 +2,14 @@
 // the drain on SIGTERM (children finish, or end with reason 'shutdown'; a second signal cuts
 // it), and `zygote health` (healthy; a stale socket, a removed cgroup, a deleted nftables
 // table and a stopping server each unhealthy, each beside the healthy control).
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { connect, SpawnError, startZygote, type ExitStatus } from '../../dist/client/index.js';
 import { native } from '../../dist/native/index.js';
-import { binary, itNeeds } from '../helpers/host.js';
+import { itNeeds, networkTestbed } from '../helpers/host.js';
 import { bounded, cgroupDir, CLI, collect, ECHO_MAIN, ROOT, waitFor } from '../helpers/index.js';
 import { startServed, stopAllServed } from '../helpers/served.js';
 
@@ -211,10 +211,22 @@ describe('zygote health', () => {
     expect(health(s.socket)).toMatchObject({ code: 1, out: expect.stringContaining(`the memory cgroup ${parent} is gone`) });
   });
 
-  itNeeds(binary('nft', 'nftables'), "says unhealthy when its nftables table was deleted under it (--network)", async () => {
-    const s = await startServed(['--network-subnet', '10.203.0.0/24']);
+  // In a network namespace of its own: a networked zygote turns on IPv4 forwarding where it
+  // runs, and new namespaces made meanwhile by other tests would inherit it from the host's.
+  itNeeds(networkTestbed(), "says unhealthy when its nftables table was deleted under it (--network)", async () => {
+    const ns = `zt-health-${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns], { timeout: 10_000 });
+    onTestFinished(() => void spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 }));
+    const inNs = (...cmd: string[]) => spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: 10_000 });
+    inNs('ip', 'link', 'set', 'lo', 'up');
+    // No cgroups in there (`ip netns exec` remounts /sys): no memory or pids limit by default.
+    const s = await startServed(['--network-subnet', '10.203.0.0/24', '--default-memory', 'none', '--default-pids', 'none'], { prefix: ['ip', 'netns', 'exec', ns] });
+    onTestFinished(async () => {
+      s.proc.kill('SIGKILL');
+      await s.exit;
+    });
     expect(health(s.socket)).toMatchObject({ code: 0, out: expect.stringContaining('nftables') });
-    const del = spawnSync('nft', ['delete', 'table', 'inet', `zygote_${s.proc.pid}`], { encoding: 'utf8' });
+    const del = inNs('nft', 'delete', 'table', 'inet', `zygote_${s.proc.pid}`);
     expect(del.status, del.stderr).toBe(0);
     await new Promise((r) => setTimeout(r, HEALTH_CACHE_MS));
     expect(health(s.socket)).toMatchObject({ code: 1, out: expect.stringContaining(`nftables table inet zygote_${s.proc.pid} is gone`) });
