@@ -105,6 +105,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   // The clients' uid must reach the socket inside (the socket itself gets an ACL entry).
   chmodSync(dir, 0o711);
   const socket = join(dir, 'zygote.sock');
+  // Gone even if this process exits mid-run (soak.ts exits on SIGINT).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   const r: SoakReport = {
     options: opts,
     zygotePid: null,
@@ -156,7 +159,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     for (const c of clients) await c.kill().catch(() => undefined);
     await z?.close();
     if (server?.running) r.serverStop = await server.stop(STOP_MS).catch(() => null);
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
+    process.off('exit', removeDir);
   }
   r.durationMs = performance.now() - t0;
   r.zygoteErrors = (server?.stderr() ?? '').split('\n').filter((l) => / error: /.test(l)).slice(0, MAX_ERRORS);

@@ -55,6 +55,9 @@ async function main(): Promise<void> {
   const flags = cmd.opts<Flags>();
   if (flags.concurrency < flags.clients) cmd.error(`error: --concurrency (${flags.concurrency}) must be at least --clients (${flags.clients}): each client runs at least one spawn at a time`);
   if (process.getuid!() !== 0) cmd.error('error: the soak runs `zygote serve` as root, with a network: run it as root');
+  // process.exit runs the exit handlers, which stop the served zygote (lib/served-zygote.ts);
+  // the clients exit when their IPC channel closes.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
   const startedAt = new Date();
   const report = await runSoak({
     spawns: flags.quick ? QUICK_SPAWNS : flags.spawns,

@@ -27,6 +27,11 @@ export class ServedZygote {
       this.err = (this.err + d).slice(-STDERR_TAIL);
     });
     this.exit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal, killed: false })));
+    // A served zygote does not notice its parent's end: if this process exits first (an error,
+    // or a SIGINT handler's process.exit), it is told to stop, and cleans up after itself.
+    const stopWithUs = () => proc.kill('SIGTERM');
+    process.once('exit', stopWithUs);
+    void this.exit.then(() => process.off('exit', stopWithUs));
   }
 
   /**
