@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Zygote, type ZygoteStats } from 'zygote';
 import { judgeGrowth, type JudgedFigure } from './lib/growth.js';
+import { readRssBytes } from './lib/procfs.js';
 import { fixturePath } from './lib/paths.js';
 import { ServedZygote, type ServeStop } from './lib/served-zygote.js';
 import { nftTableCounts, vethsInSubnet } from './lib/host-net.js';
@@ -51,8 +52,24 @@ export interface PhaseReport {
   byKind: Partial<Record<SpawnKind, number>>;
   /** Of the zygote's spawns in the phase, how many a pool child served and how many forked fresh. */
   zygoteSpawns: { claimed: number; forked: number };
+  /** The zygote's RSS once a second through the phase (busy: it is not a leak figure by itself). */
+  rssSamples: RssSample[];
+  /**
+   * The lowest RSS sample in each tenth of the phase's spawns. Its heap grows between major GCs
+   * (nothing outside can make one), so the idle figures catch it anywhere in that cycle; these
+   * floors, taken after the GCs, show whether what it keeps grows with the spawns.
+   */
+  rssFloors: number[];
   /** Spawns that did not end as planned (at most 20 per client). */
   failures: Failure[];
+}
+
+export interface RssSample {
+  /** Since the phase started. */
+  atMs: number;
+  /** Spawns ended by then, all clients together. */
+  done: number;
+  rssBytes: number;
 }
 
 export interface AfterClose {
@@ -96,6 +113,7 @@ const START_MS = 30_000;
 const STOP_MS = 15_000;
 /** Kept of the zygote's error lines. */
 const MAX_ERRORS = 50;
+const RSS_SAMPLE_MS = 1_000;
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const opts = resolveOptions(options);
@@ -219,6 +237,15 @@ async function runPhase(z: Zygote, clients: SoakClient[], name: PhaseName, total
   const statsBefore = await z.stats();
   const t0 = performance.now();
   const doneBy = clients.map(() => 0);
+  const rssSamples: RssSample[] = [];
+  const sample = () => {
+    try {
+      rssSamples.push({ atMs: Math.round(performance.now() - t0), done: doneBy.reduce((a, b) => a + b, 0), rssBytes: readRssBytes(z.pid) });
+    } catch {
+      // The zygote is gone: the phase fails on its own.
+    }
+  };
+  const sampler = setInterval(sample, RSS_SAMPLE_MS);
   // The longest a client can go without ending a spawn: a spawn's answer (within the queue's
   // 30 s and the spawn timeout), its exit, a kill's grace and its stdio's (5 s each).
   const stallMs = 30_000 + 2 * o.childTimeoutMs + 15_000 + 15_000;
@@ -234,6 +261,8 @@ async function runPhase(z: Zygote, clients: SoakClient[], name: PhaseName, total
       ),
     ),
   );
+  clearInterval(sampler);
+  sample();
   const durationMs = performance.now() - t0;
   const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed.length > 0) throw new Error(failed.map((x) => (x.reason as Error).message).join('; '));
@@ -246,7 +275,17 @@ async function runPhase(z: Zygote, clients: SoakClient[], name: PhaseName, total
     failures.push(...x.value.failures);
   }
   const statsAfter = await z.stats();
-  return { name, spawns: total, durationMs, counts, byKind, zygoteSpawns: spawnsBetween(statsBefore, statsAfter), failures };
+  return { name, spawns: total, durationMs, counts, byKind, zygoteSpawns: spawnsBetween(statsBefore, statsAfter), rssSamples, rssFloors: floorsByTenth(rssSamples, total), failures };
+}
+
+/** The lowest sample in each tenth of the spawns (NaN for a tenth without a sample). */
+function floorsByTenth(samples: readonly RssSample[], total: number): number[] {
+  const floors = Array.from({ length: 10 }, () => NaN);
+  for (const s of samples) {
+    const tenth = Math.min(9, Math.floor((s.done * 10) / total));
+    if (!(s.rssBytes >= floors[tenth])) floors[tenth] = s.rssBytes;
+  }
+  return floors;
 }
 
 /** Waits up to boundMs for the subnet's veths to go (the kernel tears dead namespaces down asynchronously); returns those left. */

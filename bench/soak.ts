@@ -114,8 +114,9 @@ function print(r: SoakReport): void {
         ]),
       ]),
     );
-    const kinds = r.phases.at(-1)!.byKind;
-    console.log(`\nkinds (${r.phases.at(-1)!.name}): ${Object.entries(kinds).map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
+    const last = r.phases.at(-1)!;
+    console.log(`\nkinds (${last.name}): ${Object.entries(last.byKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    console.log(`zygote RSS during the ${last.name} phase, lowest in each tenth of its spawns (MiB): ${last.rssFloors.map((b) => (Number.isFinite(b) ? (b / 1048576).toFixed(1) : '—')).join(', ')}\n`);
   }
   if (r.figures.length > 0) {
     const settle = (s: SoakReport['before']) => (s === null ? '—' : s.settled ? `idle in ${formatMs(s.waitedMs)}` : `NOT idle in ${formatMs(s.waitedMs)}`);
