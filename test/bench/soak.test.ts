@@ -65,6 +65,9 @@ describe('npm run soak --spawns 300 --clients 2 --concurrency 8', () => {
       expect(f.grew, f.name).toBe(false);
       expect(stdout).toMatch(new RegExp(`^${f.name} `, 'm'));
     }
+    const soak = report.phases[1];
+    expect(soak.rssSamples.length).toBeGreaterThan(0);
+    expect(soak.rssFloors).toHaveLength(10);
     for (const s of [report.before!, report.after!]) {
       expect(s.settled).toBe(true);
       expect(s.stats).toMatchObject({ busy: 0, queued: 0, poolIdle: 4, poolSize: 4 });
