@@ -61,6 +61,14 @@ export function countMounts(pid: number): number {
   return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').filter(Boolean).length;
 }
 
+/** A process's mount namespace's mounts (/proc/PID/mountinfo), each as "MOUNT_POINT FS_TYPE". */
+export function listMounts(pid: number | 'self'): string[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => `${line.split(' ')[4]} ${line.slice(line.indexOf(' - ') + 3).split(' ')[0]}`);
+}
+
 /** A process's identity that survives pid reuse: its pid and start time (stat field 22); null once gone. */
 export function processStart(pid: number): string | null {
   const stat = readStat(pid);
