@@ -145,6 +145,12 @@ export class Server {
     const range = config.sandbox.uidRange;
     this.uidPool = range ? new UidPool(range.start, range.count) : null;
     this.signalFd = native.installSignalPipe([osConstants.signals.SIGTERM, osConstants.signals.SIGINT, osConstants.signals.SIGHUP]);
+    // Before the control socket: once it says it listens, its metrics are there too.
+    const metricsAt = config.operations?.metrics ?? null;
+    if (metricsAt) {
+      this.metricsServer = new MetricsServer(metricsAt, () => this.renderMetrics());
+      log.info('metrics', `serving metrics at ${formatMetricsAddress(metricsAt)}/metrics`);
+    }
     const ctl = config.control;
     if (ctl.kind === 'fd') {
       this.addConnection(ctl.fd, { pid: process.ppid, uid: process.getuid!(), gid: process.getgid!() });
@@ -169,11 +175,6 @@ export class Server {
         }
       }
       log.info('listening', `listening on ${ctl.path} (mode 0600${others.length > 0 ? `, ACL rw for uids ${others.join(', ')}` : ''}) for uids ${ctl.allowUids.join(', ')}`);
-    }
-    const metricsAt = config.operations?.metrics ?? null;
-    if (metricsAt) {
-      this.metricsServer = new MetricsServer(metricsAt, () => this.renderMetrics());
-      log.info('metrics', `serving metrics at ${formatMetricsAddress(metricsAt)}/metrics`);
     }
     // Last, so nothing after it can fail and leave the table behind.
     this.network = config.sandbox.network ? new HostNetwork(config.sandbox.network, process.pid, log) : null;

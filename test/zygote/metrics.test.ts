@@ -154,8 +154,11 @@ describe('zygote serve --metrics', () => {
     const port = await freePort();
     const target = { host: '127.0.0.1', port };
     const m = await startServed(['--metrics', `127.0.0.1:${port}`]);
-    // Eight idle connections fill every scrape slot; a ninth is closed at once.
+    const sockets = () => [...fdsOf(m.proc.pid!).values()].filter((t) => t.startsWith('socket:')).length;
+    const without = sockets();
+    // Eight idle connections fill every scrape slot (once the zygote has accepted them all); a ninth is closed at once.
     const hogs = await Promise.all(Array.from({ length: 8 }, () => idle(target)));
+    await waitFor(() => sockets() >= without + 8, 10_000, 'the zygote to accept the eight');
     await expect(get(target)).rejects.toThrow();
     // Spawns go on meanwhile.
     const z = await connect(m.socket);
