@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { connect } from '../../dist/index.js';
 import { describeNeeds, idmappedMounts } from '../helpers/host.js';
+import { collect } from '../helpers/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
@@ -355,9 +356,8 @@ describe('deploy/ and the CLI', () => {
             return { error: (err as Error).message };
           }
           child.stdin.end();
-          let stdout = '';
-          child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-          const st = await child.exited;
+          // Read to the end: the exit can be told before the last of stdout is read.
+          const [stdout, st] = await Promise.all([collect(child.stdout), child.exited]);
           expect(st.code, log).toBe(0);
           return { stdout };
         } finally {
