@@ -16,6 +16,7 @@
         "native/forkable.cc",
         "native/init.cc",
         "native/platform.cc",
+        "native/heap.cc",
         "native/prefault.cc",
         "native/probe.cc",
         "native/process.cc",

@@ -26,6 +26,11 @@ export interface SoakSnapshot extends LeakSnapshot {
 
 const POLL_MS = 50;
 /**
+ * How long after its last spawn an idle zygote gives back the heap a busy spell grew (README,
+ * Operations: "Memory"), and a second more for the trim itself and a loaded machine.
+ */
+const HEAP_TRIM_WAIT_MS = 2_000 + 1_000;
+/**
  * The table's set of the live children's own allow entries (zygote/sandbox/network.ts): empty
  * once the idle zygote has removed the reaped children's. Its other sets are its configuration.
  */
@@ -41,7 +46,9 @@ export function nftSetElements(s: SoakSnapshot): number {
  * or queued, its pool full, no zombies, no cgroup but its pool children's) and, with a network,
  * for every networked child's veth to be gone (the kernel tears a dead namespace down
  * asynchronously) and its allow entries out of the table (removed when the zygote is idle);
- * then measures. `settled` says whether that happened within the bound.
+ * then, once the idle zygote has had time to trim its heap (zygote/heap-trim.ts: what a busy
+ * spell grew is given back only then), measures. `settled` says whether that happened within
+ * the bound.
  */
 export async function measureIdle(z: Zygote, net: ZygoteNetwork | null, settleMs: number): Promise<SoakSnapshot> {
   const t0 = performance.now();
@@ -52,6 +59,8 @@ export async function measureIdle(z: Zygote, net: ZygoteNetwork | null, settleMs
     const netIdle = net === null || (nft !== null && (nft.setElements[CHILD_SET] ?? 0) === 0 && veths.length === 0);
     const waitedMs = performance.now() - t0;
     if ((leaks.settled && netIdle) || waitedMs >= settleMs) {
+      // Its last spawn came before it settled, so the trim is due within this wait.
+      await new Promise((resolve) => setTimeout(resolve, HEAP_TRIM_WAIT_MS));
       return { ...leaks, settled: leaks.settled && netIdle, waitedMs, rssBytes: readRssBytes(z.pid), hostMounts: listMounts('self'), nft, veths };
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

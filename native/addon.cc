@@ -5,6 +5,7 @@
 #include "fdpass.h"
 #include "files.h"
 #include "fork.h"
+#include "heap.h"
 #include "platform.h"
 #include "probe.h"
 #include "process.h"
@@ -27,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSignals(env, exports);
   InitProbe(env, exports);
   InitPlatform(env, exports);
+  InitHeap(env, exports);
   InitSources(env, exports);
   InitStream(env, exports);
   sandbox::InitIdmap(env, exports);

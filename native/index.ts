@@ -233,6 +233,9 @@ export interface NativeAddon {
   compileSeccomp(rules: SeccompRuleSpec[], defaultErrno: number): { id: number; instructions: number };
   // platform.cc
   patchPlatformDrain(): { slot: number } | true;
+  // heap.cc
+  /** Full collections in V8's reduce-memory mode: the young generation shrinks, free pages are unmapped. */
+  reduceHeap(): void;
   // sandbox/network.cc
   /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */
   interfaceIndex(name: string): number;

@@ -38,6 +38,7 @@ export class ZygoteMetrics {
   private forkFailures = 0;
   private poolClaims = 0;
   private freshForks = 0;
+  private heapTrims = 0;
   private readonly started = Date.now() / 1000;
 
   constructor(private readonly build: { version: string; node: string }) {}
@@ -61,6 +62,11 @@ export class ZygoteMetrics {
 
   forkFailed(): void {
     this.forkFailures++;
+  }
+
+  /** The zygote gave back heap after a busy spell (zygote/heap-trim.ts). */
+  heapTrimmed(): void {
+    this.heapTrims++;
   }
 
   /** The exposition: every metric with its HELP and TYPE, then the process's own figures. */
@@ -92,6 +98,7 @@ export class ZygoteMetrics {
     metric('zygote_open_fds', 'gauge', 'File descriptors the zygote has open', [`zygote_open_fds ${proc.openFds}`]);
     metric('zygote_heap_used_bytes', 'gauge', "The zygote's V8 heap in use (what a fork copies on write)", [`zygote_heap_used_bytes ${proc.heapUsedBytes}`]);
     metric('zygote_heap_size_bytes', 'gauge', "The zygote's V8 heap, reserved and committed", [`zygote_heap_size_bytes ${proc.heapSizeBytes}`]);
+    metric('zygote_heap_trims_total', 'counter', 'Times the idle zygote collected in reduce-memory mode to give back heap a busy spell grew', [`zygote_heap_trims_total ${this.heapTrims}`]);
     metric('zygote_external_memory_bytes', 'gauge', 'Memory outside the V8 heap held by JS objects (Buffers, ArrayBuffers)', [`zygote_external_memory_bytes ${proc.externalBytes}`]);
     metric('zygote_start_time_seconds', 'gauge', 'When the zygote started, seconds since the epoch', [`zygote_start_time_seconds ${this.started}`]);
     metric('zygote_build_info', 'gauge', 'The package and Node.js versions', [`zygote_build_info{version="${this.build.version}",node="${this.build.node}"} 1`]);

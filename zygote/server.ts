@@ -36,6 +36,7 @@ import { MetricsServer } from './metrics-server.js';
 import { Acceptor, BACKOFF_MS, FDS_PER_CHILD } from './accept.js';
 import { Admission } from './admission.js';
 import { RefusalLog } from './refusal-log.js';
+import { HeapTrim } from './heap-trim.js';
 
 
 type SpawnMessage = Extract<ClientMessage, { kind: 'spawn' }>;
@@ -115,6 +116,7 @@ export class Server {
   /** The last health check's answer, reused for HEALTH_CACHE_MS. */
   private lastHealth: { at: number; answer: ZygoteHealth } | null = null;
   private readonly metrics = new ZygoteMetrics({ version: PACKAGE_VERSION, node: process.version });
+  private readonly heapTrim = new HeapTrim();
   /** --metrics: scrapes answered from the serve loop; null without. */
   private metricsServer: MetricsServer | null = null;
 
@@ -261,6 +263,7 @@ export class Server {
       if (ready === 0 && this.cgroups.removalPending) this.cgroups.sweep();
       if (ready === 0 && this.network?.removalPending) this.network.sweep();
       if (ready === 0 && this.idmaps.sweepPending) this.idmaps.sweep();
+      if (ready === 0 && !this.anyInSetup()) this.trimHeap();
       this.expireDeadlines();
       this.expireQueue();
       if (this.prefault.learner && performance.now() - this.prefault.learner.since > LEARN_TIMEOUT_MS) this.endLearner(`no answer within ${LEARN_TIMEOUT_MS} ms`);
@@ -338,7 +341,7 @@ export class Server {
     let next = Infinity;
     const now = performance.now();
     // The end of an accept back-off, a queued spawn's deadline, a refusal count due in the log.
-    for (const t of [this.acceptor?.wakeAt(now), this.admission.nextDeadline(), this.refusals.nextFlush(), this.metricsServer?.nextDeadline()]) if (t != null) next = Math.min(next, t);
+    for (const t of [this.acceptor?.wakeAt(now), this.admission.nextDeadline(), this.refusals.nextFlush(), this.metricsServer?.nextDeadline(), this.heapTrim.nextDeadline()]) if (t != null) next = Math.min(next, t);
     for (const c of this.children.values()) {
       if (c.state === 'setup') next = Math.min(next, c.forkedAt + this.config.setupTimeoutMs);
       if (c.deadline !== null && c.limitHit === null) next = Math.min(next, c.deadline);
@@ -707,6 +710,7 @@ export class Server {
 
   /** Forks a spawn that was admitted; fds as for handle(). */
   private spawnNow(conn: Connection, msg: SpawnMessage, fds: readonly number[], limits: GrantedLimits): ChildTask | undefined {
+    this.heapTrim.noteSpawn(performance.now());
     const refuse = (step: string, message: string, errnoName = '') =>
       this.guard(conn, () => conn.send({ kind: 'spawnFailed', id: msg.id, step, errnoName, message, sandbox: false }));
     const pooledUid = this.uidPool ? this.uidPool.take() : null;
@@ -872,6 +876,14 @@ export class Server {
   }
 
   /** Forks one pool child while the loop is idle. In the pool child, returns its task. */
+  /** Gives back the heap a busy spell grew, once the zygote has been quiet a while (zygote/heap-trim.ts). */
+  private trimHeap(): void {
+    const t = this.heapTrim.trimIfDue(performance.now());
+    if (!t) return;
+    this.metrics.heapTrimmed();
+    this.log.debug('heap-trimmed', `idle: heap ${(t.beforeBytes / 2 ** 20).toFixed(1)} -> ${(t.afterBytes / 2 ** 20).toFixed(1)} MiB in ${t.ms.toFixed(1)} ms`, { beforeBytes: t.beforeBytes, afterBytes: t.afterBytes, ms: Math.round(t.ms) });
+  }
+
   private forkPoolChild(): ChildTask | undefined {
     if (performance.now() < this.poolRetryAt) return;
     let sandbox: NativeSandboxSpec;
