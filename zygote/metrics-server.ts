@@ -6,6 +6,8 @@
 import { closeSync, lstatSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { native, POLLERR, POLLHUP, POLLIN, POLLOUT } from '../native/index.js';
 import { formatMetricsAddress, type MetricsAddress } from '../protocol/operations.js';
+import type { Log } from './log.js';
+import { listenReplacingStale } from './stale-socket.js';
 
 const MAX_REQUEST_BYTES = 8 * 1024;
 const SCRAPE_TIMEOUT_MS = 5_000;
@@ -21,6 +23,8 @@ interface Scrape {
 
 export class MetricsServer {
   readonly listenFd: number;
+  /** The Unix socket's inode as bound: only that one is removed at close. */
+  private readonly socketIno: number | null = null;
   private readonly scrapes = new Map<number, Scrape>();
   private readonly chunk = Buffer.alloc(4096);
 
@@ -28,10 +32,12 @@ export class MetricsServer {
   constructor(
     private readonly address: MetricsAddress,
     private readonly render: () => string,
+    log: Log,
   ) {
-    if (address.kind === 'unix') removeStaleSocket(address.path);
     try {
-      this.listenFd = native.listenStream(address, 64);
+      const listen = () => native.listenStream(address, 64);
+      this.listenFd = address.kind === 'unix' ? listenReplacingStale(address.path, `metrics socket ${address.path}`, listen, log) : listen();
+      if (address.kind === 'unix') this.socketIno = lstatSync(address.path).ino;
     } catch (err) {
       throw new Error(`cannot serve metrics at ${formatMetricsAddress(address)}: ${(err as Error).message}`, { cause: err });
     }
@@ -70,7 +76,8 @@ export class MetricsServer {
     native.close(this.listenFd);
     if (this.address.kind === 'unix') {
       try {
-        unlinkSync(this.address.path);
+        // Not a socket someone else bound there since.
+        if (lstatSync(this.address.path).ino === this.socketIno) unlinkSync(this.address.path);
       } catch {
         // Gone already.
       }
@@ -139,26 +146,4 @@ export class MetricsServer {
     this.scrapes.delete(s.fd);
     closeSync(s.fd);
   }
-}
-
-/** A socket left at path by a zygote that died is removed; anything else there is refused. */
-function removeStaleSocket(path: string): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`cannot serve metrics at unix:${path}: something other than a socket is there`);
-  try {
-    native.close(native.connectUnix(path));
-  } catch (err) {
-    // Refused: nothing listens, it is stale. (A live stream socket answers this seqpacket
-    // connect with EPROTOTYPE instead: someone is there.)
-    if ((err as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
-      unlinkSync(path);
-      return;
-    }
-  }
-  throw new Error(`cannot serve metrics at unix:${path}: another process is listening there`);
 }

@@ -1,7 +1,7 @@
 // The zygote's serve loop: poll(2) over its sockets, its children's pidfds and setup
 // reports, and its signal pipe; fork on request. Runs on the main thread with the Node event
 // loop parked, so nothing in JS is mid-flight when it forks (shared/notes/fork-safety.md).
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { type ServerMessage, type ZygoteHealth, type ZygoteStats, decodeClientMessage, encodeServerMessage, MAX_CONTROL_FRAME_BYTES, PROTOCOL_VERSION, type ClientMessage, type WireMount, type WireSandboxRequest } from '../protocol/control.js';
@@ -37,6 +37,7 @@ import { Acceptor, BACKOFF_MS, FDS_PER_CHILD } from './accept.js';
 import { Admission } from './admission.js';
 import { RefusalLog } from './refusal-log.js';
 import { HeapTrim } from './heap-trim.js';
+import { listenReplacingStale } from './stale-socket.js';
 
 
 type SpawnMessage = Extract<ClientMessage, { kind: 'spawn' }>;
@@ -150,14 +151,14 @@ export class Server {
     // Before the control socket: once it says it listens, its metrics are there too.
     const metricsAt = config.operations?.metrics ?? null;
     if (metricsAt) {
-      this.metricsServer = new MetricsServer(metricsAt, () => this.renderMetrics());
+      this.metricsServer = new MetricsServer(metricsAt, () => this.renderMetrics(), log);
       log.info('metrics', `serving metrics at ${formatMetricsAddress(metricsAt)}/metrics`);
     }
     const ctl = config.control;
     if (ctl.kind === 'fd') {
       this.addConnection(ctl.fd, { pid: process.ppid, uid: process.getuid!(), gid: process.getgid!() });
     } else {
-      this.listenFd = listenReplacingStale(ctl.path, log);
+      this.listenFd = listenReplacingStale(ctl.path, `--socket ${ctl.path}`, () => native.listenUnix(ctl.path, 128), log);
       this.socketIno = lstatSync(ctl.path).ino;
       // The fds kept from connections: every child's while it sets up, and the queue's mount fds.
       this.acceptor = new Acceptor(this.listenFd, config.admission.maxChildren * FDS_PER_CHILD + MAX_QUEUED_FDS, {
@@ -922,6 +923,11 @@ export class Server {
     this.log.error('fork-failed', `${message}${this.poolForkFailures >= POOL_FORK_FAILURES_BEFORE_BACKOFF ? `; the pool is refilled again in ${POOL_RETRY_MS} ms` : ''}`);
   }
 
+  /** The uid a child runs as: its own from --uid-range, or the sandbox's. */
+  private childUid(child: Pick<ChildRecord, 'pooledUid'>): number {
+    return child.pooledUid ?? this.config.sandbox.uid;
+  }
+
   /**
    * Whether to fork a pool child now. Once fewer than half the pool is idle, always. Otherwise
    * not while a child sets up (its report would wait for the fork) or steps run: a refill
@@ -929,11 +935,6 @@ export class Server {
    * during a step added milliseconds to its spawn and first byte on 2 vCPUs), so a pool with
    * children to spare is refilled when the zygote is quiet.
    */
-  /** The uid a child runs as: its own from --uid-range, or the sandbox's. */
-  private childUid(child: Pick<ChildRecord, 'pooledUid'>): number {
-    return child.pooledUid ?? this.config.sandbox.uid;
-  }
-
   private refillDue(): boolean {
     if (!this.pool?.wantsChild || this.shuttingDown) return false;
     // Low: refill whatever runs or sets up (a report then waits for one fork at most), or the
@@ -1310,45 +1311,6 @@ export class Server {
     this.log.info('stopped', 'exited');
     native.exitNow(left > 0 ? 1 : 0);
   }
-}
-
-/**
- * Binds the socket. Something already at path is replaced only if it is a stale socket: a
- * socket (lstat, not followed), owned by this server's uid, that nobody listens on (a crashed
- * server's). Anything else there (a regular file given by a typo, a symlink, someone else's
- * socket) is left alone and refused.
- */
-function listenReplacingStale(path: string, log: Log): number {
-  try {
-    return native.listenUnix(path, 128);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    const st = lstatSync(path, { throwIfNoEntry: false });
-    if (!st) return native.listenUnix(path, 128); // gone meanwhile
-    if (!st.isSocket()) throw new Error(`--socket ${path} exists and is not a socket (it is a ${fileKind(st)}): refusing to replace it; remove it or choose another path`);
-    if (st.uid !== process.getuid!()) throw new Error(`--socket ${path} is a socket owned by uid ${st.uid}, not by this server's uid ${process.getuid!()}: refusing to replace it`);
-    try {
-      native.close(native.connectUnix(path));
-    } catch (probe) {
-      if ((probe as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
-        // Still the socket just examined: it is what goes.
-        if (lstatSync(path).ino !== st.ino) throw new Error(`--socket ${path} changed while it was examined: refusing to replace it`);
-        log.info('stale-socket', `removing stale socket ${path} (nothing is listening on it)`);
-        unlinkSync(path);
-        return native.listenUnix(path, 128);
-      }
-      throw err;
-    }
-    throw new Error(`another zygote is already serving on ${path}`);
-  }
-}
-
-function fileKind(st: Stats): string {
-  if (st.isFile()) return 'regular file';
-  if (st.isDirectory()) return 'directory';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'FIFO';
-  return 'device';
 }
 
 /** Pool children that may fail in a row before the pool waits POOL_RETRY_MS to refill. */

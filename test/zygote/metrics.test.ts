@@ -3,49 +3,18 @@
 // of the metrics server reaches a child (its fd table holds only its stdio while a scrape is
 // open); a hostile scraper (idle connections, an endless request) neither stalls spawns nor
 // keeps the endpoint from answering once it is gone.
-import { request } from 'node:http';
 import { createConnection, createServer, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { connect, LimitCapError } from '../../dist/client/index.js';
 import { bounded, collect, fdsOf, sharedOpenFiles, waitFor } from '../helpers/index.js';
 import { startServed, stopAllServed } from '../helpers/served.js';
+import { get, scrape, value, type Target } from '../helpers/metrics.js';
+import { native } from '../../dist/native/index.js';
 
 afterEach(stopAllServed);
-
-type Target = { socketPath: string } | { host: string; port: number };
-
-/** One request of path: status, body and content type. */
-function get(target: Target, path = '/metrics', method = 'GET'): Promise<{ status: number; body: string; type: string }> {
-  return bounded(
-    new Promise((resolve, reject) => {
-      const req = request({ ...target, path, method, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }));
-      });
-      req.on('error', reject);
-      req.end();
-    }),
-    10_000,
-    `${method} ${path}`,
-  );
-}
-
-/** The value of one sample, e.g. value(text, 'zygote_spawns_total{reason="exit"}'). */
-function value(text: string, sample: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  if (!line) throw new Error(`no sample ${sample} in:\n${text}`);
-  return Number(line.slice(sample.length + 1));
-}
-
-async function scrape(target: Target): Promise<string> {
-  const r = await get(target);
-  expect(r.status).toBe(200);
-  return r.body;
-}
 
 /** A TCP port nothing listens on now. */
 async function freePort(): Promise<number> {
@@ -178,5 +147,35 @@ describe('zygote serve --metrics', () => {
     await bounded(Promise.all(hogs.slice(1).map((h) => new Promise((r) => h.once('close', r)))), 15_000, 'idle scrapers dropped');
     expect((await get(target)).status).toBe(200);
     await z.close();
+  });
+
+  it("replaces a stale metrics socket of its own uid, not another uid's, and removes only its own at exit", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zygote-metrics-stale-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'metrics.sock');
+    // The attack: another uid's socket there, abandoned. Root could remove it; it must not.
+    native.close(native.listenUnix(path, 1));
+    chownSync(path, 4242, 4242);
+    const refused = await startServed(['--metrics', `unix:${path}`], { expectExit: true });
+    expect((await refused.exit).code).toBe(1);
+    expect(refused.stderr()).toContain(`metrics socket ${path} is a socket owned by uid 4242, not by this server's uid 0: refusing to replace it`);
+    expect(lstatSync(path).uid).toBe(4242);
+    // The control: the same socket, its own uid's, is replaced and served.
+    chownSync(path, 0, 0);
+    const s = await startServed(['--metrics', `unix:${path}`]);
+    expect(s.stderr()).toContain(`removing stale socket ${path}`);
+    expect((await get({ socketPath: path })).status).toBe(200);
+    // A live one is not replaced by a second server.
+    const second = await startServed(['--metrics', `unix:${path}`], { expectExit: true });
+    expect((await second.exit).code).toBe(1);
+    expect(second.stderr()).toContain(`metrics socket ${path}: another process is already listening on ${path}`);
+    expect((await get({ socketPath: path })).status).toBe(200);
+    // At its exit it removes its socket, but not one put in its place meanwhile.
+    rmSync(path);
+    native.close(native.listenUnix(path, 1));
+    const planted = lstatSync(path).ino;
+    s.proc.kill('SIGTERM');
+    expect((await s.exit).code).toBe(0);
+    expect(existsSync(path) && lstatSync(path).ino).toBe(planted);
   });
 });

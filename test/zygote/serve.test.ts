@@ -177,7 +177,7 @@ describe('zygote serve', () => {
     const first = await serve();
     const second = await serve([], { socket: first.socket, expectExit: true });
     expect((await second.exit).code).toBe(1);
-    expect(second.stderr()).toContain(`another zygote is already serving on ${first.socket}`);
+    expect(second.stderr()).toContain(`--socket ${first.socket}: another process is already listening on ${first.socket}`);
   });
 
   itNeeds(binary('unshare', 'util-linux'), "copies a client's mounts from the client's own mount namespace when the zygote runs in another (a sidecar, ip netns exec)", async () => {
