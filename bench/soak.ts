@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { nonNegativeInt, positiveInt } from './lib/flags.js';
 import { formatDuration, formatMiB, formatMs, table } from './lib/format.js';
 import type { JudgedFigure } from './lib/growth.js';
-import { writeResults } from './lib/results.js';
+import { progressPrinter, reportVerdict } from './lib/results.js';
 import { OUTCOMES } from './soak-messages.js';
 import { runSoak, SOAK_SUBNET, type SoakReport } from './soak-run.js';
 
@@ -72,26 +72,7 @@ async function main(): Promise<void> {
     onProgress: progressPrinter(),
   });
   print(report);
-  const file = writeResults('soak', startedAt, { kind: 'soak', startedAt: startedAt.toISOString(), node: process.version, ...report });
-  console.log(`\nsummary: ${file}`);
-  if (report.problems.length > 0) {
-    console.error(`\nFAILED:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`);
-    process.exitCode = 1;
-  } else {
-    console.log('\nPASSED');
-  }
-}
-
-/** A line on stderr every tenth of each phase. */
-function progressPrinter(): (phase: string, done: number, total: number) => void {
-  const t0 = performance.now();
-  let shown = '';
-  return (phase, done, total) => {
-    const tenth = Math.floor((done * 10) / total);
-    if (`${phase} ${tenth}` === shown) return;
-    shown = `${phase} ${tenth}`;
-    process.stderr.write(`  ${phase}: ${done}/${total} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
-  };
+  reportVerdict('soak', startedAt, report);
 }
 
 function print(r: SoakReport): void {

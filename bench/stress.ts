@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { nonNegativeInt, positiveInt } from './lib/flags.js';
 import { formatDuration, formatMiB, formatMs, table } from './lib/format.js';
-import { writeResults } from './lib/results.js';
+import { progressPrinter, reportVerdict } from './lib/results.js';
 import { runStress, STRESS_LIMITS, type StressReport } from './stress-run.js';
 
 export { runStress, STRESS_LIMITS, type StressOptions, type StressReport, type PhaseReport, type ProcSnapshot } from './stress-run.js';
@@ -40,24 +40,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const report = await runStress({ ...flags, onProgress: progressPrinter() });
   print(report);
-  const file = writeResults('stress', startedAt, { kind: 'stress', startedAt: startedAt.toISOString(), node: process.version, ...report });
-  console.log(`\nsummary: ${file}`);
-  if (report.problems.length > 0) {
-    console.error(`\nFAILED:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`);
-    process.exitCode = 1;
-  } else {
-    console.log('\nPASSED');
-  }
-}
-
-/** A line on stderr every tenth of each phase. */
-function progressPrinter(): (phase: string, done: number, total: number) => void {
-  const t0 = performance.now();
-  return (phase, done, total) => {
-    if (done % Math.max(1, Math.round(total / 10)) === 0 || done === total) {
-      process.stderr.write(`  ${phase}: ${done}/${total} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
-    }
-  };
+  reportVerdict('stress', startedAt, report);
 }
 
 function print(r: StressReport): void {
