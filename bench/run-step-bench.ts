@@ -348,17 +348,16 @@ function record(cell: CellResult, s: Sample): void {
 
 /**
  * n rounds of sample(i) for each of count peers, one after another, in an order shuffled each
- * round (seeded: the same every run), so that no peer always runs right after another; a
- * failure is recorded, not fatal. (A rotation is not enough: it keeps who follows whom, and a
+ * round, so that no peer always runs right after another; a failure is recorded, not fatal.
+ * (A rotation is not enough: it keeps who follows whom, and a
  * zygote peer that runs right after another pays for that one's pool refill on the same cores:
  * measured, the metrics peer, always right after the pool peer, was 20 ms slower at p50 than
  * the pool peer in every interleaved cell and as fast or faster run on its own.)
  */
 async function rounds(n: number, phase: string, count: number, sample: (i: number) => Promise<void>, sinks: { failures: string[] }[]): Promise<void> {
   const every = Math.max(1, Math.round(n / 4));
-  const random = seededRandom(0x5eed);
   for (let r = 0; r < n; r++) {
-    for (const i of shuffled(count, random)) {
+    for (const i of shuffled(count)) {
       try {
         await sample(i);
       } catch (err) {
@@ -370,25 +369,13 @@ async function rounds(n: number, phase: string, count: number, sample: (i: numbe
 }
 
 /** 0..count-1 in a random order (Fisher-Yates). */
-function shuffled(count: number, random: () => number): number[] {
+function shuffled(count: number): number[] {
   const order = Array.from({ length: count }, (_, i) => i);
   for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
+    const j = Math.floor(Math.random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
-}
-
-/** A small seeded PRNG (mulberry32): the same orders every run. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function throughput(p: PeerState, c: StepCase, steps: number, concurrency: number): Promise<Throughput> {
