@@ -4,6 +4,8 @@
 // a leak planted in a real zygote (a cgroup in its tree), and the zygote is not idle while it is
 // there. Networked zygotes run in a network namespace of their own (`unshare --net`): one turns
 // on IPv4 forwarding where it runs, and namespaces other tests make meanwhile would inherit it.
+// The soak runs from a scratch copy of the package that its clients' uid can read (the checkout
+// may sit in a 0700 directory, as a `mktemp -d` clone does).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { startZygote, type Zygote } from 'zygote';
 import { judgeGrowth, measureIdle, rssNoise, soakFigures, type SoakReport, type SoakSnapshot, type ZygoteNetwork } from '../../dist/bench/soak.js';
 import { zygoteCgroupTrees } from '../../dist/bench/stress.js';
 import { bounded, collect, ROOT } from '../helpers/index.js';
+import { scratchPackage } from '../helpers/deputy.js';
 
 const MiB = 1024 * 1024;
 const FIGURES = ['zygote RSS', 'zygote fds', 'zygote mounts', 'host mounts', 'child cgroups', 'nft rules', 'nft set elements', 'veths', 'zombies', 'live children'];
@@ -22,8 +25,12 @@ describe('npm run soak --spawns 300 --clients 2 --concurrency 8', () => {
   let stderr: string;
   let report: SoakReport;
 
+  let scratch: string;
+
   beforeAll(async () => {
-    const cp = spawn('unshare', ['--net', process.execPath, join(ROOT, 'dist/bench/soak.js'), '--spawns', '300', '--clients', '2', '--concurrency', '8'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let pkg: string;
+    ({ scratch, pkg } = scratchPackage('zygote-soak-', ['bench/fixtures']));
+    const cp = spawn('unshare', ['--net', process.execPath, join(pkg, 'dist/bench/soak.js'), '--spawns', '300', '--clients', '2', '--concurrency', '8'], { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = collect(cp.stdout);
     const err = collect(cp.stderr);
     const exit = new Promise<number | null>((resolve) => cp.once('exit', (c) => resolve(c)));
@@ -40,6 +47,10 @@ describe('npm run soak --spawns 300 --clients 2 --concurrency 8', () => {
     report = JSON.parse(readFileSync(file, 'utf8')) as SoakReport;
     rmSync(file);
   }, 150_000);
+
+  afterAll(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
 
   it('exits 0 and says PASSED, with no problems', () => {
     expect(report.problems).toEqual([]);

@@ -2,7 +2,7 @@
 // out where that uid can read it, and test/fixtures/deputy-client.mjs run under setpriv.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { bounded, collect, ROOT } from './index.js';
 
 export interface ClientRun {
@@ -14,10 +14,11 @@ export interface ClientRun {
 /**
  * A 0755 scratch directory under /var/tmp holding the built package (hard links where the
  * filesystem allows: no data copied) and the client fixtures (deputy, tenant, flood): the
- * checkout may sit in a directory another uid cannot enter. Returns the scratch directory and
+ * checkout may sit in a directory another uid cannot enter; `extra` (paths relative to the
+ * checkout, e.g. `bench/fixtures`) is laid out beside them. Returns the scratch directory and
  * the package in it.
  */
-export function scratchPackage(prefix: string): { scratch: string; pkg: string } {
+export function scratchPackage(prefix: string, extra: readonly string[] = []): { scratch: string; pkg: string } {
   const scratch = mkdtempSync(join('/var/tmp', prefix));
   chmodSync(scratch, 0o755);
   const pkg = join(scratch, 'pkg');
@@ -33,6 +34,10 @@ export function scratchPackage(prefix: string): { scratch: string; pkg: string }
   for (const name of ['package.json', 'dist', 'node_modules']) link(join(ROOT, name), join(pkg, name));
   link(join(ROOT, 'build/Release/zygote_native.node'), join(pkg, 'build/Release/zygote_native.node'));
   for (const name of ['deputy-main.mjs', 'deputy-client.mjs', 'tenant-client.mjs', 'flood-client.mjs']) copyFileSync(join(ROOT, 'test/fixtures', name), join(pkg, 'test/fixtures', name));
+  for (const rel of extra) {
+    mkdirSync(dirname(join(pkg, rel)), { recursive: true });
+    link(join(ROOT, rel), join(pkg, rel));
+  }
   return { scratch, pkg };
 }
 
