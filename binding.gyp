@@ -18,6 +18,7 @@
         "native/platform.cc",
         "native/heap.cc",
         "native/prefault.cc",
+        "native/pretouch.cc",
         "native/probe.cc",
         "native/process.cc",
         "native/report.cc",

@@ -7,6 +7,7 @@
 #include "fork.h"
 #include "heap.h"
 #include "platform.h"
+#include "pretouch.h"
 #include "probe.h"
 #include "process.h"
 #include "sandbox/idmap.h"
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProbe(env, exports);
   InitPlatform(env, exports);
   InitHeap(env, exports);
+  InitPretouch(env, exports);
   InitSources(env, exports);
   InitStream(env, exports);
   sandbox::InitIdmap(env, exports);

@@ -39,6 +39,7 @@
 #include "forkable.h"
 #include "init.h"
 #include "prefault.h"
+#include "pretouch.h"
 #include "report.h"
 #include "sandbox/creds.h"
 #include "sandbox/landlock.h"
@@ -101,8 +102,9 @@ struct ForkSpec {
   int zygote_pidfd;  // the zygote, for the PDEATHSIG race check (getppid() is 0 in a pid ns)
   int death_signal;  // sent to the child when the zygote dies
   SandboxSpec sandbox;
-  // A pool child's pages to copy before it says it is ready (zygote/prefault.ts).
+  // A pool child's pages to copy, then to read, before it says it is ready (zygote/prefault.ts).
   std::vector<PageRange> prefault;
+  std::vector<PageRange> pretouch;
 };
 
 // Child side. The setup list: each step runs in this order, reports the first failure with
@@ -409,8 +411,10 @@ void RunPoolSetup(const ForkSpec& spec, const std::vector<FdIdentity>& snapshot,
   if (sb.net_ns) s.Step("loopback up", sandbox::LoopbackUp());
   if (sb.uts_ns) s.Step("sethostname", sandbox::SetHostname("sandbox"));
   SplitPoolInit(s, spec);
-  // Last, in the step-to-be alone: the pages its step will write are its own before the claim.
+  // Last, in the step-to-be alone: the pages its step will write are its own, and those it
+  // will read have taken their first-access trap, before the claim.
   PrefaultRanges(spec.prefault);
+  PretouchRanges(spec.pretouch);
   int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   s.Step("pidfd_open(self)", self < 0 ? errno : 0);
   int err = 0;
@@ -632,6 +636,21 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   return sb;
 }
 
+// [start, length, start, length, ...] (a pool child's learned pages): addresses below 2^47
+// are exact as doubles. Absent: none.
+std::vector<PageRange> RangesField(Napi::Env env, Napi::Object o, const char* key) {
+  std::vector<PageRange> out;
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return out;
+  if (!o.Get(key).IsArray()) throw Napi::TypeError::New(env, std::string("forkChild: ") + key + " must be an array of numbers");
+  Napi::Array a = o.Get(key).As<Napi::Array>();
+  for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
+    Napi::Value start = a.Get(i), length = a.Get(i + 1);
+    if (!start.IsNumber() || !length.IsNumber()) throw Napi::TypeError::New(env, std::string("forkChild: ") + key + " must be numbers");
+    out.push_back({static_cast<uintptr_t>(start.As<Napi::Number>().DoubleValue()), static_cast<size_t>(length.As<Napi::Number>().DoubleValue())});
+  }
+  return out;
+}
+
 ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   ForkSpec spec = {};
   spec.stdio[0] = FdField(env, o, "stdin");
@@ -644,15 +663,8 @@ ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {
   spec.death_signal = SIGKILL;
   if (!o.Has("sandbox") || !o.Get("sandbox").IsObject()) throw Napi::TypeError::New(env, "forkChild: sandbox must be an object");
   spec.sandbox = ParseSandbox(env, o.Get("sandbox").As<Napi::Object>());
-  if (o.Has("prefault") && o.Get("prefault").IsArray()) {
-    // [start, length, start, length, ...]: addresses below 2^47 are exact as doubles.
-    Napi::Array a = o.Get("prefault").As<Napi::Array>();
-    for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
-      Napi::Value start = a.Get(i), length = a.Get(i + 1);
-      if (!start.IsNumber() || !length.IsNumber()) throw Napi::TypeError::New(env, "forkChild: prefault must be numbers");
-      spec.prefault.push_back({static_cast<uintptr_t>(start.As<Napi::Number>().DoubleValue()), static_cast<size_t>(length.As<Napi::Number>().DoubleValue())});
-    }
-  }
+  spec.prefault = RangesField(env, o, "prefault");
+  spec.pretouch = RangesField(env, o, "pretouch");
   return spec;
 }
 

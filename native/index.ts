@@ -129,6 +129,8 @@ export interface ForkSpec {
   claim?: number;
   /** A pool child: [start, length, ...] byte ranges it copies before it is ready (zygote/prefault.ts). */
   prefault?: number[];
+  /** A pool child: [start, length, ...] byte ranges whose resident pages it reads once before it is ready (native/pretouch.h). */
+  pretouch?: number[];
 }
 
 export type ForkResult = { role: 'parent'; pid: number; pidfd: number } | { role: 'child'; pid: number; newRoot: boolean; pooled?: boolean };
@@ -236,6 +238,11 @@ export interface NativeAddon {
   // heap.cc
   /** Full collections in V8's reduce-memory mode: the young generation shrinks, free pages are unmapped. */
   reduceHeap(): void;
+  // pretouch.cc
+  /** [start, length, ...]: this process's resident anonymous pages that read fast now (accessed since its fork), at most maxPages. */
+  accessedPages(maxPages: number): number[];
+  /** Reads one byte of each resident page of the ranges that lies in a readable private anonymous mapping. */
+  pretouchRanges(ranges: number[]): void;
   // sandbox/network.cc
   /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */
   interfaceIndex(name: string): number;

@@ -142,7 +142,7 @@ export function forkChild(req: { id: number; name: string; argsJson: string }, s
  * Forks a pool child (zygote/pool.ts): stdio on /dev/null until its claim, a report pipe and
  * a claim socketpair. In the zygote returns its record; in the child, its task (pooled).
  */
-export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number, prefault: number[]): { role: 'parent'; child: PoolChild } | { role: 'child'; task: ChildTask } | { role: 'failed'; step: string; errnoName: string; message: string } {
+export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number, learned: { prefault: number[]; pretouch: number[] }): { role: 'parent'; child: PoolChild } | { role: 'child'; task: ChildTask } | { role: 'failed'; step: string; errnoName: string; message: string } {
   const made: number[] = [];
   let report: [number, number], claim: [number, number];
   try {
@@ -156,7 +156,7 @@ export function forkPoolChild(sandbox: NativeSandboxSpec, devNull: number, prefa
   }
   let forked;
   try {
-    forked = native.forkChild({ stdin: devNull, stdout: devNull, stderr: devNull, report: report[1], claim: claim[1], name: 'zygote-pool', sandbox, prefault });
+    forked = native.forkChild({ stdin: devNull, stdout: devNull, stderr: devNull, report: report[1], claim: claim[1], name: 'zygote-pool', sandbox, prefault: learned.prefault, pretouch: learned.pretouch });
   } catch (err) {
     made.forEach((fd) => native.close(fd));
     return failure('fork', err);

@@ -13,6 +13,7 @@ import { Log } from './log.js';
 import { collectGarbage, loadMainModule, preloadModules, type RehearseFunction } from './preload.js';
 import { Server } from './server.js';
 import { awaitClaim } from './claim.js';
+import { encodeLearnerAnswer, MAX_PRETOUCH_PAGES } from './prefault.js';
 import { pauseOptimizer, resumeOptimizer } from '../native/optimizer.js';
 
 /** A pool child outlives its maxIdleMs by this much before it leaves by itself (the zygote retires it first). */
@@ -117,14 +118,21 @@ function checkForkSafety(): void {
  * having read which pages it wrote, kills it or closes the socket. Never returns.
  */
 async function runRehearsal(claimFd: number): Promise<never> {
-  let said = 'rehearsed';
+  let said: 'rehearsed' | 'failed' = 'rehearsed';
   try {
     await rehearse!();
   } catch {
     said = 'failed';
   }
+  // Last: timing its reads spends the first-access trap of every page it had not touched.
+  const accessed = said === 'rehearsed' ? native.accessedPages(MAX_PRETOUCH_PAGES) : [];
   native.setNonBlocking(claimFd, false);
-  native.sendPacket(claimFd, Buffer.from(said));
+  try {
+    native.sendPacket(claimFd, encodeLearnerAnswer(said, accessed));
+  } catch {
+    // Too big for the socket (EMSGSIZE): the word alone, so the zygote learns the writes.
+    native.sendPacket(claimFd, encodeLearnerAnswer(said, []));
+  }
   native.poll(Int32Array.of(claimFd), Int16Array.of(POLLIN), new Int16Array(1), 60_000);
   native.exitNow(0);
 }

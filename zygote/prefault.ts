@@ -8,10 +8,21 @@
 // was never written) and kills it. Later pool children copy those ranges
 // (MADV_POPULATE_WRITE, native/prefault.cc) before they say they are ready, off any claim's
 // path. Soft-dirty bits would say the same, but these kernels lack them.
+//
+// Reads cost too: a forked child's page-table entries start "not accessed", and on these VMs
+// the first access through each traps to the hypervisor (6 us a read, measured; no fault is
+// counted). Which pages the learner read is in no /proc file, so the learner measures it
+// itself as its last act: it times one read of each of its resident anonymous pages, and those
+// that read fast were accessed since its fork (native/pretouch.cc). It sends them with its
+// answer, and pool children read them once (native/pretouch.h) before they are ready.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /** The most a pool child copies ahead: 8,192 pages (32 MiB). */
 export const MAX_PREFAULT_PAGES = 8192;
+/** The most a pool child reads ahead: 16,384 pages (64 MiB). */
+export const MAX_PRETOUCH_PAGES = 16384;
+/** A learner's answer: its word, a newline, then its accessed pages as float64 [start, length] pairs (at most 8,192 ranges). */
+export const MAX_LEARNER_ANSWER_BYTES = 64 + 8192 * 16;
 const PAGE = 4096;
 const PRESENT = 1n << 63n;
 const EXCLUSIVE = 1n << 56n;
@@ -65,6 +76,35 @@ export function writtenPages(pid: number): { ranges: PrefaultRanges; pages: numb
   return { ranges, pages };
 }
 
+/** The learner's answer, as it sends it on its claim socket. */
+export function encodeLearnerAnswer(said: 'rehearsed' | 'failed', accessed: readonly number[]): Buffer {
+  const pairs = Buffer.from(Float64Array.from(accessed).buffer);
+  return Buffer.concat([Buffer.from(`${said}\n`), pairs]);
+}
+
+/**
+ * Reads a learner's answer: its word, and the ranges it read (checked: whole pages, in order,
+ * none past 2^47; a malformed list is dropped, the word kept).
+ */
+export function decodeLearnerAnswer(data: Buffer): { said: string; accessed: PrefaultRanges } {
+  const eol = data.indexOf(0x0a);
+  if (eol < 0) return { said: data.toString(), accessed: [] };
+  const said = data.subarray(0, eol).toString();
+  const rest = data.subarray(eol + 1);
+  if (rest.length % 16 !== 0) return { said, accessed: [] };
+  const copy = new Float64Array(rest.length / 8);
+  Buffer.from(copy.buffer).set(rest);
+  const accessed = Array.from(copy);
+  let end = 0;
+  for (let i = 0; i < accessed.length; i += 2) {
+    const [start, length] = [accessed[i], accessed[i + 1]];
+    const ok = Number.isSafeInteger(start) && Number.isSafeInteger(length) && start % PAGE === 0 && length > 0 && length % PAGE === 0 && start >= end && start + length <= 2 ** 47;
+    if (!ok) return { said, accessed: [] };
+    end = start + length;
+  }
+  return { said, accessed };
+}
+
 /** The pid a pidfd refers to (its fdinfo), or null. */
 export function pidOfPidfd(pidfd: number): number | null {
   const m = /^Pid:\s+(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8'));
@@ -87,6 +127,8 @@ const RELEARN_AFTER_FORKS = 200;
 export class PrefaultLearner {
   /** What the next pool fork copies. */
   private ranges: PrefaultRanges = [];
+  /** What the next pool fork reads. */
+  private accessed: PrefaultRanges = [];
   private forksSince = 0;
   private learned = false;
   /** Counts the ranges learned: a pool child records the one it copied. */
@@ -100,17 +142,18 @@ export class PrefaultLearner {
     return this.canRehearse && this.learner === null && (!this.learned || this.forksSince >= RELEARN_AFTER_FORKS);
   }
 
-  /** A pool child is being forked: the ranges it copies. */
-  forFork(): PrefaultRanges {
+  /** A pool child is being forked: the ranges it copies, and those it reads. */
+  forFork(): { prefault: PrefaultRanges; pretouch: PrefaultRanges } {
     this.forksSince++;
-    return this.ranges;
+    return { prefault: this.ranges, pretouch: this.accessed };
   }
 
   /**
-   * The learner answered ("rehearsed", "failed") or went away (null): learns what it wrote if
-   * it rehearsed. Returns a line for the log. The caller kills it.
+   * The learner answered ("rehearsed", "failed") or went away (null): learns what it wrote,
+   * and takes what it says it read, if it rehearsed. Returns a line for the log. The caller
+   * kills it.
    */
-  finish(said: string | null): string {
+  finish(said: string | null, accessed: PrefaultRanges = []): string {
     const l = this.learner!;
     this.learner = null;
     this.learned = true;
@@ -120,7 +163,10 @@ export class PrefaultLearner {
     if (pid === null) return `the prefault learner (pid ${l.pid}) exited before it could be read`;
     const { ranges, pages } = writtenPages(pid);
     this.ranges = ranges;
+    this.accessed = accessed;
     this.generation++;
-    return `learned from a rehearsal (pid ${pid}): pool children copy ${pages} pages in ${ranges.length / 2} ranges before their claim`;
+    let read = 0;
+    for (let i = 1; i < accessed.length; i += 2) read += accessed[i] / PAGE;
+    return `learned from a rehearsal (pid ${pid}): pool children copy ${pages} pages in ${ranges.length / 2} ranges and read ${read} pages in ${accessed.length / 2} ranges before their claim`;
   }
 }

@@ -11,7 +11,7 @@ import { native, type NativeSandboxSpec, type ReapResult, type StepExit, POLLERR
 import { closeHandover, forkChild, forkPoolChild, processName, reapChild, type ChildRecord, type ChildTask } from './children.js';
 import { closePoolChild, WarmPool, type PoolChild } from './pool.js';
 import { CLAIM_STEPS, sendClaim, sendRehearsal } from './claim.js';
-import { LEARN_TIMEOUT_MS, LEARNER_POLL_MS, PrefaultLearner } from './prefault.js';
+import { decodeLearnerAnswer, LEARN_TIMEOUT_MS, LEARNER_POLL_MS, MAX_LEARNER_ANSWER_BYTES, PrefaultLearner } from './prefault.js';
 import type { ZygoteConfig } from '../protocol/config.js';
 import { SANDBOX_LAYERS, type SandboxLayer } from '../protocol/sandbox.js';
 import type { SandboxRequest } from '../protocol/spawn.js';
@@ -981,25 +981,25 @@ export class Server {
   private onLearner(): void {
     const l = this.prefault.learner;
     if (!l || !this.learners.has(l.pid)) return;
-    let said: string | null = null;
+    let answer: { said: string; accessed: number[] } | null = null;
     try {
-      const packet = native.recvPacket(l.claimFd, 64);
+      const packet = native.recvPacket(l.claimFd, MAX_LEARNER_ANSWER_BYTES);
       if (packet === null) return;
       if (packet !== 'eof') {
         for (const fd of packet.fds) native.close(fd);
-        said = packet.data.toString();
+        answer = packet.truncated ? { said: 'a truncated answer', accessed: [] } : decodeLearnerAnswer(packet.data);
       }
     } catch {
-      said = null;
+      answer = null;
     }
-    this.endLearner(said);
+    this.endLearner(answer?.said ?? null, answer?.accessed);
   }
 
-  private endLearner(said: string | null): void {
+  private endLearner(said: string | null, accessed: number[] = []): void {
     const l = this.prefault.learner!;
     let line: string;
     try {
-      line = this.prefault.finish(said);
+      line = this.prefault.finish(said, accessed);
     } catch (err) {
       line = `learning from the prefault learner (pid ${l.pid}) failed: ${(err as Error).message}`;
     }
