@@ -5,7 +5,9 @@
 // resident page reads fast, and pool children read them all: cheap there, and still right.
 #include "pretouch.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -27,10 +29,13 @@ struct Vma {
   uintptr_t end;
 };
 
-// The readable private anonymous mappings of this process: the JS heap, malloc's heap, the
-// stack, V8's code space. Not files (a read past a file's end raises SIGBUS), not the kernel's
-// special mappings ([vvar], [vdso], ...), not PROT_NONE reservations and guard pages.
-std::vector<Vma> ReadableAnonymousMappings() {
+// The readable private mappings of this process that are memory or regular files: the JS
+// heap, malloc's heap, the stack, V8's code space, node's and the libraries' text and data.
+// Not the kernel's special mappings ([vvar], [vvar_vclock], [vdso]: reading some faults), not
+// devices (a read may do something), not shared mappings, not PROT_NONE reservations and
+// guard pages. A file page past the file's end would raise SIGBUS: it is never resident, and
+// only resident pages are read.
+std::vector<Vma> ReadablePrivateMappings() {
   std::vector<Vma> out;
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return out;
@@ -52,8 +57,10 @@ std::vector<Vma> ReadableAnonymousMappings() {
     unsigned long start = 0, end = 0, offset = 0, inode = 0;
     char perms[5] = {0}, dev[16] = {0}, path[256] = {0};
     int fields = sscanf(line.c_str(), "%lx-%lx %4s %lx %15s %lu %255s", &start, &end, perms, &offset, dev, &inode, path);
-    if (fields < 6 || perms[0] != 'r' || perms[3] != 'p' || inode != 0) continue;
-    if (path[0] != '\0' && strcmp(path, "[heap]") != 0 && strcmp(path, "[stack]") != 0) continue;
+    if (fields < 6 || perms[0] != 'r' || perms[3] != 'p') continue;
+    bool memory = inode == 0 && (path[0] == '\0' || strcmp(path, "[heap]") == 0 || strcmp(path, "[stack]") == 0);
+    bool file = inode != 0 && path[0] == '/' && strncmp(path, "/dev/", 5) != 0;
+    if (!memory && !file) continue;
     out.push_back({start, end});
   }
   return out;
@@ -65,8 +72,9 @@ long NowNs() {
   return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-// Calls visit(page) for each resident page of [start, end) (mincore: a page never touched
-// stays unmapped; reading it would map the zero page, for nothing).
+// Calls visit(page) for each resident page of [start, end) (mincore: an anonymous page never
+// touched stays unmapped, and reading it would map the zero page for nothing; a file's page
+// is resident when it is in the page cache, mapped here or not).
 template <typename F>
 void EachResidentPage(uintptr_t start, uintptr_t end, std::vector<unsigned char>& vec, F visit) {
   size_t pages = (end - start) / kPage;
@@ -77,10 +85,25 @@ void EachResidentPage(uintptr_t start, uintptr_t end, std::vector<unsigned char>
   }
 }
 
-// accessedPages(maxPages): [start, length, ...] merged ranges of the resident pages of this
-// process's readable private anonymous memory that read fast now, lowest addresses first, at
-// most maxPages pages and 8,192 ranges. Reading the others takes their trap: a learner calls
-// this once, as its last act.
+// Calls visit(page) for each page of [start, end) that this process has a page-table entry
+// for (/proc/self/pagemap bit 63), read before anything here touches them.
+template <typename F>
+void EachMappedPage(int pagemap, uintptr_t start, uintptr_t end, std::vector<uint64_t>& entries, F visit) {
+  size_t pages = (end - start) / kPage;
+  entries.resize(pages);
+  ssize_t n = pread(pagemap, entries.data(), pages * sizeof(uint64_t), static_cast<off_t>(start / kPage * sizeof(uint64_t)));
+  if (n <= 0) return;
+  for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uint64_t); i++) {
+    if (entries[i] >> 63) visit(start + i * kPage);
+  }
+}
+
+// accessedPages(maxPages): [start, length, ...] merged ranges of the pages of this process's
+// readable private mappings that it accessed since its fork, lowest addresses first, at most
+// maxPages pages and 8,192 ranges. A page has an entry (fork copies those of memory; a file's,
+// only where the mapping was ever written) and reads fast now. An entry's first read takes
+// its trap: a learner calls this once, as its last act. (A file page without an entry is left
+// alone: reading it would map its neighbours too, and they would then read fast.)
 Napi::Value AccessedPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "accessedPages: maxPages must be a number");
@@ -88,10 +111,12 @@ Napi::Value AccessedPages(const Napi::CallbackInfo& info) {
   constexpr size_t kMaxRanges = 8192;
   std::vector<PageRange> ranges;
   size_t pages = 0;
-  std::vector<unsigned char> vec;
-  for (const Vma& m : ReadableAnonymousMappings()) {
+  int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) throw Napi::Error::New(env, std::string("accessedPages: open /proc/self/pagemap: ") + strerror(errno));
+  std::vector<uint64_t> entries;
+  for (const Vma& m : ReadablePrivateMappings()) {
     if (pages >= max_pages || ranges.size() >= kMaxRanges) break;
-    EachResidentPage(m.start, m.end, vec, [&](uintptr_t page) {
+    EachMappedPage(pagemap, m.start, m.end, entries, [&](uintptr_t page) {
       if (pages >= max_pages) return;
       long t0 = NowNs();
       (void)*reinterpret_cast<volatile const char*>(page);
@@ -106,6 +131,7 @@ Napi::Value AccessedPages(const Napi::CallbackInfo& info) {
       pages++;
     });
   }
+  close(pagemap);
   Napi::Array out = Napi::Array::New(env, ranges.size() * 2);
   for (size_t i = 0; i < ranges.size(); i++) {
     out.Set(static_cast<uint32_t>(2 * i), Napi::Number::New(env, static_cast<double>(ranges[i].start)));
@@ -133,7 +159,7 @@ Napi::Value PretouchRangesJs(const Napi::CallbackInfo& info) {
 
 void PretouchRanges(const std::vector<PageRange>& ranges) {
   if (ranges.empty()) return;
-  std::vector<Vma> maps = ReadableAnonymousMappings();
+  std::vector<Vma> maps = ReadablePrivateMappings();
   std::vector<unsigned char> vec;
   for (const PageRange& r : ranges) {
     uintptr_t start = r.start & ~(kPage - 1);
