@@ -81,10 +81,15 @@ export const MIN_PIDS = 10;
 /**
  * The smallest memory limit accepted. Measured here (cgroup v1): a bare child is charged about
  * 2 MiB (its pages are mostly the zygote's, shared) and under 2 MiB it is killed while it
- * sets up; runStep on 10 rows is killed at 6 MiB and runs at 8 MiB. 16 MiB leaves a step room to
- * do anything at all; below it a limit only produces OOM kills.
+ * sets up. A 3-row runStep peaks at 6.2-7.3 MiB, but a run of consecutive children peaks at
+ * 11-16 MiB (20 per fresh zygote, measured: what its heap is doing when it forks decides how
+ * much of it a child copies). 16 MiB, the floor before, OOM-killed such a step now and then;
+ * 32 MiB is twice the worst peak seen. Below it a limit only produces OOM kills.
  */
-export const MIN_MEMORY_BYTES = 16 * MiB;
+export const MIN_MEMORY_BYTES = 32 * MiB;
+
+/** The floor as the messages say it. */
+const MIN_MEMORY = `${MIN_MEMORY_BYTES} (${MIN_MEMORY_BYTES / MiB} MiB)`;
 
 /** Checks a limits object (`path` is its place in the options, e.g. "limits"); each field a positive safe integer, or null where allowed. */
 export function normalizeLimits(l: unknown, path: string, where: string): Limits {
@@ -104,7 +109,7 @@ export function normalizeLimits(l: unknown, path: string, where: string): Limits
       throw new InvalidOptionError(`Expected \`${path}.${k}\` to be a positive integer${none}, got ${describe(v)}`);
     }
     if (k === 'pids' && v < MIN_PIDS) throw new InvalidOptionError(`Expected \`${path}.pids\` to be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts), got ${v}`);
-    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more, got ${v}`);
+    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY}: a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more, got ${v}`);
     out[k] = v;
   }
   return out;
@@ -188,7 +193,7 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
     out.defaults[k] = v;
   }
   if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new InvalidOptionError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
-  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_BYTES} (16 MiB), got ${out.defaults.memoryBytes}`);
+  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY}, got ${out.defaults.memoryBytes}`);
   return out;
 }
 

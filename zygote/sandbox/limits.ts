@@ -41,7 +41,7 @@ export function grantLimits(config: Pick<ZygoteConfig, 'limits' | 'sandbox'>, li
     outputFiles: sized('outputFiles', limits.outputFiles, defaults.outputFiles),
   };
   if (granted.memoryBytes !== null && granted.memoryBytes < MIN_MEMORY_BYTES) {
-    throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_BYTES} (16 MiB): a Node child needs about 2 MiB of its own just to start, and a step several more`);
+    throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_BYTES} (${MIN_MEMORY_BYTES / 2 ** 20} MiB): a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more`);
   }
   if (granted.pids !== null && granted.pids < MIN_PIDS) {
     throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
