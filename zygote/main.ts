@@ -13,6 +13,7 @@ import { Log } from './log.js';
 import { collectGarbage, loadMainModule, preloadModules, type RehearseFunction } from './preload.js';
 import { Server } from './server.js';
 import { awaitClaim } from './claim.js';
+import { settleBufferDeprecation } from './buffer-warning.js';
 import { encodeLearnerAnswer, MAX_PRETOUCH_PAGES } from './prefault.js';
 import { pauseOptimizer, resumeOptimizer } from '../native/optimizer.js';
 
@@ -33,6 +34,7 @@ try {
   // neither ps nor a child's /proc/1/cmdline (its init is a fork of this process) shows it.
   process.title = config.control.kind === 'listen' ? `zygote serve ${config.control.path}` : `zygote ${config.name || 'embedded'}`;
   checkForkSafety();
+  settleBufferDeprecation();
   await preloadModules(config.main, config.preload);
   ({ main, rehearse } = await loadMainModule(config.main));
   collectGarbage();
