@@ -86,15 +86,19 @@ void EachResidentPage(uintptr_t start, uintptr_t end, std::vector<unsigned char>
 }
 
 // Calls visit(page) for each page of [start, end) that this process has a page-table entry
-// for (/proc/self/pagemap bit 63), read before anything here touches them.
+// for (/proc/self/pagemap bit 63), read before anything here touches them, 64 Ki entries at a
+// time; stops once visit returns false.
 template <typename F>
 void EachMappedPage(int pagemap, uintptr_t start, uintptr_t end, std::vector<uint64_t>& entries, F visit) {
-  size_t pages = (end - start) / kPage;
-  entries.resize(pages);
-  ssize_t n = pread(pagemap, entries.data(), pages * sizeof(uint64_t), static_cast<off_t>(start / kPage * sizeof(uint64_t)));
-  if (n <= 0) return;
-  for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uint64_t); i++) {
-    if (entries[i] >> 63) visit(start + i * kPage);
+  constexpr size_t kChunk = 65536;
+  for (uintptr_t at = start; at < end; at += kChunk * kPage) {
+    size_t pages = std::min(kChunk, (end - at) / kPage);
+    entries.resize(pages);
+    ssize_t n = pread(pagemap, entries.data(), pages * sizeof(uint64_t), static_cast<off_t>(at / kPage * sizeof(uint64_t)));
+    if (n <= 0) return;
+    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uint64_t); i++) {
+      if ((entries[i] >> 63) && !visit(at + i * kPage)) return;
+    }
   }
 }
 
@@ -117,18 +121,17 @@ Napi::Value AccessedPages(const Napi::CallbackInfo& info) {
   for (const Vma& m : ReadablePrivateMappings()) {
     if (pages >= max_pages || ranges.size() >= kMaxRanges) break;
     EachMappedPage(pagemap, m.start, m.end, entries, [&](uintptr_t page) {
-      if (pages >= max_pages) return;
       long t0 = NowNs();
       (void)*reinterpret_cast<volatile const char*>(page);
-      if (NowNs() - t0 >= kAccessedBelowNs) return;
+      if (NowNs() - t0 >= kAccessedBelowNs) return true;
       if (!ranges.empty() && ranges.back().start + ranges.back().length == page) {
         ranges.back().length += kPage;
       } else if (ranges.size() < kMaxRanges) {
         ranges.push_back({page, kPage});
       } else {
-        return;
+        return false;
       }
-      pages++;
+      return ++pages < max_pages;
     });
   }
   close(pagemap);
@@ -164,7 +167,10 @@ void PretouchRanges(const std::vector<PageRange>& ranges) {
   for (const PageRange& r : ranges) {
     uintptr_t start = r.start & ~(kPage - 1);
     uintptr_t end = r.start + r.length;
-    for (const Vma& m : maps) {
+    // maps is in address order: start at the first mapping that ends after the range starts.
+    auto first = std::upper_bound(maps.begin(), maps.end(), start, [](uintptr_t at, const Vma& m) { return at < m.end; });
+    for (auto it = first; it != maps.end() && it->start < end; ++it) {
+      const Vma& m = *it;
       uintptr_t from = std::max(start, m.start), to = std::min(end, m.end);
       if (from >= to) continue;
       EachResidentPage(from, (to + kPage - 1) & ~(kPage - 1), vec, [](uintptr_t page) { (void)*reinterpret_cast<volatile const char*>(page); });
