@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { tableFromArrays } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStep, startZygote, stepRunner, type Zygote } from '../../dist/index.js';
-import { ECHO_MAIN, waitFor } from '../helpers/index.js';
+import { ECHO_MAIN } from '../helpers/index.js';
 
 const FAILING_REHEARSAL = new URL('../fixtures/rehearse-throws-main.mjs', import.meta.url);
 const STEP = new URL('../fixtures/steps/count.mjs', import.meta.url).pathname;
@@ -62,10 +62,19 @@ function anonymousReferencedKb(pid: number): number {
 }
 
 /** Waits until the pool holds `size` ready children and returns them. */
+/**
+ * Waits until the pool holds `size` children, each ready (it has said so: its copies and reads
+ * ahead are done; a pool child sets up at nice 19, so on a busy host that takes a while) and
+ * passing ok, and returns them.
+ */
 async function fullPool(z: Zygote, size: number, ok: (s: { privateDirtyKb: number }) => boolean = () => true) {
-  let steps: ReturnType<typeof poolSteps> = [];
-  await waitFor(() => (steps = poolSteps(z.pid)).length === size && steps.every(ok), 20_000, `${size} ready pool children`);
-  return steps;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const steps = poolSteps(z.pid);
+    if (steps.length === size && steps.every(ok) && (await z.stats()).poolIdle === size && poolSteps(z.pid).length === size) return steps;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${size} ready pool children`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 describe('prefaulted pool children', () => {
