@@ -42,6 +42,21 @@ function readyPoolPids(zpid: number): number[] {
   });
 }
 
+/**
+ * Waits until the pool holds n children that have split off their step and said they are ready
+ * (stats().poolIdle: a pool child whose step exists may still be setting up, and a spawn then
+ * forks fresh), and returns them.
+ */
+async function readyPool(zy: Zygote, n: number, what: string): Promise<number[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pids = readyPoolPids(zy.pid);
+    if (pids.length === n && (await zy.stats()).poolIdle === n && readyPoolPids(zy.pid).length === n) return pids;
+    if (Date.now() > deadline) throw new Error(`timed out after 10000 ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** When a process started, in clock ticks since boot (/proc/PID/stat field 22). */
 function startTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -56,8 +71,7 @@ async function run(zy: Zygote, args: unknown[], opts: Parameters<Zygote['spawn']
 
 describe('a warm pool', () => {
   it('keeps its size of children forked ahead, and serves a spawn with one of them (forked before the spawn was asked for)', async () => {
-    await waitFor(() => readyPoolPids(z.pid).length === 2, 10_000, 'the pool to fill');
-    const ahead = readyPoolPids(z.pid);
+    const ahead = await readyPool(z, 2, 'the pool to fill');
     const before = ahead.map(startTicks);
     // Ticks are 10 ms: wait two so a child forked for this spawn would start later than these.
     await new Promise((r) => setTimeout(r, 30));
@@ -72,8 +86,7 @@ describe('a warm pool', () => {
   });
 
   it('serves a spawn with no memory and no pids limit too, measured by the cgroup it has anyway', async () => {
-    await waitFor(() => readyPoolPids(z.pid).length === 2, 10_000, 'the pool to fill');
-    const ahead = readyPoolPids(z.pid);
+    const ahead = await readyPool(z, 2, 'the pool to fill');
     const child = await z.spawn({ args: ['sleep', 50], limits: { memoryBytes: null, pids: null } });
     expect(ahead).toContain(child.pid);
     expect(child.limits).toMatchObject({ memoryBytes: null, pids: null });
@@ -129,7 +142,7 @@ describe('a warm pool', () => {
       writeFileSync(join(dir, 'in.txt'), 'from the client');
       const dz = await startZygote({ main: DEPUTY_MAIN, pool: { size: 1 } });
       try {
-        await waitFor(() => readyPoolPids(dz.pid).length === 1, 10_000, 'the pool to fill');
+        await readyPool(dz, 1, 'the pool to fill');
         const child = await dz.spawn({ args: [['read', '/input/in.txt'], ['write', '/input/x', 'no'], ['write', '/output/y', 'yes']], mounts: [{ source: dir, target: '/input' }, { source: join(dir), target: '/output', writable: true }] });
         const [out, err, status] = await Promise.all([collect(child.stdout), collect(child.stderr), child.exited]);
         expect(status.code, err).toBe(0);
@@ -149,8 +162,7 @@ describe('a warm pool', () => {
   it('fails closed: a claimed child whose claim cannot be applied in full (seccomp, made to fail) never runs the step', async () => {
     const iz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 }, dangerouslyAllowUnsandboxed: true });
     try {
-      await waitFor(() => readyPoolPids(iz.pid).length === 1, 10_000, 'the pool child to be ready');
-      const [pooled] = readyPoolPids(iz.pid);
+      const [pooled] = await readyPool(iz, 1, 'the pool child to be ready');
       const err = await iz.spawn({ args: ['echo-args', 'ran'], sandbox: { dangerouslyInjectFailure: { step: 'seccomp', errno: 'EPERM' } } }).then(
         () => null,
         (e: unknown) => e,
@@ -180,7 +192,7 @@ describe('a warm pool', () => {
   it('stats() counts the spawns the pool served and those that forked fresh (a spawn that skips a layer forks)', async () => {
     const sz = await startZygote({ main: ECHO_MAIN, pool: { size: 1 }, dangerouslyAllowUnsandboxed: true });
     try {
-      await waitFor(() => readyPoolPids(sz.pid).length === 1, 10_000, 'the pool to fill');
+      await readyPool(sz, 1, 'the pool to fill');
       expect(await sz.stats()).toEqual({ busy: 0, queued: 0, poolIdle: 1, poolSize: 1, claimed: 0, forked: 0, retired: 0 });
       const held = await sz.spawn({ args: ['hang'] });
       await new Promise((r) => held.stdout.once('data', r));
