@@ -6,6 +6,20 @@ import { startZygote as start, type StartZygoteOptions, type Zygote } from '../.
 
 export * from '../../dist/index.js';
 
-export function startZygote(options: StartZygoteOptions): Promise<Zygote> {
-  return start({ pool: { size: 2 }, ...options });
+const POOL_SIZE = 2;
+/** How long a start waits for its pool to be ready; a zygote whose pool cannot fill is returned anyway. */
+const POOL_READY_MS = 10_000;
+
+export async function startZygote(options: StartZygoteOptions): Promise<Zygote> {
+  const zygote = await start({ pool: { size: POOL_SIZE }, ...options });
+  // A spawn that comes before a pool child is ready forks fresh: wait, so that the suites'
+  // first spawns are claims too.
+  const size = options.pool?.size ?? POOL_SIZE;
+  const deadline = Date.now() + POOL_READY_MS;
+  while (Date.now() < deadline) {
+    const stats = await zygote.stats().catch(() => null);
+    if (stats === null || stats.poolIdle >= size) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return zygote;
 }
