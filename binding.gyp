@@ -19,6 +19,7 @@
         "native/heap.cc",
         "native/prefault.cc",
         "native/pretouch.cc",
+        "native/maps.cc",
         "native/probe.cc",
         "native/process.cc",
         "native/report.cc",

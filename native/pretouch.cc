@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <string>
 
+#include "maps.h"
+
 namespace zygote {
 namespace {
 
@@ -37,32 +39,12 @@ struct Vma {
 // only resident pages are read.
 std::vector<Vma> ReadablePrivateMappings() {
   std::vector<Vma> out;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t eol = text.find('\n', at);
-    if (eol == std::string::npos) eol = text.size();
-    std::string line = text.substr(at, eol - at);
-    at = eol + 1;
-    // start-end perms offset dev inode [path]
-    unsigned long start = 0, end = 0, offset = 0, inode = 0;
-    char perms[5] = {0}, dev[16] = {0}, path[256] = {0};
-    int fields = sscanf(line.c_str(), "%lx-%lx %4s %lx %15s %lu %255s", &start, &end, perms, &offset, dev, &inode, path);
-    if (fields < 6 || perms[0] != 'r' || perms[3] != 'p') continue;
-    bool memory = inode == 0 && (path[0] == '\0' || strcmp(path, "[heap]") == 0 || strcmp(path, "[stack]") == 0);
-    bool file = inode != 0 && path[0] == '/' && strncmp(path, "/dev/", 5) != 0;
-    if (!memory && !file) continue;
-    out.push_back({start, end});
-  }
+  ForEachMapping([&](const Mapping& m) {
+    if (m.perms[0] != 'r' || m.perms[3] != 'p') return;
+    bool memory = m.inode == 0 && (m.path[0] == '\0' || strcmp(m.path, "[heap]") == 0 || strcmp(m.path, "[stack]") == 0);
+    bool file = m.inode != 0 && m.path[0] == '/' && strncmp(m.path, "/dev/", 5) != 0;
+    if (memory || file) out.push_back({m.start, m.end});
+  });
   return out;
 }
 
