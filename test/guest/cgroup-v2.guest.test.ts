@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tableFromArrays } from 'apache-arrow';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runStep, startZygote, stepRunner, type Zygote } from '../../dist/index.js';
+import { MIN_MEMORY_BYTES, runStep, startZygote, stepRunner, type Zygote } from '../../dist/index.js';
 import { CLI, ECHO_MAIN, ROOT, waitFor } from '../helpers/index.js';
 import { cgroupV2, describeNeeds } from '../helpers/host.js';
 
@@ -66,6 +66,18 @@ describeNeeds(cgroupV2(), 'on cgroup v2 alone', () => {
     child.kill();
     expect((await child.exited).reason).toBe('killed');
     await waitFor(() => !existsSync(`/sys/fs/cgroup${dir}`), 10_000, 'the child cgroup to be removed');
+  });
+
+  it('runs a step at the memory floor (MIN_MEMORY_BYTES, 32 MiB) 20 times in a row, each well under it', async () => {
+    expect(MIN_MEMORY_BYTES).toBe(32 * MiB);
+    const peaks: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const out = await runStep(steps, { module: GOOD, input: tableFromArrays({ x: Int32Array.from([1, 2, 3]) }), limits: { memoryBytes: MIN_MEMORY_BYTES, wallTimeMs: 120_000 } });
+      if (!out.ok) throw new Error(`step ${i + 1}: ${out.error.kind}: ${out.error.message} (peaks so far, MiB: ${peaks.map((p) => (p / MiB).toFixed(1)).join(', ')})`);
+      peaks.push(out.exit.memoryPeakBytes ?? 0);
+      out.release();
+    }
+    expect(Math.max(...peaks)).toBeLessThan(MIN_MEMORY_BYTES);
   });
 
   it('runs a step with runStep under memory and pids limits, and returns its table', async () => {
