@@ -4,6 +4,8 @@
 // control socket each SOCK_SEQPACKET packet is exactly one frame, so the prefix is checked
 // against the packet size rather than trusted.
 import thrift from 'thrift';
+import { withCompactVarintReads } from './compact-varint.js';
+import { CompactWriter } from './compact-writer.js';
 import { ProtocolError } from './errors.js';
 
 /** Anything the Thrift generator emits: a struct or union that reads and writes itself. */
@@ -19,31 +21,19 @@ export const FRAME_HEADER_BYTES = 4;
 
 /**
  * Serialises one struct as a frame; throws ProtocolError('too-large') past maxBytes of payload.
- * Doubles are written exactly: Thrift's JS TCompactProtocol (0.24.0) computes a double's
- * exponent with Math.log, which rounds down for some values a few ulps above a power of two
- * below 2^-28, and then writes the wrong double (1.780059086805762e-307 goes out as
- * 8.900295434028813e-308; found by the fuzzers, once on the step pipes and once on the control
- * socket). Its readDouble is right. Node's writeDoubleLE writes the same little-endian IEEE 754
- * bytes the compact protocol specifies.
+ * The compact protocol's bytes come from CompactWriter (protocol/compact-writer.ts): those of
+ * thrift's TCompactProtocol, without its `new Buffer()` per value, and with doubles exact.
  */
 export function encodeFrame(message: ThriftStruct, maxBytes: number): Buffer {
-  let frame: Buffer | undefined;
-  const transport = new thrift.TFramedTransport(undefined, (buf?: Buffer) => {
-    frame = buf;
-  });
-  const protocol = new thrift.TCompactProtocol(transport);
-  protocol.writeDouble = (v: number) => {
-    const buf = Buffer.allocUnsafe(8);
-    buf.writeDoubleLE(v, 0);
-    transport.write(buf);
-  };
-  message.write(protocol);
-  protocol.flush();
-  if (frame === undefined) throw new Error('encodeFrame: the Thrift transport produced no frame');
-  const payload = frame.length - FRAME_HEADER_BYTES;
-  if (payload > maxBytes) {
-    throw new ProtocolError('too-large', `frame of ${payload} bytes exceeds the ${maxBytes}-byte limit`);
+  const writer = new CompactWriter();
+  message.write(writer.asProtocol());
+  const payload = writer.bytes();
+  if (payload.length > maxBytes) {
+    throw new ProtocolError('too-large', `frame of ${payload.length} bytes exceeds the ${maxBytes}-byte limit`);
   }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  payload.copy(frame, FRAME_HEADER_BYTES);
   return frame;
 }
 
@@ -80,7 +70,7 @@ export function decodeFrame<T extends ThriftStruct>(
 /** Decodes exactly one T from payload; every byte must belong to it. */
 export function decodePayload<T extends ThriftStruct>(payload: Buffer, Type: ThriftStructClass<T>, typeName: string): T {
   const transport = new thrift.TFramedTransport(payload);
-  const protocol = new thrift.TCompactProtocol(transport);
+  const protocol = withCompactVarintReads(new thrift.TCompactProtocol(transport), transport);
   const message = new Type();
   try {
     message.read(protocol);

@@ -86,8 +86,9 @@ export async function writeMessage(stream: Writable, value: ThriftStruct, opts: 
 }
 
 /**
- * value as one frame (header and payload), as writeMessage sends it (encodeFrame: doubles
- * written exactly). Throws ProtocolError('too-large') past maxBytes (default 1 MiB).
+ * value as one frame (header and payload), as writeMessage sends it (encodeFrame, through
+ * CompactWriter: doubles written exactly). Throws ProtocolError('too-large') past maxBytes
+ * (default 1 MiB).
  */
 export function encodeMessage(value: ThriftStruct, opts: WriteMessageOptions = {}): Buffer {
   if (typeof opts === 'object' && opts !== null) refuseUnknownKeys(opts, ['maxBytes'], 'writeMessage() / encodeMessage()');

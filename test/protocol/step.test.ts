@@ -99,9 +99,9 @@ describe('StepRequest round-trips', () => {
     expect(paramsRoundTrip({ near })).toEqual({ near });
   });
 
-  it("positive control: Thrift's JS compact writer itself miscodes that double (if this fails, it was fixed upstream and encodeFrame's own writeDouble in protocol/framing.ts can go)", () => {
+  it("positive control: Thrift's JS compact writer itself miscodes that double (CompactWriter, protocol/compact-writer.ts, writes it exactly)", () => {
     const msg = encodeStepRequest({ ...BASE, params: { x: 1.780059086805762e-307 } });
-    // Thrift's writer as it comes, without encodeFrame's exact writeDouble.
+    // Thrift's writer as it comes.
     let raw: Buffer | undefined;
     const transport = new thrift.TFramedTransport(undefined, (buf?: Buffer) => (raw = buf));
     const protocol = new thrift.TCompactProtocol(transport);
