@@ -1,5 +1,5 @@
 // zygote/buffer-warning.ts: the zygote settles Node's Buffer() deprecation check before it
-// serves, so neither it nor its children walk the stack on each of thrift's Buffer() calls.
+// serves, so neither it nor its children walk the stack on each Buffer() call a library makes.
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startZygote, type Zygote } from '../../dist/index.js';
