@@ -209,7 +209,7 @@ describe('every message kind, with its values scrambled, encodes the same', () =
     { kind: 'spawned', id: 5, pid: 99, limits: { wallTimeMs: 60_000, cpuTimeMs: null, memoryBytes: 2 ** 40, pids: 32, tmpBytes: 64 << 20, fileBytes: 2 ** 30, nofile: 256, outputBytes: 2 ** 30, outputFiles: 4096 } },
     { kind: 'spawnFailed', id: 8, step: 'limits', errnoName: '', message: 'above', sandbox: false, aboveCap: { field: 'memoryBytes', requested: 2 ** 33, cap: 2 ** 30 } },
     { kind: 'spawnFailed', id: 10, step: 'admission', errnoName: '', message: 'full', sandbox: false, capacity: { cap: 'children-per-uid', limit: 3 } },
-    { kind: 'exited', id: 3, pid: 4, code: 0, signal: null, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 4096, memoryPeakBytes: 1e6, limit: 'memory' },
+    { kind: 'exited', id: 3, pid: 4, code: 0, signal: null, wallMs: 12.375, cpuMs: 3.5, maxRssBytes: 4096, memoryPeakBytes: 1e6, limit: 'oom' },
     { kind: 'stats', id: 12, busy: 3, queued: 1, poolIdle: 2, poolSize: 4, claimed: 900, forked: 17, retired: 2 },
     { kind: 'health', id: 13, healthy: false, problems: ['a', 'b'], checks: ['serving'] },
     { kind: 'queued', id: 12, timeoutMs: 30_000 },
