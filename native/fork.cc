@@ -636,19 +636,10 @@ SandboxSpec ParseSandbox(Napi::Env env, Napi::Object o) {
   return sb;
 }
 
-// [start, length, start, length, ...] (a pool child's learned pages): addresses below 2^47
-// are exact as doubles. Absent: none.
+// A pool child's learned pages (PageRangesFromJs); absent: none.
 std::vector<PageRange> RangesField(Napi::Env env, Napi::Object o, const char* key) {
-  std::vector<PageRange> out;
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return out;
-  if (!o.Get(key).IsArray()) throw Napi::TypeError::New(env, std::string("forkChild: ") + key + " must be an array of numbers");
-  Napi::Array a = o.Get(key).As<Napi::Array>();
-  for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
-    Napi::Value start = a.Get(i), length = a.Get(i + 1);
-    if (!start.IsNumber() || !length.IsNumber()) throw Napi::TypeError::New(env, std::string("forkChild: ") + key + " must be numbers");
-    out.push_back({static_cast<uintptr_t>(start.As<Napi::Number>().DoubleValue()), static_cast<size_t>(length.As<Napi::Number>().DoubleValue())});
-  }
-  return out;
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return {};
+  return PageRangesFromJs(env, o.Get(key), std::string("forkChild: ") + key);
 }
 
 ForkSpec ParseSpec(Napi::Env env, Napi::Object o) {

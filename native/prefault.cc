@@ -18,4 +18,16 @@ void PrefaultRanges(const std::vector<PageRange>& ranges) {
   }
 }
 
+std::vector<PageRange> PageRangesFromJs(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, what + " must be an array of numbers");
+  Napi::Array a = value.As<Napi::Array>();
+  std::vector<PageRange> out;
+  for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
+    Napi::Value start = a.Get(i), length = a.Get(i + 1);
+    if (!start.IsNumber() || !length.IsNumber()) throw Napi::TypeError::New(env, what + " must be numbers");
+    out.push_back({static_cast<uintptr_t>(start.As<Napi::Number>().DoubleValue()), static_cast<size_t>(length.As<Napi::Number>().DoubleValue())});
+  }
+  return out;
+}
+
 }  // namespace zygote

@@ -1,6 +1,6 @@
 // pretouch: see pretouch.h. The ranges are learned by a learner (zygote/prefault.ts): after
-// its rehearsal it times one read of each resident page of its own anonymous memory
-// (accessedPages below). A page it accessed since its fork reads in well under a microsecond;
+// its rehearsal it times one read of each page it has an entry for in its readable private
+// mappings, memory and regular files (accessedPages below). A page it accessed since its fork reads in well under a microsecond;
 // one it never touched takes the trap. Where first accesses cost nothing (bare metal), every
 // resident page reads fast, and pool children read them all: cheap there, and still right.
 #include "pretouch.h"
@@ -127,17 +127,8 @@ Napi::Value AccessedPages(const Napi::CallbackInfo& info) {
 
 // pretouchRanges([start, length, ...]): PretouchRanges in this process, for tests.
 Napi::Value PretouchRangesJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "pretouchRanges: ranges must be an array of numbers");
-  Napi::Array a = info[0].As<Napi::Array>();
-  std::vector<PageRange> ranges;
-  for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
-    Napi::Value start = a.Get(i), length = a.Get(i + 1);
-    if (!start.IsNumber() || !length.IsNumber()) throw Napi::TypeError::New(env, "pretouchRanges: ranges must be numbers");
-    ranges.push_back({static_cast<uintptr_t>(start.As<Napi::Number>().DoubleValue()), static_cast<size_t>(length.As<Napi::Number>().DoubleValue())});
-  }
-  PretouchRanges(ranges);
-  return env.Undefined();
+  PretouchRanges(PageRangesFromJs(info.Env(), info[0], "pretouchRanges: ranges"));
+  return info.Env().Undefined();
 }
 
 }  // namespace
