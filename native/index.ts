@@ -239,9 +239,9 @@ export interface NativeAddon {
   /** Full collections in V8's reduce-memory mode: the young generation shrinks, free pages are unmapped. */
   reduceHeap(): void;
   // pretouch.cc
-  /** [start, length, ...]: this process's resident anonymous pages that read fast now (accessed since its fork), at most maxPages. */
+  /** [start, length, ...]: the pages of this process's readable private mappings (memory and regular files) that it has an entry for and that read fast now (accessed since its fork), at most maxPages. */
   accessedPages(maxPages: number): number[];
-  /** Reads one byte of each resident page of the ranges that lies in a readable private anonymous mapping. */
+  /** Reads one byte of each resident page of the ranges that lies in a readable private mapping of memory or a regular file. */
   pretouchRanges(ranges: number[]): void;
   // sandbox/network.cc
   /** The ifindex of an interface in this process's network namespace, or 0 if there is none. */

@@ -12,9 +12,10 @@
 // Reads cost too: a forked child's page-table entries start "not accessed", and on these VMs
 // the first access through each traps to the hypervisor (6 us a read, measured; no fault is
 // counted). Which pages the learner read is in no /proc file, so the learner measures it
-// itself as its last act: it times one read of each of its resident anonymous pages, and those
-// that read fast were accessed since its fork (native/pretouch.cc). It sends them with its
-// answer, and pool children read them once (native/pretouch.h) before they are ready.
+// itself as its last act: it times one read of each page of its readable private mappings
+// (memory and regular files) that it has an entry for, and those that read fast were accessed
+// since its fork (native/pretouch.cc). It sends them with its answer, and pool children read
+// them once (native/pretouch.h) before they are ready.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /** The most a pool child copies ahead: 8,192 pages (32 MiB). */
