@@ -88,8 +88,8 @@ export const MIN_PIDS = 10;
  */
 export const MIN_MEMORY_BYTES = 32 * MiB;
 
-/** The floor as the messages say it. */
-const MIN_MEMORY = `${MIN_MEMORY_BYTES} (${MIN_MEMORY_BYTES / MiB} MiB)`;
+/** The floor as the messages say it (here and in zygote/sandbox/limits.ts). */
+export const MIN_MEMORY_TEXT = `${MIN_MEMORY_BYTES} (${MIN_MEMORY_BYTES / MiB} MiB)`;
 
 /** Checks a limits object (`path` is its place in the options, e.g. "limits"); each field a positive safe integer, or null where allowed. */
 export function normalizeLimits(l: unknown, path: string, where: string): Limits {
@@ -109,7 +109,7 @@ export function normalizeLimits(l: unknown, path: string, where: string): Limits
       throw new InvalidOptionError(`Expected \`${path}.${k}\` to be a positive integer${none}, got ${describe(v)}`);
     }
     if (k === 'pids' && v < MIN_PIDS) throw new InvalidOptionError(`Expected \`${path}.pids\` to be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts), got ${v}`);
-    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY}: a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more, got ${v}`);
+    if (k === 'memoryBytes' && v < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected \`${path}.memoryBytes\` to be at least ${MIN_MEMORY_TEXT}: a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more, got ${v}`);
     out[k] = v;
   }
   return out;
@@ -193,7 +193,7 @@ export function normalizeLimitPolicy(p: unknown, what = 'limits'): LimitPolicy {
     out.defaults[k] = v;
   }
   if (out.defaults.pids !== null && out.defaults.pids < MIN_PIDS) throw new InvalidOptionError(`Expected the default \`pids\` to be at least ${MIN_PIDS}, got ${out.defaults.pids}`);
-  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY}, got ${out.defaults.memoryBytes}`);
+  if (out.defaults.memoryBytes !== null && out.defaults.memoryBytes < MIN_MEMORY_BYTES) throw new InvalidOptionError(`Expected the default \`memoryBytes\` to be at least ${MIN_MEMORY_TEXT}, got ${out.defaults.memoryBytes}`);
   return out;
 }
 

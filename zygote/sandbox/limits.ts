@@ -4,7 +4,7 @@
 // cap, is refused with the field, the value and the cap.
 import type { ZygoteConfig } from '../../protocol/config.js';
 import { NO_LIMIT, type AboveCap, type WireLimits } from '../../protocol/control.js';
-import { describeAboveCap, MIN_MEMORY_BYTES, MIN_PIDS, type GrantedLimits, type ZygoteLimitKey } from '../../protocol/limits.js';
+import { describeAboveCap, MIN_MEMORY_BYTES, MIN_MEMORY_TEXT, MIN_PIDS, type GrantedLimits, type ZygoteLimitKey } from '../../protocol/limits.js';
 
 /** A limit asked above its cap; the client gets it as a LimitCapError. */
 export class AboveCapError extends Error {
@@ -41,7 +41,7 @@ export function grantLimits(config: Pick<ZygoteConfig, 'limits' | 'sandbox'>, li
     outputFiles: sized('outputFiles', limits.outputFiles, defaults.outputFiles),
   };
   if (granted.memoryBytes !== null && granted.memoryBytes < MIN_MEMORY_BYTES) {
-    throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_BYTES} (${MIN_MEMORY_BYTES / 2 ** 20} MiB): a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more`);
+    throw new Error(`limits.memoryBytes must be at least ${MIN_MEMORY_TEXT}: a Node child needs about 2 MiB of its own just to start, and a step up to 16 MiB more`);
   }
   if (granted.pids !== null && granted.pids < MIN_PIDS) {
     throw new Error(`limits.pids must be at least ${MIN_PIDS}: Node itself needs that many threads (below it, it hangs or aborts)`);
