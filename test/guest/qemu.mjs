@@ -31,7 +31,16 @@ export function bootGuest(o) {
     'panic=-1',
     // cgroup v2 alone, with every controller free for it, as on a systemd or Kubernetes host.
     'cgroup_no_v1=all',
-    'loglevel=4',
+    // A kernel lockup panics (panic=-1 powers off) with every CPU's backtrace on the console,
+    // rather than spinning until the host's timeout with nothing to read (a CI run saw both
+    // vCPUs stuck for 500 s, unexplained). loglevel 5 lets the backtraces, printed at the
+    // default level 4, through. watchdog_thresh 30: a CPU counts as locked up after 60 s, not
+    // 20, since under TCG the host may stall a vCPU for seconds.
+    'softlockup_panic=1',
+    'softlockup_all_cpu_backtrace=1',
+    'watchdog_thresh=30',
+    'hung_task_panic=1',
+    'loglevel=5',
   ].join(' ');
   const args = [
     ...['-accel', 'tcg,thread=multi', '-M', 'q35', '-cpu', 'max', '-smp', String(o.cpus ?? 2), '-m', String(o.memoryMiB ?? 2048)],

@@ -89,16 +89,34 @@ export async function runGuestSuite(o = {}) {
           ? `the guest stopped before its command finished (QEMU exit ${run.code ?? run.signal})`
           : `vitest in the guest wrote no report (${err.code ?? err.message})`;
   }
-  return { ...run, report: parsed, failure, consoleTail: tail(run.consoleFile, 60) };
+  const panic = panicIn(readConsole(run.consoleFile));
+  if (!parsed && panic) failure = `the guest's kernel panicked: ${panic}`;
+  return { ...run, report: parsed, failure, panic, lockup: panic !== null && LOCKUP.test(panic), consoleTail: tail(run.consoleFile, 60) };
+}
+
+/**
+ * The panics that the guest's command line turns a kernel lockup into (qemu.mjs): softlockup_panic
+ * and hung_task_panic. Under TCG they are not necessarily ours to fix, and say nothing of the suite.
+ */
+const LOCKUP = /^(softlockup: hung tasks|hung_task: blocked tasks)/;
+
+/** The reason of the first kernel panic on the console ("softlockup: hung tasks"), or null. */
+export function panicIn(consoleText) {
+  const m = /Kernel panic - not syncing: ([^\n]*)/.exec(consoleText);
+  return m ? m[1].trim() : null;
+}
+
+function readConsole(file) {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r/g, '');
+  } catch {
+    return '';
+  }
 }
 
 /** The last n lines of a file ('' if it cannot be read). */
 export function tail(file, n) {
-  try {
-    return readFileSync(file, 'utf8').replace(/\r/g, '').split('\n').slice(-n).join('\n');
-  } catch {
-    return '';
-  }
+  return readConsole(file).split('\n').slice(-n).join('\n');
 }
 
 function shellQuote(s) {
