@@ -51,7 +51,8 @@ async function readyPool(zy: Zygote, n: number, what: string): Promise<number[]>
   const deadline = Date.now() + 10_000;
   for (;;) {
     const pids = readyPoolPids(zy.pid);
-    if (pids.length === n && (await zy.stats()).poolIdle === n && readyPoolPids(zy.pid).length === n) return pids;
+    // The same children before and after the zygote says they are ready (not one that left meanwhile).
+    if (pids.length === n && (await zy.stats()).poolIdle === n && String(readyPoolPids(zy.pid)) === String(pids)) return pids;
     if (Date.now() > deadline) throw new Error(`timed out after 10000 ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
