@@ -90,9 +90,10 @@ export function sendClaim(pc: PoolChild, req: { id: number; name: string; argsJs
 /**
  * In a pool child: waits for its claim (up to maxWaitMs; the zygote retires idle children
  * before that), applies it and returns the task to run. A child that gets no claim, or a
- * malformed one, exits without running anything.
+ * malformed one, exits without running anything. A learner's task keeps poolPid, its pid as
+ * forked, for the set-up it runs before its rehearsal.
  */
-export function awaitClaim(claimFd: number, maxWaitMs: number): ChildTask {
+export function awaitClaim(claimFd: number, maxWaitMs: number, poolPid: number): ChildTask {
   native.setNonBlocking(claimFd, false);
   const revents = new Int16Array(1);
   const ready = native.poll(Int32Array.of(claimFd), Int16Array.of(POLLIN), revents, maxWaitMs);
@@ -104,7 +105,7 @@ export function awaitClaim(claimFd: number, maxWaitMs: number): ChildTask {
   if (msg.rehearse === true) {
     // No spawn: nothing is applied, and the child never runs one (it is killed once learned from).
     for (const fd of fds) native.close(fd);
-    return { pid: 0, id: -1, name: '', argsJson: '[]', newRoot: true, claimFd, rehearse: true };
+    return { pid: poolPid, id: -1, name: '', argsJson: '[]', newRoot: true, claimFd, rehearse: true };
   }
   const fd = (i: number): number => {
     if (!Number.isInteger(i) || i < 0 || i >= fds.length) throw new Error(`claim: fd index ${i} out of range`);
