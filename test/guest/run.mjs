@@ -89,9 +89,10 @@ export async function runGuestSuite(o = {}) {
           ? `the guest stopped before its command finished (QEMU exit ${run.code ?? run.signal})`
           : `vitest in the guest wrote no report (${err.code ?? err.message})`;
   }
-  const panic = panicIn(readConsole(run.consoleFile));
+  const console = readConsole(run.consoleFile);
+  const panic = panicIn(console);
   if (!parsed && panic) failure = `the guest's kernel panicked: ${panic}`;
-  return { ...run, report: parsed, failure, panic, lockup: panic !== null && LOCKUP.test(panic), consoleTail: tail(run.consoleFile, 60) };
+  return { ...run, report: parsed, failure, panic, lockup: panic !== null && LOCKUP.test(panic), consoleTail: lastLines(console, 60) };
 }
 
 /**
@@ -116,7 +117,11 @@ function readConsole(file) {
 
 /** The last n lines of a file ('' if it cannot be read). */
 export function tail(file, n) {
-  return readConsole(file).split('\n').slice(-n).join('\n');
+  return lastLines(readConsole(file), n);
+}
+
+function lastLines(text, n) {
+  return text.split('\n').slice(-n).join('\n');
 }
 
 function shellQuote(s) {
