@@ -89,10 +89,10 @@ export async function runGuestSuite(o = {}) {
           ? `the guest stopped before its command finished (QEMU exit ${run.code ?? run.signal})`
           : `vitest in the guest wrote no report (${err.code ?? err.message})`;
   }
-  const console = readConsole(run.consoleFile);
-  const panic = panicIn(console);
+  const consoleText = readConsole(run.consoleFile);
+  const panic = panicIn(consoleText);
   if (!parsed && panic) failure = `the guest's kernel panicked: ${panic}`;
-  return { ...run, report: parsed, failure, panic, lockup: panic !== null && LOCKUP.test(panic), consoleTail: lastLines(console, 60) };
+  return { ...run, report: parsed, failure, panic, lockup: panic !== null && LOCKUP.test(panic), consoleTail: lastLines(consoleText, 60) };
 }
 
 /**
