@@ -22,7 +22,7 @@ export interface PoolChild {
   /** Its cgroup(s), joined at fork, without limits until a claim writes them. */
   cgroup: ChildCgroup | null;
   forkedAt: number;
-  /** Which learned prefault ranges it copied (zygote/prefault.ts): 0, none. */
+  /** Which learned prefault ranges it copied and read (zygote/prefault.ts): 0, none (a blank child, the only kind a learner may be). */
   prefaultGeneration: number;
 }
 
@@ -60,10 +60,15 @@ export class WarmPool {
   /**
    * The oldest child whose setup is done, taken out of the pool; null when none is ready. A
    * child is ready once its step-to-be has sent its pidfd ("ready"), read here without waiting.
-   * A child taken to learn from (zygote/prefault.ts) is not counted as claimed.
+   * A child taken to learn from (zygote/prefault.ts) is a blank one, and is not counted as
+   * claimed: one that copied or read learned pages ahead would teach them back. A claim takes
+   * a blank child only when no child with learned pages is ready, so that one waits for the
+   * learner under a steady load.
    */
   take(forLearning = false): PoolChild | null {
-    for (const c of this.children.values()) {
+    const all = [...this.children.values()];
+    const blank = all.filter((c) => c.prefaultGeneration === 0);
+    for (const c of forLearning ? blank : [...all.filter((c) => c.prefaultGeneration !== 0), ...blank]) {
       if (c.stepPidfd < 0 && !readReady(c)) continue;
       this.children.delete(c.pid);
       // A learner (zygote/prefault.ts) serves no spawn: not a claim.
@@ -81,6 +86,12 @@ export class WarmPool {
       this.counts.retired++;
     }
     return c;
+  }
+
+  /** Whether a blank child (prefaultGeneration 0) is in the pool, ready or not. */
+  get hasBlank(): boolean {
+    for (const c of this.children.values()) if (c.prefaultGeneration === 0) return true;
+    return false;
   }
 
   /** Children idle for longer than maxIdleMs, to be retired. */

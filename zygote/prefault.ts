@@ -118,7 +118,7 @@ export const LEARNER_POLL_MS = 50;
 /** A learner is killed if it has not rehearsed by then. */
 export const LEARN_TIMEOUT_MS = 10_000;
 /** Learned again after this many pool forks: the zygote's heap moves a little as it serves. */
-const RELEARN_AFTER_FORKS = 200;
+export const RELEARN_AFTER_FORKS = 200;
 
 /**
  * The serve loop's side of learning: when to take a learner, what pool forks copy. One learner
@@ -143,10 +143,18 @@ export class PrefaultLearner {
     return this.canRehearse && this.learner === null && (!this.learned || this.forksSince >= RELEARN_AFTER_FORKS);
   }
 
-  /** A pool child is being forked: the ranges it copies, and those it reads. */
-  forFork(): { prefault: PrefaultRanges; pretouch: PrefaultRanges } {
+  /**
+   * A pool child is being forked: the ranges it copies, those it reads, and the generation it
+   * records. While a learner is wanted and the pool holds no blank child (generation 0), the
+   * child is blank: it copies and reads nothing, so that what a learner reports was touched by
+   * its rehearsal alone (a child that read the last lesson ahead would report it all again,
+   * and lessons would only ever grow).
+   */
+  forFork(poolHasBlank: boolean): { prefault: PrefaultRanges; pretouch: PrefaultRanges; generation: number } {
+    const blank = this.wantsLearner && !poolHasBlank;
     this.forksSince++;
-    return { prefault: this.ranges, pretouch: this.accessed };
+    if (blank) return { prefault: [], pretouch: [], generation: 0 };
+    return { prefault: this.ranges, pretouch: this.accessed, generation: this.generation };
   }
 
   /**
@@ -163,11 +171,18 @@ export class PrefaultLearner {
     const pid = pidOfPidfd(l.stepPidfd);
     if (pid === null) return `the prefault learner (pid ${l.pid}) exited before it could be read`;
     const { ranges, pages } = writtenPages(pid);
-    this.ranges = ranges;
-    this.accessed = accessed;
-    this.generation++;
+    this.adopt(ranges, accessed);
     let read = 0;
     for (let i = 1; i < accessed.length; i += 2) read += accessed[i] / PAGE;
     return `learned from a rehearsal (pid ${pid}): pool children copy ${pages} pages in ${ranges.length / 2} ranges and read ${read} pages in ${accessed.length / 2} ranges before their claim`;
+  }
+
+  /** Takes a lesson: what pool children forked from now on copy (written) and read (accessed). */
+  adopt(written: PrefaultRanges, accessed: PrefaultRanges): void {
+    this.ranges = written;
+    this.accessed = accessed;
+    this.learned = true;
+    this.forksSince = 0;
+    this.generation++;
   }
 }

@@ -351,7 +351,7 @@ export class Server {
     if (this.pool) next = Math.min(next, this.pool.nextExpiry());
     if (this.prefault.learner) next = Math.min(next, this.prefault.learner.since + LEARN_TIMEOUT_MS);
     // A pool child's readiness is read when one is taken: look again shortly while one is wanted.
-    else if (this.prefault.wantsLearner && this.pool && this.pool.idle > 0 && !this.shuttingDown) next = Math.min(next, now + LEARNER_POLL_MS);
+    else if (this.prefault.wantsLearner && this.pool?.hasBlank && !this.shuttingDown) next = Math.min(next, now + LEARNER_POLL_MS);
     // The end of a refill back-off (a refill that is due without one returned 0 above).
     if (this.pool?.wantsChild && !this.shuttingDown && this.poolRetryAt > now) next = Math.min(next, this.poolRetryAt);
     // Killed idmap helpers die within a scheduling round or two: look again shortly.
@@ -898,7 +898,8 @@ export class Server {
       return;
     }
     if (cgroup) sandbox.cgroupProcs = cgroup.procsFds;
-    const out = forkPoolChild(sandbox, this.devNull, this.prefault.forFork());
+    const learned = this.prefault.forFork(this.pool!.hasBlank);
+    const out = forkPoolChild(sandbox, this.devNull, learned);
     if (out.role === 'child') {
       this.forked = true;
       return out.task;
@@ -911,7 +912,7 @@ export class Server {
       return;
     }
     out.child.cgroup = cgroup;
-    out.child.prefaultGeneration = this.prefault.generation;
+    out.child.prefaultGeneration = learned.generation;
     this.pool!.add(out.child);
   }
 
