@@ -66,14 +66,16 @@ export class WarmPool {
    * learner under a steady load.
    */
   take(forLearning = false): PoolChild | null {
-    const all = [...this.children.values()];
-    const blank = all.filter((c) => c.prefaultGeneration === 0);
-    for (const c of forLearning ? blank : [...all.filter((c) => c.prefaultGeneration !== 0), ...blank]) {
-      if (c.stepPidfd < 0 && !readReady(c)) continue;
-      this.children.delete(c.pid);
-      // A learner (zygote/prefault.ts) serves no spawn: not a claim.
-      if (!forLearning) this.counts.claimed++;
-      return c;
+    // Oldest first, children with the lesson before blank ones; a learner, blank ones only.
+    for (const blank of forLearning ? [true] : [false, true]) {
+      for (const c of this.children.values()) {
+        if ((c.prefaultGeneration === 0) !== blank) continue;
+        if (c.stepPidfd < 0 && !readReady(c)) continue;
+        this.children.delete(c.pid);
+        // A learner (zygote/prefault.ts) serves no spawn: not a claim.
+        if (!forLearning) this.counts.claimed++;
+        return c;
+      }
     }
     return null;
   }
