@@ -115,11 +115,7 @@ function readConsole(file) {
   }
 }
 
-/** The last n lines of a file ('' if it cannot be read). */
-export function tail(file, n) {
-  return lastLines(readConsole(file), n);
-}
-
+/** The last n lines of text. */
 function lastLines(text, n) {
   return text.split('\n').slice(-n).join('\n');
 }
