@@ -7,6 +7,9 @@
 // generation went 4 -> 32 MB resident (V8's cap) and old space kept 3 MB of fragmentation, while
 // live objects stayed at ~7 MB (RSS 61 -> 94 MB over 3,000 spawns). Every fork copies the page
 // tables of all of it. native.reduceHeap() brought it back to 57 MB, flat from then on.
+// The memory reducer itself is off in the zygote (--no-memory-reducer, protocol/config.ts): the
+// timer task it armed after each collection waited in the parked loop, and every child forked
+// later ran it.
 //
 // The collection is a pause of 30-60 ms here (several full GCs), so it is run only when worth it
 // (the heap has grown since the last one) and only after the loop has been idle a while: a
