@@ -3,7 +3,8 @@
 // a warm pool (when startZygote has one), a zygote without, a cold node, node under
 // bubblewrap, a node startup snapshot and an isolated-vm isolate; interleaved round by round,
 // ratios against the cold node. Then runStep's own per-part breakdown (its `timings`),
-// throughput at concurrency 1, 4 and 16, and memory: the zygote's RSS, a running step's USS.
+// throughput at concurrency 1, 4 and 16, steps after quiet spells (bench/run-step-quiet.ts),
+// and memory: the zygote's RSS, a running step's USS.
 // Raw samples and summaries go to bench/results/run-step-<time>.json, the plot to
 // bench/results/run-step.svg and the summary table to bench/results/run-step.md.
 //   node dist/bench/run-step-bench.js [--quick] [--runs 200] [--big-runs 40] ...
@@ -23,6 +24,7 @@ import { chart, type Panel } from './lib/svg.js';
 import { isolatePeer } from './run-step-isolate.js';
 import { STEP_LIMITS, type Held, type Peer, type RunningPeer, type Sample, type StepCase } from './run-step-peer.js';
 import { bubblewrapPeer, coldPeer, snapshotPeer } from './run-step-process.js';
+import { QUIET_PAUSE_MS, quietSpells, type QuietResult } from './run-step-quiet.js';
 import { zygotePeer } from './run-step-zygote.js';
 
 interface Options {
@@ -35,11 +37,12 @@ interface Options {
   throughputSteps: number;
   coldThroughputSteps: number;
   memorySamples: number;
+  quietSteps: number;
   peers?: string;
   replot?: string;
 }
 
-const QUICK: Partial<Options> = { runs: 5, bigRuns: 2, warmup: 1, breakdownRuns: 5, throughputSteps: 16, coldThroughputSteps: 8, memorySamples: 2 };
+const QUICK: Partial<Options> = { runs: 5, bigRuns: 2, warmup: 1, breakdownRuns: 5, throughputSteps: 16, coldThroughputSteps: 8, memorySamples: 2, quietSteps: 2 };
 const CONCURRENCY = [1, 4, 16];
 const BASELINE = 'cold';
 
@@ -54,6 +57,7 @@ const cli = new Command('run-step-bench')
   .option('--throughput-steps <n>', 'steps per zygote peer and concurrency', positiveInt, 200)
   .option('--cold-throughput-steps <n>', 'steps of the cold node at concurrency 4', positiveInt, 100)
   .option('--memory-samples <n>', 'held steps per peer whose memory is read', nonNegativeInt, 20)
+  .option('--quiet-steps <n>', `steps per zygote peer after a quiet spell (${QUIET_PAUSE_MS} ms without a step)`, nonNegativeInt, 20)
   .option('--peers <names>', 'only these peers, comma-separated (the cold baseline is always run)')
   .option('--replot <json>', 'run nothing: print the report and write the plot and table again from a results file')
   .parse();
@@ -137,6 +141,8 @@ interface Saved {
   cells: Omit<CellResult, 'warmup'>[];
   breakdowns: Breakdown[];
   throughputs: Throughput[];
+  /** Absent in results from before the quiet-spells part. */
+  quiet?: QuietResult[];
   memory: (MemoryResult & { uss: Summary; heap: Summary })[];
   resident: Resident[];
 }
@@ -171,6 +177,7 @@ const skipped: { peer: string; why: string }[] = [];
 const cells: CellResult[] = [];
 const breakdowns: Breakdown[] = [];
 const throughputs: Throughput[] = [];
+const quiet: QuietResult[] = [];
 const memory: MemoryResult[] = [];
 const resident: Resident[] = [];
 const notes: string[] = [];
@@ -182,6 +189,7 @@ if (saved) {
   cells.push(...saved.cells.map((c) => ({ ...c, warmup: [] })));
   breakdowns.push(...saved.breakdowns);
   throughputs.push(...saved.throughputs);
+  quiet.push(...(saved.quiet ?? []));
   memory.push(...saved.memory);
   resident.push(...saved.resident);
 } else await measure();
@@ -241,6 +249,10 @@ try {
   }
   const cold = live.find((s) => s.peer.name === BASELINE);
   if (cold && !cold.running.noLimits) throughputs.push(await throughput(cold, limitedSmall, Math.max(opts.coldThroughputSteps, 4), 4));
+
+  // ---- steps after a quiet spell (the zygote trims its idle heap; a renderer's sporadic load) ----
+  const zygotes = live.filter((s) => s.peer.name.startsWith('zygote')).map((s) => ({ name: s.peer.name, running: s.running }));
+  if (opts.quietSteps > 0 && zygotes.length > 0) quiet.push(...(await quietSpells(zygotes, limitedSmall, opts.quietSteps)));
 
   // ---- memory: a running step of each peer; the zygote's RSS and idle children ---------------
   const holders = live.filter((s) => s.running.hold);
@@ -309,12 +321,17 @@ const results: Saved = {
   cells: cells.map(({ warmup: _w, ...c }) => c),
   breakdowns,
   throughputs,
+  quiet,
   memory: memory.map((m) => ({ ...m, uss: summarize(m.samples.map((s) => s.ussBytes)), heap: summarize(m.heapBytes) })),
   resident,
 };
 const jsonPath = saved ? opts.replot! : writeResults(`run-step${suffix}`, startedAt, results);
 console.log(`\nraw samples and summaries: ${jsonPath}\nplot: ${svgPath}\ntable: ${mdPath}`);
-const failed = cells.reduce((n, c) => n + c.failures.length, 0) + throughputs.reduce((n, t) => n + t.failures.length, 0) + memory.reduce((n, m) => n + m.failures.length, 0);
+const failed =
+  cells.reduce((n, c) => n + c.failures.length, 0) +
+  throughputs.reduce((n, t) => n + t.failures.length, 0) +
+  quiet.reduce((n, q) => n + q.failures.length, 0) +
+  memory.reduce((n, m) => n + m.failures.length, 0);
 if (failed > 0) {
   console.error(`${failed} steps failed (see "failures" in the results file)`);
   process.exitCode = 1;
@@ -452,6 +469,16 @@ function printReport(): void {
   }
   console.log('\nThroughput (10 rows, limits): steps/s and per-step latency');
   console.log(table([['peer', 'concurrency', 'steps', 'steps/s', 'p50', 'p99', 'failed'], ...throughputs.map((t) => [t.peer, String(t.concurrency), String(t.steps), t.stepsPerSec.toFixed(1), formatMs(t.latency.p50), formatMs(t.latency.p99), String(t.failures.length)])]));
+  if (quiet.length > 0) {
+    console.log(`\nAfter a quiet spell (10 rows, limits; each step ${quiet[0].pauseMs} ms after the last, so after the zygote's idle heap trim), against back to back (the breakdown and the latency cell)`);
+    const backToBack = (peer: string) => ({ fb: breakdowns.find((b) => b.peer === peer && b.case === quiet[0].case)?.parts.firstByteMs?.p50, faults: cellOf(peer, quiet[0].case)?.faults.p50 });
+    console.log(
+      table([
+        ['peer', 'steps', 'total p50', 'total p99', 'first byte p50', 'back to back', 'faults p50', 'back to back', 'failed'],
+        ...quiet.map((q) => [q.peer, String(q.steps), formatMs(q.total.p50), formatMs(q.total.p99), formatMs(q.firstByte.p50), formatMs(backToBack(q.peer).fb ?? NaN), q.faults.n ? q.faults.p50.toFixed(0) : '—', Number.isFinite(backToBack(q.peer).faults) ? backToBack(q.peer).faults!.toFixed(0) : '—', String(q.failures.length)]),
+      ]),
+    );
+  }
   console.log(`\nMemory of a running step (10 rows, limits; median of ${opts.memorySamples}; USS = Private_Clean + Private_Dirty of its processes, from smaps_rollup)`);
   console.log(
     table([
