@@ -19,7 +19,7 @@ import { formatMiB, formatMs, table } from './lib/format.js';
 import { RESULTS_DIR } from './lib/paths.js';
 import { readPrivateMemory, readRssBytes, readTreePrivateMemory, type PrivateMemory } from './lib/procfs.js';
 import { writeResults } from './lib/results.js';
-import { median, summarize, type Summary } from './lib/stats.js';
+import { median, shuffled, summarize, type Summary } from './lib/stats.js';
 import { chart, type Panel } from './lib/svg.js';
 import { isolatePeer } from './run-step-isolate.js';
 import { STEP_LIMITS, type Held, type Peer, type RunningPeer, type Sample, type StepCase } from './run-step-peer.js';
@@ -385,15 +385,6 @@ async function rounds(n: number, phase: string, count: number, sample: (i: numbe
   }
 }
 
-/** 0..count-1 in a random order (Fisher-Yates). */
-function shuffled(count: number): number[] {
-  const order = Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
 
 async function throughput(p: PeerState, c: StepCase, steps: number, concurrency: number): Promise<Throughput> {
   // A short warm-up at this concurrency first.

@@ -5,7 +5,7 @@
 // V8 timer armed in the zygote fired in every child forked after it (protocol/config.ts,
 // --no-memory-reducer): back to back nothing showed; 2.5 s apart, first byte doubled.
 import type { RunningPeer, StepCase } from './run-step-peer.js';
-import { summarize, type Summary } from './lib/stats.js';
+import { shuffled, summarize, type Summary } from './lib/stats.js';
 
 /** Pause before each step: longer than the 2 s after which the zygote trims its heap, so each step follows a trim. */
 export const QUIET_PAUSE_MS = 2_500;
@@ -22,14 +22,16 @@ export interface QuietResult {
 }
 
 /**
- * steps rounds: a pause of pauseMs, then one step of each peer, in turn (each peer's own quiet
- * spell is the pause plus the other peers' steps).
+ * steps rounds: a pause of pauseMs, then one step of each peer, in an order shuffled each round
+ * (a peer right after another pays for that one's pool refill); each peer's own quiet spell is
+ * the pause plus the other peers' steps.
  */
 export async function quietSpells(peers: { name: string; running: RunningPeer }[], c: StepCase, steps: number, pauseMs = QUIET_PAUSE_MS): Promise<QuietResult[]> {
   const raw = peers.map(() => ({ total: [] as number[], firstByte: [] as number[], faults: [] as number[], failures: [] as string[] }));
   for (let r = 0; r < steps; r++) {
     await new Promise((resolve) => setTimeout(resolve, pauseMs));
-    for (const [i, p] of peers.entries()) {
+    for (const i of shuffled(peers.length)) {
+      const p = peers[i];
       try {
         const s = await p.running.run(c, { timings: true });
         raw[i].total.push(s.ms);
