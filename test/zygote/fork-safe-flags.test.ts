@@ -7,31 +7,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS } from '../../dist/protocol/config.js';
-import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
-import { resolveAdmission } from '../../dist/protocol/admission.js';
-import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
-import { bounded, ECHO_MAIN, ROOT, waitFor } from '../helpers/index.js';
+import { FORK_SAFE_NODE_FLAGS } from '../../dist/protocol/config.js';
+import { bounded, ROOT, waitFor } from '../helpers/index.js';
+import { echoListenConfig } from '../helpers/zygote-config.js';
 
 const MAIN = join(ROOT, 'dist/zygote/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'zygote-flags-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function config(socket: string): string {
-  return encodeConfig({
-    main: ECHO_MAIN.href,
-    preload: [],
-    control: { kind: 'listen', path: socket, allowUids: [process.getuid!()] },
-    name: 'fork-safe-flags',
-    setupTimeoutMs: 10_000,
-    verbose: false,
-    sandbox: normalizeSandboxDefaults({}),
-    limits: builtinLimitPolicy(),
-    admission: resolveAdmission({}, { uids: 1, uidRangeCount: null }),
-    allowUnsandboxed: false,
-    shutdownTimeoutMs: 5_000,
-  });
-}
 
 describe('the zygote without a fork-safety flag', () => {
   it('names the memory reducer among the flags (its timer would fire in every child forked later)', () => {
@@ -40,7 +22,7 @@ describe('the zygote without a fork-safety flag', () => {
 
   it.each(FORK_SAFE_NODE_FLAGS.map((f) => [f]))('without %s: logs the missing flag, exits 1, never listens', (flag) => {
     const socket = join(dir, `without${flag}.sock`);
-    const r = spawnSync(process.execPath, [...FORK_SAFE_NODE_FLAGS.filter((f) => f !== flag), MAIN, config(socket)], { env: {}, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [...FORK_SAFE_NODE_FLAGS.filter((f) => f !== flag), MAIN, echoListenConfig(socket, 'fork-safe-flags')], { env: {}, encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`cannot start: node must run the zygote with ${FORK_SAFE_NODE_FLAGS.join(' ')} (missing ${flag})`);
     expect(existsSync(socket)).toBe(false);
@@ -48,7 +30,7 @@ describe('the zygote without a fork-safety flag', () => {
 
   it('positive control: with every flag, the same command line listens', async () => {
     const socket = join(dir, 'all.sock');
-    const zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, MAIN, config(socket)], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
+    const zygote = spawn(process.execPath, [...FORK_SAFE_NODE_FLAGS, MAIN, echoListenConfig(socket, 'fork-safe-flags')], { stdio: ['ignore', 'ignore', 'pipe'], env: {} });
     let stderr = '';
     zygote.stderr!.on('data', (d) => (stderr += d));
     try {

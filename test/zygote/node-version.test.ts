@@ -6,13 +6,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeConfig, FORK_SAFE_NODE_FLAGS } from '../../dist/protocol/config.js';
-import { builtinLimitPolicy } from '../../dist/protocol/limits.js';
-import { resolveAdmission } from '../../dist/protocol/admission.js';
-import { normalizeSandboxDefaults } from '../../dist/protocol/sandbox.js';
+import { FORK_SAFE_NODE_FLAGS } from '../../dist/protocol/config.js';
 import { probeNode } from '../../dist/zygote/doctor/node.js';
 import { isRequired } from '../../dist/zygote/doctor/layers.js';
-import { CLI, ECHO_MAIN, ROOT } from '../helpers/index.js';
+import { CLI, ROOT } from '../helpers/index.js';
+import { echoListenConfig } from '../helpers/zygote-config.js';
 
 const FAKE = join(ROOT, 'test/fixtures/fake-node-version.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'zygote-node-version-'));
@@ -21,19 +19,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('the zygote process', () => {
   it('on Node.js 22, logs why it cannot start, exits 1 and never listens', () => {
     const socket = join(dir, 'zygote.sock');
-    const config = encodeConfig({
-      main: ECHO_MAIN.href,
-      preload: [],
-      control: { kind: 'listen', path: socket, allowUids: [process.getuid!()] },
-      name: 'node-version',
-      setupTimeoutMs: 10_000,
-      verbose: false,
-      sandbox: normalizeSandboxDefaults({}),
-      limits: builtinLimitPolicy(),
-      admission: resolveAdmission({}, { uids: 1, uidRangeCount: null }),
-      allowUnsandboxed: false,
-      shutdownTimeoutMs: 5_000,
-    });
+    const config = echoListenConfig(socket, 'node-version');
     const r = spawnSync(process.execPath, [...FORK_SAFE_NODE_FLAGS, '--import', FAKE, join(ROOT, 'dist/zygote/main.js'), config], {
       env: { FAKE_NODE_VERSION: '22.3.0' },
       encoding: 'utf8',
